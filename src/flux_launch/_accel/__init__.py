@@ -1,0 +1,33 @@
+"""Hot paths with a C implementation (``_c``, built by cffi from ``csrc/``) and a
+pure-Python twin (``_py``) of identical behaviour.
+
+``FLUX_LAUNCH_ACCEL=c`` forces the C backend (an ImportError if it was not built),
+``FLUX_LAUNCH_ACCEL=py`` the Python one; by default C is used when it was built.
+``BACKEND`` names the one in use.
+"""
+
+import os
+
+from flux_launch._accel import _py
+
+_choice = os.environ.get("FLUX_LAUNCH_ACCEL", "")
+if _choice not in ("", "c", "py"):
+    raise ImportError(f"FLUX_LAUNCH_ACCEL={_choice!r}: expected 'c' or 'py'")
+
+_c = None
+if _choice != "py":
+    try:
+        from flux_launch._accel import _cwrap as _c
+    except ImportError:
+        if _choice == "c":
+            raise
+        _c = None
+
+if _c is not None:
+    BACKEND = "c"
+    label_lines = _c.label_lines
+    label_flush = _c.label_flush
+else:
+    BACKEND = "py"
+    label_lines = _py.label_lines
+    label_flush = _py.label_flush

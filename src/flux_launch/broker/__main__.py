@@ -1,0 +1,5 @@
+import sys
+
+from flux_launch.broker.main import main
+
+sys.exit(main())

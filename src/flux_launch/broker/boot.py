@@ -1,0 +1,101 @@
+"""How a broker learns its rank, size and parent.
+
+- **singleton**: no ``PMI_FD`` in the environment: rank 0 of a size-1 instance.
+- **PMI**: started by a process manager that serves PMI-1 (``flux start
+  --test-size``, a job shell, ``mpiexec``...). Each broker binds its overlay socket
+  if it has children, puts ``{uri, pubkey, host}`` under ``flux.tbon.<rank>``, enters
+  the barrier, then reads its parent's entry (to connect) and its children's public
+  keys (to admit them). Nothing here assumes one host: the bound endpoint comes
+  from ``tbon.endpoint`` (``%r`` = rank, ``%B`` = rundir), and a TCP endpoint is
+  encrypted with CURVE.
+"""
+
+import json
+import os
+import socket
+
+from flux_launch.broker.overlay import Overlay, children_of, parent_of
+
+
+class BootError(RuntimeError):
+    """The broker cannot join its instance; the message says why."""
+
+
+def default_endpoint(attrs):
+    """The ``tbon.endpoint`` template when none is configured."""
+    if attrs.get("tbon.prefertcp", "0") not in ("0", ""):
+        return f"tcp://{interface_address(attrs.get('tbon.interface-hint'))}:*"
+    return "ipc://%B/tbon-%r"
+
+
+def interface_address(hint):
+    """The address to bind a TCP endpoint on, from ``tbon.interface-hint``: an
+    address, or ``hostname`` (the address the host name resolves to, the default)."""
+    if hint and hint != "hostname":
+        return hint
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
+def boot(broker, attrs):
+    """Bootstrap ``broker`` (sets rank, size, overlay); returns ``(rank, size)``.
+
+    Raises:
+        BootError: the PMI exchange failed or the overlay cannot bind or connect.
+    """
+    if "PMI_FD" not in os.environ:
+        return 0, 1
+    from flux_launch.core.pmi_client import PMIClient
+
+    try:
+        pmi = PMIClient.from_env()
+        pmi.init()
+    except Exception as exc:
+        raise BootError(f"PMI bootstrap failed: {exc}") from None
+    rank, size = pmi.rank, pmi.size
+    if size == 1:
+        _finish(pmi)
+        return 0, 1
+    fanout = int(attrs.get("tbon.fanout", "2"))
+    overlay = Overlay(broker, rank, size, fanout,
+                      keepalive=float(attrs.get("tbon.keepalive", "1")),
+                      timeout=float(attrs.get("tbon.timeout", "30")))
+    template = attrs.get("tbon.endpoint") or default_endpoint(attrs)
+    pubkey = overlay.make_keys() if template.startswith("tcp://") else None
+    try:
+        uri = None
+        if children_of(rank, size, fanout):
+            uri = overlay.bind(template.replace("%r", str(rank)).replace("%B", attrs["rundir"]))
+        entry = {"uri": uri, "pubkey": pubkey, "host": socket.gethostname()}
+        pmi.put(f"flux.tbon.{rank}", json.dumps(entry, separators=(",", ":")))
+        pmi.barrier()
+        kids = children_of(rank, size, fanout)
+        if pubkey and kids:
+            overlay.set_allowed_keys(json.loads(pmi.get(f"flux.tbon.{c}"))["pubkey"] for c in kids)
+        parent = parent_of(rank, fanout)
+        if parent is not None:
+            pentry = json.loads(pmi.get(f"flux.tbon.{parent}"))
+            if not pentry.get("uri"):
+                raise BootError(f"rank {parent} published no overlay endpoint")
+            overlay.connect(pentry["uri"], pentry.get("pubkey"))
+            attrs["tbon.parent-endpoint"] = pentry["uri"]
+        if uri:
+            attrs["tbon.endpoint"] = uri
+        _finish(pmi)
+    except BootError:
+        overlay.close()
+        raise
+    except Exception as exc:
+        overlay.close()
+        raise BootError(f"overlay bootstrap failed on rank {rank}: {exc}") from None
+    broker.overlay = overlay
+    return rank, size
+
+
+def _finish(pmi):
+    try:
+        pmi.finalize()
+    finally:
+        pmi.close()

@@ -1,0 +1,385 @@
+"""The broker: one per node, an asyncio loop serving local clients and the overlay.
+
+Lifecycle (``Broker.run``):
+
+1. boot (``boot.py``): singleton, or PMI (rank, size, overlay links);
+2. open the local connector ``local-<rank>`` in the rundir, register services
+   (every rank: ``broker``, ``attr``, ``event``, ``overlay``, ``rexec``; rank 0 also
+   ``kvs``);
+3. rank 0 waits for the quorum (every rank online, or ``broker.quorum-timeout``),
+   then runs the initial program, if any, with ``FLUX_URI`` set;
+4. shutdown, when the initial program exits or on SIGTERM/SIGINT: rank 0 tells
+   the tree, every broker waits for its children's goodbye (or their loss), says
+   goodbye to its parent and exits. Rank 0 exits with the initial program's status.
+"""
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import sys
+import time
+
+from flux_launch.broker.connector import Connector
+from flux_launch.broker.router import Router
+from flux_launch.broker import builtins
+
+log = logging.getLogger("flux_launch.broker")
+
+# Attributes that only the broker sets (flux setattr on them fails with EPERM).
+READONLY = {"rank", "size", "broker.pid", "rundir", "statedir", "tbon.fanout", "tbon.endpoint",
+            "tbon.parent-endpoint", "local-uri", "instance-level", "broker.starttime", "hostname",
+            "version", "security.owner", "broker.quorum"}
+
+
+class Broker(Router):
+    """One broker of an instance.
+
+    Args:
+        attrs: broker attributes from ``-S name=value`` (``rundir`` is required).
+        command: the initial program (rank 0 only), or None.
+    """
+
+    def __init__(self, attrs, command=None):
+        super().__init__(0, 1, int(attrs.get("tbon.fanout", "2")))
+        self.attrs = attrs
+        self.command = command
+        self.owner = os.getuid()
+        self.starttime = time.time()
+        self.state = "join"
+        self.online = set()
+        self.lost = set()
+        self.exit_code = 0
+        self.initial_proc = None
+        self._quorum_done = False
+        self._shutting_down = False
+        self._done = None
+        self.closers = []
+
+    # ---- lifecycle --------------------------------------------------------------
+
+    async def run(self):
+        """Run until shutdown; returns the exit code."""
+        from flux_launch.broker.boot import boot
+
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        self.rank, self.size = boot(self, self.attrs)
+        self._init_attrs()
+        self.connector = Connector(self, os.path.join(self.attrs["rundir"], f"local-{self.rank}"), self.owner)
+        await self.connector.start()
+        builtins.register(self)
+        if self.rank == 0:
+            from flux_launch.services.kvs.service import KVSService
+
+            kvs = KVSService(self, self.attrs["statedir"])
+            self.register("kvs", kvs.handle)
+            self.closers.append(kvs.close)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        if self.overlay is not None:
+            self.overlay.start(loop)
+        self.online.add(self.rank)
+        if self.rank == 0:
+            self._check_quorum()
+            if not self._quorum_done:
+                timeout = float(self.attrs.get("broker.quorum-timeout", "60"))
+                loop.call_later(timeout, self._quorum_timeout)
+        await self._done
+        return self.exit_code
+
+    def _init_attrs(self):
+        a = self.attrs
+        a["rank"] = str(self.rank)
+        a["size"] = str(self.size)
+        a["broker.pid"] = str(os.getpid())
+        a["local-uri"] = f"local://{os.path.join(a['rundir'], f'local-{self.rank}')}"
+        a["broker.starttime"] = f"{self.starttime:.6f}"
+        a["security.owner"] = str(self.owner)
+        a.setdefault("tbon.fanout", str(self.fanout))
+        a.setdefault("instance-level", "0")
+        a.setdefault("broker.quorum", f"0-{self.size - 1}" if self.size > 1 else "0")
+        import socket
+
+        a.setdefault("hostname", socket.gethostname())
+        from flux_launch import __version__
+
+        a.setdefault("version", __version__)
+        if self.rank != 0:
+            a.pop("statedir", None)
+
+    def _check_quorum(self):
+        if not self._quorum_done and len(self.online) + len(self.lost) >= self.size:
+            self._quorum_done = True
+            self._enter_run()
+
+    def _quorum_timeout(self):
+        if not self._quorum_done:
+            missing = sorted(set(range(self.size)) - self.online)
+            log.error("broker: quorum not reached after %ss; going on without ranks %s",
+                      self.attrs.get("broker.quorum-timeout", "60"), missing)
+            self._quorum_done = True
+            self._enter_run()
+
+    def _enter_run(self):
+        self.state = "run"
+        if self.command:
+            asyncio.get_running_loop().create_task(self._run_initial_program())
+        else:
+            log.info("broker: no initial program; running until signalled")
+
+    async def _run_initial_program(self):
+        env = self.child_env()
+        try:
+            proc = await asyncio.create_subprocess_exec(*self.command, env=env)
+        except OSError as exc:
+            print(f"flux-start: {self.command[0]}: {exc.strerror}", file=sys.stderr)
+            self.exit_code = 127 if exc.errno == errno.ENOENT else 126
+            self.shutdown()
+            return
+        self.initial_proc = proc
+        rc = await proc.wait()
+        self.exit_code = rc if rc >= 0 else 128 - rc
+        self.shutdown()
+
+    def child_env(self, env=None):
+        """The environment for processes the broker starts: ``FLUX_URI`` set to this
+        broker, the bootstrap PMI variables removed (they belong to the broker)."""
+        env = dict(os.environ if env is None else env)
+        for key in ("PMI_FD", "PMI_RANK", "PMI_SIZE", "PMI_SPAWNED", "PMI_VERSION", "PMI_SUBVERSION"):
+            env.pop(key, None)
+        env["FLUX_URI"] = self.attrs["local-uri"]
+        return env
+
+    def _on_signal(self, sig):
+        if self.initial_proc is not None and self.initial_proc.returncode is None:
+            # The initial program decides how to end; its exit shuts the instance down.
+            try:
+                self.initial_proc.send_signal(sig)
+                return
+            except ProcessLookupError:
+                pass
+        if not self._shutting_down:
+            self.exit_code = 128 + sig
+        self.shutdown()
+
+    def shutdown(self):
+        """Begin an orderly shutdown of this broker and its subtree."""
+        if self._shutting_down:
+            return
+        self._shutting_down = True
+        self.state = "shutdown"
+        loop = asyncio.get_running_loop()
+        rexec = self.services.get("rexec")
+        if rexec is not None:
+            builtins.rexec_kill_all(self)
+        ov = self.overlay
+        if ov is not None:
+            for child, state in list(ov.child_state.items()):
+                if state == "online":
+                    ov.send_child(child, {"type": "ctl", "topic": "shutdown"})
+            timeout = float(self.attrs.get("broker.shutdown-timeout", "10"))
+            self._shutdown_deadline = loop.time() + timeout
+        self._maybe_finish()
+
+    def _maybe_finish(self):
+        if not self._shutting_down or self._done.done():
+            return
+        ov = self.overlay
+        if ov is not None and any(s == "online" for s in ov.child_state.values()):
+            loop = asyncio.get_running_loop()
+            if loop.time() < self._shutdown_deadline:
+                loop.call_later(0.1, self._maybe_finish)
+                return
+            log.error("broker: children %s did not say goodbye; exiting anyway",
+                      [c for c, s in ov.child_state.items() if s == "online"])
+        self._finish()
+
+    def _finish(self):
+        for close in self.closers:
+            try:
+                close()
+            except Exception:
+                log.exception("broker: error while closing a service")
+        self.connector.close()
+        if self.overlay is not None:
+            if self.overlay.dealer is not None:
+                self.overlay.send_parent({"type": "ctl", "topic": "goodbye"})
+            self.overlay.close()
+        self._done.set_result(None)
+
+    # ---- inputs from the connector and the overlay -------------------------------
+
+    def from_client(self, client, msg):
+        mtype = msg.get("type")
+        if mtype == "req":
+            msg["userid"] = client.uid
+            msg["rolemask"] = 1 if client.uid == self.owner else 2
+            topic = msg.get("topic")
+            if isinstance(topic, str):
+                client.services.add((topic.split(".", 1)[0], msg.get("nodeid", -1)))
+            msg["route"] = []
+            self.route_request(msg, client.hop)
+        else:
+            log.error("connector: client %d sent a %r message; only requests are accepted", client.id, mtype)
+
+    def client_disconnected(self, client):
+        for service, nodeid in client.services:
+            if service in ("event",):
+                continue
+            self.route_request({"type": "req", "topic": f"{service}.disconnect", "nodeid": nodeid,
+                                "flags": 2, "matchtag": 0, "payload": None, "route": [],
+                                "userid": client.uid}, client.hop)
+
+    def overlay_recv(self, msg, hop):
+        mtype = msg["type"]
+        if mtype == "req":
+            self.route_request(msg, hop)
+        elif mtype == "resp":
+            self.route_response(msg)
+        elif mtype == "ev" and hop == "p":
+            self.deliver_event(msg)
+        else:
+            log.error("overlay: dropped a %r message from %s", mtype, hop)
+
+    def parent_ctl(self, msg):
+        if msg.get("topic") == "shutdown":
+            self.shutdown()
+
+    def child_online(self, child):
+        self._subtree_change("online", [child])
+
+    def child_ctl(self, child, msg):
+        topic = msg.get("topic")
+        ranks = msg.get("ranks")
+        if topic in ("online", "lost") and isinstance(ranks, list):
+            self._subtree_change(topic, ranks)
+
+    def child_lost(self, child):
+        from flux_launch.broker.overlay import subtree_of
+
+        self._subtree_change("lost", subtree_of(child, self.size, self.fanout))
+        if self._shutting_down:
+            self._maybe_finish()
+
+    def child_goodbye(self, child):
+        if self._shutting_down:
+            self._maybe_finish()
+        else:
+            from flux_launch.broker.overlay import subtree_of
+
+            self._subtree_change("lost", subtree_of(child, self.size, self.fanout))
+
+    def _subtree_change(self, what, ranks):
+        if self.rank == 0:
+            if what == "online":
+                self.online.update(ranks)
+                self.lost.difference_update(ranks)
+                self._check_quorum()
+            else:
+                self.online.difference_update(ranks)
+                self.lost.update(ranks)
+                self.publish("overlay.lost", {"ranks": sorted(ranks)})
+        elif self.overlay is not None and self.overlay.dealer is not None:
+            self.overlay.send_parent({"type": "ctl", "topic": what, "ranks": ranks})
+
+    def parent_lost(self, reason):
+        if self._done is None or self._done.done():
+            return
+        if self._shutting_down:
+            return
+        log.error("broker rank %d: %s; shutting down", self.rank, reason)
+        self.exit_code = 1
+        self.shutdown()
+
+
+_SYSLOG_TO_PY = {0: 50, 1: 50, 2: 50, 3: 40, 4: 30, 5: 20, 6: 20, 7: 10}
+
+
+def setup_logging(attrs, rank_hint="0"):
+    """Broker log lines go to stderr as ``flux-broker[RANK]: LEVEL: text``, filtered
+    by ``log-stderr-level`` (syslog numbers, default 4: warnings and worse)."""
+    try:
+        level = _SYSLOG_TO_PY.get(int(attrs.get("log-stderr-level", "4")), 30)
+    except ValueError:
+        level = 30
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"flux-broker[{rank_hint}]: %(levelname)s: %(message)s"))
+    root = logging.getLogger("flux_launch")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def run_broker(attrs, command=None):
+    """Run one broker to completion and return its exit code.
+
+    Creates the rundir (and, on rank 0, the statedir) when not given, and removes
+    what it created. A failure to boot or to open the state prints one line and
+    returns 1.
+    """
+    import shutil
+    import tempfile
+
+    from flux_launch.broker.boot import BootError
+    from flux_launch.services.kvs.store import StoreError
+
+    setup_logging(attrs, os.environ.get("PMI_RANK", "0"))
+    made_rundir = None
+    if not attrs.get("rundir"):
+        made_rundir = attrs["rundir"] = tempfile.mkdtemp(prefix="flux-")
+    os.chmod(attrs["rundir"], 0o700)
+    if not attrs.get("statedir"):
+        attrs["statedir"] = os.path.join(attrs["rundir"], f"state-{os.environ.get('PMI_RANK', '0')}")
+    broker = Broker(attrs, command)
+    try:
+        return asyncio.run(broker.run())
+    except (BootError, StoreError) as exc:
+        print(f"flux-broker: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if made_rundir:
+            shutil.rmtree(made_rundir, ignore_errors=True)
+
+
+def parse_attrs(pairs):
+    """``["a=b", ...]`` to a dict.
+
+    Raises:
+        ValueError: an item has no ``=``.
+    """
+    attrs = {}
+    for item in pairs:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"invalid attribute {item!r}: expected NAME=VALUE")
+        attrs[name] = value
+    return attrs
+
+
+def main(argv=None):
+    """``python -m flux_launch.broker [-S NAME=VALUE]... [COMMAND...]``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    pairs = []
+    while args:
+        if args[0] in ("-S", "--setattr") and len(args) > 1:
+            pairs.append(args[1])
+            del args[:2]
+        elif args[0].startswith("-S") and len(args[0]) > 2:
+            pairs.append(args[0][2:])
+            del args[0]
+        elif args[0].startswith("--setattr="):
+            pairs.append(args[0].split("=", 1)[1])
+            del args[0]
+        elif args[0] == "--":
+            del args[0]
+            break
+        else:
+            break
+    try:
+        attrs = parse_attrs(pairs)
+    except ValueError as exc:
+        print(f"flux-broker: {exc}", file=sys.stderr)
+        return 2
+    return run_broker(attrs, args or None)

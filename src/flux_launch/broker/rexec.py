@@ -1,0 +1,147 @@
+"""The remote execution server (``rexec``), used by ``flux exec``.
+
+``rexec.exec`` (streaming) starts a command on this rank, in its own session, with
+the client's environment except ``FLUX_URI``, which names this broker. Responses:
+``{"type": "started", "pid", "rank"}``, then ``{"type": "output", "stream",
+"data"}`` (``data`` is text, or ``{"b64": ...}`` for bytes that are not UTF-8),
+then ``{"type": "finished", "status"}`` (exit code, or 128+signal), then ``ENODATA``.
+
+``rexec.write {pid, data, eof}`` feeds the command's stdin; ``rexec.kill {pid,
+signum}`` signals its process group. A client that disconnects has its commands
+killed (SIGKILL to the process group): nothing outlives the client that asked.
+"""
+
+import asyncio
+import base64
+import errno
+import logging
+import os
+import signal
+
+log = logging.getLogger("flux_launch.broker")
+
+
+def encode_data(data):
+    """Bytes as JSON: text if it is UTF-8, else ``{"b64": ...}``."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return {"b64": base64.b64encode(data).decode()}
+
+
+def decode_data(obj):
+    """Inverse of ``encode_data``."""
+    if isinstance(obj, dict):
+        return base64.b64decode(obj.get("b64", ""))
+    return obj.encode()
+
+
+class _Proc:
+    __slots__ = ("proc", "req", "owner", "streams_open")
+
+    def __init__(self, proc, req, owner):
+        self.proc = proc
+        self.req = req
+        self.owner = owner
+        self.streams_open = 2
+
+
+class RexecServer:
+    def __init__(self, broker):
+        self.broker = broker
+        self.procs = {}
+
+    def handle(self, msg):
+        method = msg["topic"].split(".", 1)[1] if "." in msg["topic"] else ""
+        if msg.get("rolemask", 1) != 1 and method != "disconnect":
+            self.broker.respond_error(msg, errno.EPERM, "rexec: only the instance owner may run commands")
+            return
+        if method == "exec":
+            asyncio.get_running_loop().create_task(self._exec(msg))
+        elif method == "write":
+            self._write(msg)
+        elif method == "kill":
+            self._kill(msg)
+        elif method == "list":
+            self.broker.respond(msg, {"procs": [{"pid": pid, "cmd": p.req["payload"]["cmd"]}
+                                                for pid, p in self.procs.items()]})
+        elif method == "disconnect":
+            owner = tuple(msg.get("route", ()))
+            for p in list(self.procs.values()):
+                if p.owner == owner:
+                    self._signal(p.proc.pid, signal.SIGKILL)
+        else:
+            self.broker.respond_error(msg, errno.ENOSYS, f"unknown method {msg['topic']}")
+
+    async def _exec(self, msg):
+        broker = self.broker
+        p = msg.get("payload")
+        cmd = p.get("cmd") if isinstance(p, dict) else None
+        if not isinstance(cmd, list) or not cmd or not all(isinstance(a, str) for a in cmd):
+            broker.respond_error(msg, errno.EPROTO, "rexec.exec: cmd must be a non-empty list of strings")
+            return
+        env = p.get("env")
+        env = broker.child_env(env if isinstance(env, dict) else None)
+        cwd = p.get("cwd") or None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, env=env, cwd=cwd, start_new_session=True,
+                stdin=asyncio.subprocess.PIPE if p.get("stdin") else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        except OSError as exc:
+            broker.respond_error(msg, exc.errno or errno.EIO,
+                                 f"rank {broker.rank}: {cmd[0]}: {exc.strerror or exc}")
+            return
+        owner = tuple(msg.get("route", ()))
+        entry = _Proc(proc, msg, owner)
+        self.procs[proc.pid] = entry
+        broker.respond(msg, {"type": "started", "pid": proc.pid, "rank": broker.rank})
+        await asyncio.gather(self._pump(msg, proc.stdout, "stdout"), self._pump(msg, proc.stderr, "stderr"))
+        rc = await proc.wait()
+        del self.procs[proc.pid]
+        broker.respond(msg, {"type": "finished", "pid": proc.pid, "rank": broker.rank,
+                             "status": rc if rc >= 0 else 128 - rc})
+        broker.respond_error(msg, errno.ENODATA)
+
+    async def _pump(self, msg, stream, name):
+        while True:
+            data = await stream.read(65536)
+            if not data:
+                break
+            self.broker.respond(msg, {"type": "output", "stream": name, "data": encode_data(data)})
+
+    def _write(self, msg):
+        p = msg.get("payload") if isinstance(msg.get("payload"), dict) else {}
+        entry = self.procs.get(p.get("pid"))
+        if entry is None or entry.proc.stdin is None:
+            self.broker.respond_error(msg, errno.ENOENT, f"rexec.write: no process {p.get('pid')} with stdin")
+            return
+        stdin = entry.proc.stdin
+        try:
+            if p.get("data"):
+                stdin.write(decode_data(p["data"]))
+            if p.get("eof"):
+                stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.broker.respond(msg, {})
+
+    def _kill(self, msg):
+        p = msg.get("payload") if isinstance(msg.get("payload"), dict) else {}
+        pid = p.get("pid")
+        if pid not in self.procs:
+            self.broker.respond_error(msg, errno.ESRCH, f"rexec.kill: no process {pid} on rank {self.broker.rank}")
+            return
+        self._signal(pid, int(p.get("signum", signal.SIGTERM)))
+        self.broker.respond(msg, {})
+
+    @staticmethod
+    def _signal(pid, sig):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill_all(self):
+        for pid in list(self.procs):
+            self._signal(pid, signal.SIGKILL)

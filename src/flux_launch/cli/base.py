@@ -1,0 +1,29 @@
+"""What every command shares: its argument parser and its handle."""
+
+import argparse
+import sys
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` named ``flux CMD`` whose usage errors exit with 2."""
+
+    def __init__(self, cmd=None, **kw):
+        if cmd is not None:
+            kw["prog"] = f"flux {cmd}"
+        super().__init__(**kw)
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        name = "-".join(self.prog.split()[:2])
+        self.exit(2, f"{name}: error: {message}\n")
+
+
+def handle():
+    """Open a handle on the enclosing instance (``FLUX_URI``).
+
+    Raises:
+        NoInstanceError: with "no instance at ...; run flux start".
+    """
+    from flux_launch.core.handle import Flux
+
+    return Flux()

@@ -1,0 +1,140 @@
+"""``flux exec [-r IDSET|all] [-l] [-n] [-d DIR] COMMAND...``: run a command on
+broker ranks, without the scheduler.
+
+The command runs under each chosen rank's broker with this command's environment,
+``FLUX_URI`` pointing at that broker. Its stdout and stderr come back here (with
+``-l``, each line prefixed ``RANK: ``); stdin is sent to every rank unless ``-n``.
+The exit code is the highest of the commands' codes (128+N for a command killed by
+signal N); a rank that cannot run the command counts as 1 (126 not executable,
+127 not found) and is named on stderr.
+"""
+
+import argparse
+import errno
+import os
+import selectors
+import sys
+
+from flux_launch.cli.base import Parser, handle
+from flux_launch.core.handle import STREAMING
+
+
+def main(cmd, argv):
+    p = Parser(cmd, description="Run COMMAND on broker ranks.")
+    p.add_argument("-r", "--rank", default="all", help="ranks to run on: an idset or 'all' (default)")
+    p.add_argument("-x", "--exclude", default="", help="ranks to leave out (an idset)")
+    p.add_argument("-l", "--label-io", action="store_true", help="prefix output lines with 'RANK: '")
+    p.add_argument("-n", "--noinput", action="store_true", help="do not send stdin to the commands")
+    p.add_argument("-d", "--dir", help="run in this directory (default: the current one)")
+    p.add_argument("-v", "--verbose", action="store_true", help="say when each command starts and ends")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    args = p.parse_args(argv)
+    if not args.command:
+        p.error("a COMMAND is required")
+    from flux_launch.core.idset import IDset
+
+    h = handle()
+    size = int(h.rpc("attr.get", {"name": "size"}).get()["value"])
+    try:
+        ranks = IDset(f"0-{size - 1}") if args.rank == "all" else IDset(args.rank)
+        ranks = ranks - IDset(args.exclude)
+    except ValueError as exc:
+        p.error(str(exc))
+    bad = [r for r in ranks if r >= size]
+    if bad:
+        p.error(f"rank {bad[0]} is not in this instance of size {size}")
+    return _run(h, list(ranks), args)
+
+
+class _Task:
+    __slots__ = ("rank", "fut", "pid", "status", "partial")
+
+    def __init__(self, rank, fut):
+        self.rank = rank
+        self.fut = fut
+        self.pid = None
+        self.status = None
+        self.partial = {"stdout": b"", "stderr": b""}
+
+
+def _run(h, ranks, args):
+    from flux_launch._accel import label_flush, label_lines
+    from flux_launch.broker.rexec import decode_data, encode_data
+
+    payload = {"cmd": args.command, "env": dict(os.environ), "cwd": args.dir or os.getcwd(),
+               "stdin": not args.noinput}
+    tasks = [_Task(r, h.rpc("rexec.exec", payload, nodeid=r, flags=STREAMING)) for r in ranks]
+    out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    rc = 0
+    stdin_open = not args.noinput
+    pending_input = []  # stdin read before every command had started
+    sel = selectors.DefaultSelector()
+    sel.register(h.fileno(), selectors.EVENT_READ, "broker")
+    if stdin_open:
+        try:
+            sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
+        except (ValueError, OSError):
+            stdin_open = False
+    live = len(tasks)
+    while live:
+        for key, _ in sel.select():
+            if key.data == "stdin":
+                data = os.read(key.fd, 65536)
+                if not data:
+                    sel.unregister(key.fd)
+                    stdin_open = False
+                pending_input.append(data)
+                _send_input(h, tasks, pending_input, encode_data)
+                continue
+            h._recv_one(None)
+        for t in tasks:
+            while t.fut is not None and t.fut._queue:
+                try:
+                    resp = t.fut.get()
+                except OSError as exc:
+                    t.fut = None
+                    live -= 1
+                    if exc.errno != errno.ENODATA:
+                        code = {errno.ENOENT: 127, errno.EACCES: 126}.get(exc.errno, 1)
+                        rc = max(rc, code)
+                        sys.stderr.write(f"flux-exec: Error: rank {t.rank}: {exc.strerror}\n")
+                    for stream, part in t.partial.items():
+                        if part:
+                            out[stream].write(label_flush(f"{t.rank}: ".encode(), part) if args.label_io
+                                              else part)
+                    break
+                kind = resp.get("type")
+                if kind == "output":
+                    data = decode_data(resp["data"])
+                    stream = resp["stream"]
+                    if args.label_io:
+                        data, t.partial[stream] = label_lines(f"{t.rank}: ".encode(), data, t.partial[stream])
+                    dest = out[stream]
+                    dest.write(data)
+                    dest.flush()
+                elif kind == "started":
+                    t.pid = resp["pid"]
+                    if args.verbose:
+                        sys.stderr.write(f"flux-exec: rank {t.rank}: started pid {t.pid}\n")
+                    if pending_input:
+                        _send_input(h, [t], pending_input, encode_data, replay=True)
+                elif kind == "finished":
+                    t.status = resp["status"]
+                    rc = max(rc, t.status)
+                    if args.verbose:
+                        sys.stderr.write(f"flux-exec: rank {t.rank}: exit {t.status}\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return rc
+
+
+def _send_input(h, tasks, pending, encode_data, replay=False):
+    """Send stdin to the tasks that have started (all of what was read, for a task that
+    starts late); an empty chunk is EOF."""
+    chunks = pending if replay else pending[-1:]
+    for t in tasks:
+        if t.pid is None or t.fut is None:
+            continue
+        for data in chunks:
+            h.rpc("rexec.write", {"pid": t.pid, "data": encode_data(data) if data else "", "eof": not data},
+                  nodeid=t.rank, flags=2)

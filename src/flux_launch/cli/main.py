@@ -1,0 +1,82 @@
+"""The ``flux`` command: dispatches ``flux CMD ...`` to ``flux_launch.cli.<module>``.
+
+Errors reach the user as one line, ``flux-CMD: message``, with exit code 1 (usage
+errors: 2). A traceback is printed only with ``FLUX_LAUNCH_DEBUG=1``.
+"""
+
+import os
+import sys
+
+# command -> module in flux_launch.cli (imported only when used: flux run's start-up
+# must not pay for every command)
+COMMANDS = {
+    "start": "start",
+    "kvs": "kvs",
+    "exec": "exec",
+    "getattr": "attr",
+    "setattr": "attr",
+    "lsattr": "attr",
+    "uptime": "uptime",
+    "ping": "ping",
+    "overlay": "overlay",
+}
+
+USAGE = """\
+Usage: flux [OPTIONS] COMMAND ARGS
+  -h, --help      show this help
+  -V, --version   print the version
+
+Commands:
+  start      start a Flux instance (flux start --test-size=N [COMMAND])
+  exec       run a command on broker ranks, without the scheduler
+  kvs        get, put and watch keys in the key-value store
+  getattr    print a broker attribute
+  setattr    set a broker attribute
+  lsattr     list broker attributes
+  uptime     show how long the instance has run, its size and lost ranks
+  ping       send a request to a broker and time the answer
+  overlay    show the state of the overlay network
+"""
+
+
+def die(cmd, text, code=1):
+    sys.stderr.write(f"flux-{cmd}: {text}\n")
+    return code
+
+
+def main(argv=None):
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE) if args else sys.stderr.write(USAGE)
+        return 0 if args else 2
+    if args[0] in ("-V", "--version"):
+        from flux_launch import __version__
+
+        print(f"flux_launch {__version__}")
+        return 0
+    cmd = args[0]
+    if cmd.startswith("-"):
+        sys.stderr.write(f"flux: unknown option '{cmd}'\n{USAGE}")
+        return 2
+    modname = COMMANDS.get(cmd)
+    if modname is None:
+        sys.stderr.write(f"flux: '{cmd}' is not a flux command. See 'flux --help'\n")
+        return 2
+    import importlib
+
+    module = importlib.import_module(f"flux_launch.cli.{modname}")
+    try:
+        return module.main(cmd, args[1:])
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 141
+    except (OSError, ValueError) as exc:
+        if os.environ.get("FLUX_LAUNCH_DEBUG"):
+            raise
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return die(cmd, text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""A blocking client handle on a broker's local connector (``flux.Flux`` in spirit).
+
+``Flux(uri)`` connects to ``local://PATH`` (default: ``$FLUX_URI``). Requests go out
+with ``rpc()``; responses and subscribed events are read from the one socket and
+sorted by matchtag, so several RPCs can be in flight at once.
+
+Failures: connecting raises ``NoInstanceError`` (an ``OSError``) with a message that
+says what to do; an error response raises ``OSError(errnum, errstr)`` from
+``Future.get()``; a broker that goes away raises ``ConnectionError``.
+"""
+
+import errno
+import os
+import socket
+from collections import deque
+
+from flux_launch.proto import message as _msg
+
+NODEID_ANY = _msg.NODEID_ANY
+STREAMING = _msg.STREAMING
+NORESPONSE = _msg.NORESPONSE
+
+
+class NoInstanceError(OSError):
+    """No broker answers at the URI."""
+
+
+def uri_path(uri):
+    """Return the socket path of a ``local://`` URI.
+
+    Raises:
+        NoInstanceError: the URI is not a ``local://`` URI.
+    """
+    if uri.startswith("local://"):
+        return uri[len("local://"):]
+    raise NoInstanceError(errno.EINVAL, f"unsupported URI {uri!r}: only local:// URIs are supported")
+
+
+class Future:
+    """The pending result of one RPC.
+
+    ``get()`` blocks for the next response: it returns the payload or raises
+    ``OSError(errnum, errstr)``. A streaming RPC yields several responses: iterate
+    the future (``for payload in future``), which stops at the ``ENODATA`` that ends
+    the stream.
+    """
+
+    def __init__(self, handle, matchtag, topic, streaming):
+        self.handle = handle
+        self.matchtag = matchtag
+        self.topic = topic
+        self.streaming = streaming
+        self._queue = deque()
+        self.done = False
+
+    def _take(self, timeout):
+        q = self._queue
+        while not q:
+            self.handle._recv_one(timeout)
+        return q.popleft()
+
+    def get(self, timeout=None):
+        """Wait for the next response.
+
+        Raises:
+            OSError: the response carries an error (errno and text from the service).
+            TimeoutError: no response within ``timeout`` seconds.
+            ConnectionError: the broker went away.
+        """
+        resp = self._take(timeout)
+        errnum = resp.get("errnum")
+        if errnum:
+            if not self.streaming or errnum == errno.ENODATA:
+                self._finish()
+            raise OSError(errnum, resp.get("errstr") or os.strerror(errnum))
+        if not self.streaming:
+            self._finish()
+        return resp.get("payload")
+
+    def __iter__(self):
+        while not self.done:
+            try:
+                yield self.get()
+            except OSError as exc:
+                if exc.errno == errno.ENODATA:
+                    return
+                raise
+
+    def _finish(self):
+        self.done = True
+        self.handle._futures.pop(self.matchtag, None)
+
+
+class Flux:
+    """A connection to one broker.
+
+    Args:
+        uri: ``local://PATH``; default ``$FLUX_URI``.
+
+    Raises:
+        NoInstanceError: ``FLUX_URI`` is unset or nothing listens at the URI.
+    """
+
+    def __init__(self, uri=None):
+        if uri is None:
+            uri = os.environ.get("FLUX_URI")
+            if not uri:
+                raise NoInstanceError(errno.ENOENT, "FLUX_URI is not set: no instance to talk to; run flux start")
+        self.uri = uri
+        path = uri_path(uri)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except PermissionError:
+            sock.close()
+            raise NoInstanceError(errno.EACCES, f"permission denied connecting to {uri}: "
+                                  "the instance belongs to another user") from None
+        except OSError:
+            sock.close()
+            raise NoInstanceError(errno.ECONNREFUSED, f"no instance at {uri}; run flux start") from None
+        self._sock = sock
+        self._decoder = _msg.Decoder()
+        self._futures = {}
+        self._events = deque()
+        self._next_tag = 1
+        self._closed = False
+
+    def close(self):
+        """Close the connection; pending futures fail with ``ConnectionError``."""
+        if not self._closed:
+            self._closed = True
+            self._sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def fileno(self):
+        return self._sock.fileno()
+
+    def send(self, msg):
+        """Send a raw message dict."""
+        self._sock.sendall(_msg.frame(msg))
+
+    def rpc(self, topic, payload=None, nodeid=NODEID_ANY, flags=0):
+        """Send a request and return its ``Future`` (``None`` with ``NORESPONSE``)."""
+        tag = 0
+        fut = None
+        if not flags & NORESPONSE:
+            tag = self._next_tag
+            self._next_tag += 1
+            fut = Future(self, tag, topic, bool(flags & STREAMING))
+            self._futures[tag] = fut
+        self.send(_msg.request(topic, payload, nodeid, tag, flags))
+        return fut
+
+    def event_subscribe(self, topic):
+        """Receive events whose topic starts with ``topic`` (empty: all)."""
+        self.rpc("event.subscribe", {"topic": topic}).get()
+
+    def event_recv(self, timeout=None):
+        """Return the next subscribed event as ``(topic, payload)``.
+
+        Raises:
+            TimeoutError: none within ``timeout`` seconds.
+        """
+        while not self._events:
+            self._recv_one(timeout)
+        ev = self._events.popleft()
+        return ev.get("topic"), ev.get("payload")
+
+    def _recv_one(self, timeout):
+        """Read from the socket until at least one message is dispatched."""
+        if self._closed:
+            raise ConnectionError("handle is closed")
+        self._sock.settimeout(timeout)
+        while True:
+            try:
+                data = self._sock.recv(1 << 20)
+            except socket.timeout:
+                raise TimeoutError(f"no response from {self.uri} within {timeout}s") from None
+            if not data:
+                self.close()
+                raise ConnectionError(f"the broker at {self.uri} closed the connection")
+            msgs = self._decoder.feed(data)
+            if not msgs:
+                continue
+            for m in msgs:
+                if isinstance(m, Exception):
+                    continue
+                self.dispatch(m)
+            return
+
+    def dispatch(self, m):
+        mtype = m.get("type")
+        if mtype == "resp":
+            fut = self._futures.get(m.get("matchtag"))
+            if fut is not None:
+                fut._queue.append(m)
+        elif mtype == "ev":
+            self._events.append(m)
+        elif mtype == "ctl" and m.get("errnum"):
+            # The broker refused the connection (e.g. wrong user) before any request.
+            self.close()
+            raise OSError(m["errnum"], m.get("errstr", "connection refused by the broker"))

@@ -1,0 +1,352 @@
+"""The KVS service on rank 0: hierarchical keys, JSON values, namespaces, watches.
+
+Keys are dot-separated paths (``job.0000.0004.b200.0000.eventlog``); ``.`` is the
+root directory. Each namespace is a tree of directories held in memory and
+written through to sqlite (``store.py``) on every commit.
+
+Topics (payloads are objects; ``namespace`` defaults to ``primary``):
+
+- ``kvs.get {key, dir?, recursive?}`` -> ``{key, value}`` or, with ``dir``,
+  ``{key, dir: {name: {"value": v} | {"dir": {...} | null}}}``.
+- ``kvs.commit {ops: [{op, key, value?}]}``: ``put``, ``append`` (string
+  concatenation, the eventlog primitive), ``unlink``, ``mkdir``; all or nothing.
+- ``kvs.watch {key, waitcreate?, append?, uniq?}`` (streaming): the current value,
+  then each new value; with ``append`` only what was appended. Ends with ``ENOENT``
+  when the key is removed, or ``ENODATA`` after ``kvs.unwatch {matchtag}`` or a
+  disconnect.
+- ``kvs.namespace-create {name, owner?}``, ``kvs.namespace-remove {name}``,
+  ``kvs.namespace-list``.
+"""
+
+import errno
+import logging
+
+from flux_launch.services.kvs.store import Store
+
+log = logging.getLogger("flux_launch.kvs")
+
+PRIMARY = "primary"
+
+
+class Dir(dict):
+    """A KVS directory: names to ``Dir`` or values (a value may itself be a dict)."""
+
+    __slots__ = ()
+
+
+class KVSError(Exception):
+    def __init__(self, errnum, text):
+        super().__init__(text)
+        self.errnum = errnum
+        self.text = text
+
+
+def normalize(key):
+    """Canonical form of a key: no empty components; ``.`` for the root.
+
+    Raises:
+        KVSError: the key is not a string.
+    """
+    if not isinstance(key, str):
+        raise KVSError(errno.EINVAL, "key must be a string")
+    parts = [p for p in key.split(".") if p]
+    return ".".join(parts) if parts else "."
+
+
+def _lookup(root, key):
+    if key == ".":
+        return root
+    node = root
+    for part in key.split("."):
+        if type(node) is not Dir or part not in node:
+            raise KVSError(errno.ENOENT, f"{key}: no such key")
+        node = node[part]
+    return node
+
+
+def _listing(node, recursive):
+    out = {}
+    for name, child in node.items():
+        if type(child) is Dir:
+            out[name] = {"dir": _listing(child, True) if recursive else None}
+        else:
+            out[name] = {"value": child}
+    return out
+
+
+class _Watch:
+    __slots__ = ("req", "key", "ns", "append", "uniq", "sent", "last")
+
+    def __init__(self, req, key, ns, append, uniq):
+        self.req = req
+        self.key = key
+        self.ns = ns
+        self.append = append
+        self.uniq = uniq
+        self.sent = 0
+        self.last = None
+
+
+class KVSService:
+    """The KVS of an instance, persisted under ``statedir``.
+
+    Raises:
+        StoreError: the sqlite file cannot be opened (the broker refuses to start).
+    """
+
+    def __init__(self, broker, statedir):
+        self.broker = broker
+        self.store = Store(statedir)
+        self.spaces = {PRIMARY: Dir()}
+        self.owners = {PRIMARY: broker.owner}
+        self.watches = {}  # (ns, key) -> list of _Watch
+        spaces, rows = self.store.load()
+        for name, owner in spaces.items():
+            self.spaces.setdefault(name, Dir())
+            self.owners[name] = owner
+        for ns, key, value, is_dir in rows:
+            root = self.spaces.setdefault(ns, Dir())
+            self._set(root, key, Dir() if is_dir else value)
+
+    def close(self):
+        for watches in self.watches.values():
+            for w in watches:
+                self.broker.respond_error(w.req, errno.ENODATA)
+        self.watches.clear()
+        self.store.close()
+
+    # ---- tree operations ----------------------------------------------------------
+
+    @staticmethod
+    def _set(root, key, value):
+        parts = key.split(".")
+        node = root
+        for part in parts[:-1]:
+            child = node.get(part)
+            if type(child) is not Dir:
+                child = node[part] = Dir()
+            node = child
+        node[parts[-1]] = value
+
+    @staticmethod
+    def _unlink(root, key):
+        parts = key.split(".")
+        node = root
+        for part in parts[:-1]:
+            node = node.get(part)
+            if type(node) is not Dir:
+                return False
+        return node.pop(parts[-1], None) is not None
+
+    def _space(self, p):
+        ns = p.get("namespace") or PRIMARY
+        root = self.spaces.get(ns)
+        if root is None:
+            raise KVSError(errno.ENOTSUP, f"namespace {ns} does not exist")
+        return ns, root
+
+    # ---- RPC ----------------------------------------------------------------------
+
+    def handle(self, msg):
+        method = msg["topic"][4:]
+        fn = getattr(self, "_rpc_" + method.replace("-", "_"), None)
+        if fn is None:
+            self.broker.respond_error(msg, errno.ENOSYS, f"unknown method {msg['topic']}")
+            return
+        p = msg.get("payload")
+        if not isinstance(p, dict):
+            p = {}
+        try:
+            fn(msg, p)
+        except KVSError as exc:
+            self.broker.respond_error(msg, exc.errnum, exc.text)
+
+    def _rpc_get(self, msg, p):
+        ns, root = self._space(p)
+        key = normalize(p.get("key"))
+        node = _lookup(root, key)
+        if p.get("dir"):
+            if type(node) is not Dir:
+                raise KVSError(errno.ENOTDIR, f"{key}: not a directory")
+            self.broker.respond(msg, {"key": key, "dir": _listing(node, bool(p.get("recursive")))})
+        elif type(node) is Dir:
+            raise KVSError(errno.EISDIR, f"{key}: is a directory")
+        else:
+            self.broker.respond(msg, {"key": key, "value": node})
+
+    def _rpc_commit(self, msg, p):
+        ns, root = self._space(p)
+        ops = p.get("ops")
+        if not isinstance(ops, list) or not ops:
+            raise KVSError(errno.EPROTO, "kvs.commit: ops must be a non-empty list")
+        # Validate and compute every change before touching anything: all or nothing.
+        changes = []
+        staged = {}
+        for op in ops:
+            if not isinstance(op, dict):
+                raise KVSError(errno.EPROTO, "kvs.commit: each op must be an object")
+            kind = op.get("op")
+            key = normalize(op.get("key"))
+            if key == "." and kind != "unlink":
+                raise KVSError(errno.EINVAL, f"kvs.commit: cannot {kind} the root directory")
+            if kind == "put":
+                if "value" not in op:
+                    raise KVSError(errno.EPROTO, f"kvs.commit: put of {key} has no value")
+                staged[key] = op["value"]
+                changes.append(("put", key, op["value"]))
+            elif kind == "append":
+                value = op.get("value")
+                if not isinstance(value, str):
+                    raise KVSError(errno.EINVAL, f"kvs.commit: append to {key}: value must be a string")
+                if key in staged:
+                    old = staged[key]
+                else:
+                    try:
+                        old = _lookup(root, key)
+                    except KVSError:
+                        old = ""
+                if not isinstance(old, str):
+                    raise KVSError(errno.EINVAL, f"kvs.commit: cannot append to {key}: its value is not a string")
+                staged[key] = old + value
+                changes.append(("put", key, staged[key]))
+            elif kind == "unlink":
+                staged.pop(key, None)
+                changes.append(("delete", key))
+            elif kind == "mkdir":
+                changes.append(("mkdir", key))
+            else:
+                raise KVSError(errno.EPROTO, f"kvs.commit: unknown op {kind!r}")
+        self.store.commit(ns, changes)
+        changed = []
+        for change in changes:
+            kind, key = change[0], change[1]
+            if kind == "put":
+                self._set(root, key, change[2])
+            elif kind == "mkdir":
+                self._set(root, key, Dir())
+            elif key == ".":
+                root.clear()
+            else:
+                self._unlink(root, key)
+            changed.append(key)
+        self.broker.respond(msg, {})
+        if self.watches:
+            self._notify(ns, root, changed)
+
+    # ---- watches ----------------------------------------------------------------
+
+    def _rpc_watch(self, msg, p):
+        ns, root = self._space(p)
+        key = normalize(p.get("key"))
+        if not msg.get("flags", 0) & 1:
+            raise KVSError(errno.EPROTO, "kvs.watch must be a streaming RPC")
+        w = _Watch(msg, key, ns, bool(p.get("append")), bool(p.get("uniq")))
+        try:
+            node = _lookup(root, key)
+        except KVSError:
+            if not p.get("waitcreate"):
+                raise
+            node = None
+        else:
+            if type(node) is Dir:
+                raise KVSError(errno.EISDIR, f"{key}: is a directory")
+            if w.append and not isinstance(node, str):
+                raise KVSError(errno.EINVAL, f"{key}: cannot watch appends to a value that is not a string")
+        self.watches.setdefault((ns, key), []).append(w)
+        if node is not None:
+            self._send(w, node)
+
+    def _send(self, w, value):
+        if w.append:
+            if not isinstance(value, str) or len(value) < w.sent:
+                self._end(w, errno.EINVAL, f"{w.key}: value was replaced, not appended to")
+                return
+            if len(value) == w.sent and w.sent:
+                return
+            self.broker.respond(w.req, {"key": w.key, "value": value[w.sent:]})
+            w.sent = len(value)
+        else:
+            if w.uniq and w.sent and value == w.last:
+                return
+            self.broker.respond(w.req, {"key": w.key, "value": value})
+            w.sent += 1
+            w.last = value
+
+    def _end(self, w, errnum, text=None):
+        watches = self.watches.get((w.ns, w.key), [])
+        if w in watches:
+            watches.remove(w)
+            if not watches:
+                del self.watches[(w.ns, w.key)]
+        self.broker.respond_error(w.req, errnum, text)
+
+    def _notify(self, ns, root, changed):
+        for (wns, wkey), watches in list(self.watches.items()):
+            if wns != ns:
+                continue
+            if not any(k == wkey or k == "." or wkey.startswith(k + ".") or k.startswith(wkey + ".")
+                       for k in changed):
+                continue
+            try:
+                node = _lookup(root, wkey)
+            except KVSError:
+                for w in list(watches):
+                    if w.sent:
+                        self._end(w, errno.ENOENT, f"{wkey}: no such key (removed)")
+                continue
+            for w in list(watches):
+                if type(node) is Dir:
+                    self._end(w, errno.EISDIR, f"{wkey}: is now a directory")
+                else:
+                    self._send(w, node)
+
+    def _rpc_unwatch(self, msg, p):
+        route = msg.get("route", ())
+        tag = p.get("matchtag")
+        for watches in list(self.watches.values()):
+            for w in list(watches):
+                if w.req.get("matchtag") == tag and w.req.get("route") == route:
+                    self._end(w, errno.ENODATA)
+        self.broker.respond(msg, {})
+
+    def _rpc_disconnect(self, msg, p):
+        route = msg.get("route", ())
+        for (wns, wkey), watches in list(self.watches.items()):
+            kept = [w for w in watches if w.req.get("route") != route]
+            if kept:
+                self.watches[(wns, wkey)] = kept
+            else:
+                del self.watches[(wns, wkey)]
+
+    # ---- namespaces -------------------------------------------------------------
+
+    def _rpc_namespace_create(self, msg, p):
+        name = p.get("name")
+        if not isinstance(name, str) or not name or "/" in name:
+            raise KVSError(errno.EINVAL, "namespace name must be a non-empty string without '/'")
+        if name in self.spaces:
+            raise KVSError(errno.EEXIST, f"namespace {name} already exists")
+        owner = p.get("owner", msg.get("userid", self.broker.owner))
+        self.store.namespace_create(name, owner)
+        self.spaces[name] = Dir()
+        self.owners[name] = owner
+        self.broker.respond(msg, {})
+
+    def _rpc_namespace_remove(self, msg, p):
+        name = p.get("name")
+        if name == PRIMARY:
+            raise KVSError(errno.EINVAL, "the primary namespace cannot be removed")
+        if name not in self.spaces:
+            raise KVSError(errno.ENOENT, f"namespace {name} does not exist")
+        self.store.namespace_remove(name)
+        del self.spaces[name]
+        del self.owners[name]
+        for (wns, wkey), watches in list(self.watches.items()):
+            if wns == name:
+                for w in list(watches):
+                    self._end(w, errno.ENOTSUP, f"namespace {name} was removed")
+        self.broker.respond(msg, {})
+
+    def _rpc_namespace_list(self, msg, p):
+        self.broker.respond(msg, {"namespaces": [{"name": n, "owner": self.owners.get(n)}
+                                                 for n in sorted(self.spaces)]})
