@@ -22,7 +22,7 @@ def main(cmd, argv):
     online = IDset(info.get("online", ""))
     lost = IDset(info.get("lost", ""))
     offline = info["size"] - len(online)
-    line = (f" {time.strftime('%H:%M:%S')} {info['state']} {fsd.format(time.time() - info['starttime'])},"
+    line = (f" {time.strftime('%H:%M:%S')} {info['state']} {fsd.format(time.time() - info['starttime'], 2)},"
             f"  owner {owner},  depth {depth},  size {info['size']}")
     if offline:
         line += f",  {offline} offline"

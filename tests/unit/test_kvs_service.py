@@ -1,0 +1,189 @@
+"""The KVS engine with a real sqlite store, driven message by message (no sockets).
+
+The broker here only records responses: routing is tested end to end in tests/e2e.
+"""
+
+import errno
+
+import pytest
+
+from flux_launch.proto import message
+from flux_launch.services.kvs.service import KVSService
+
+
+class Recorder:
+    """Stands where the broker would: the owner's uid and a list of responses."""
+
+    owner = 1000
+
+    def __init__(self):
+        self.responses = []
+
+    def respond(self, req, payload=None):
+        self.responses.append((req["matchtag"], payload, 0, None))
+
+    def respond_error(self, req, errnum, errstr=None):
+        self.responses.append((req["matchtag"], None, errnum, errstr))
+
+
+@pytest.fixture
+def kvs(tmp_path):
+    svc = KVSService(Recorder(), str(tmp_path / "state"))
+    yield svc
+    svc.store.db.close()
+
+
+_tag = [0]
+
+
+def call(svc, topic, payload=None, flags=0, route=("c1",)):
+    _tag[0] += 1
+    req = message.request(topic, payload, matchtag=_tag[0], flags=flags)
+    req["route"] = list(route)
+    req["userid"] = 1000
+    svc.handle(req)
+    return req
+
+
+def last(svc):
+    tag, payload, errnum, errstr = svc.broker.responses[-1]
+    if errnum:
+        raise OSError(errnum, errstr)
+    return payload
+
+
+def put(svc, **kv):
+    call(svc, "kvs.commit", {"ops": [{"op": "put", "key": k.replace("__", "."), "value": v} for k, v in kv.items()]})
+    return last(svc)
+
+
+def get(svc, key, **kw):
+    call(svc, "kvs.get", {"key": key, **kw})
+    return last(svc)
+
+
+def test_put_get_and_directories(kvs):
+    put(kvs, a__b=42, a__c={"x": [1, 2]})
+    assert get(kvs, "a.b")["value"] == 42
+    assert get(kvs, "..a..c.")["value"] == {"x": [1, 2]}  # keys are normalized
+    listing = get(kvs, "a", dir=True)["dir"]
+    assert listing == {"b": {"value": 42}, "c": {"value": {"x": [1, 2]}}}
+    with pytest.raises(OSError) as exc:
+        get(kvs, "a")
+    assert exc.value.errno == errno.EISDIR
+    with pytest.raises(OSError) as exc:
+        get(kvs, "a.nope")
+    assert exc.value.errno == errno.ENOENT and "a.nope" in exc.value.strerror
+
+
+def test_value_and_directory_replace_each_other(kvs):
+    put(kvs, a=1)
+    put(kvs, a__b=2)
+    assert get(kvs, "a.b")["value"] == 2
+    put(kvs, a="flat")
+    assert get(kvs, "a")["value"] == "flat"
+
+
+def test_commit_is_all_or_nothing(kvs):
+    put(kvs, n=5)
+    call(kvs, "kvs.commit", {"ops": [{"op": "put", "key": "x", "value": 1},
+                                     {"op": "append", "key": "n", "value": "more"}]})
+    with pytest.raises(OSError) as exc:
+        last(kvs)
+    assert exc.value.errno == errno.EINVAL and "not a string" in exc.value.strerror
+    with pytest.raises(OSError):
+        get(kvs, "x")
+
+
+@pytest.mark.parametrize("payload", [None, {"ops": "nope"}, {"ops": []}, {"ops": [5]},
+                                     {"ops": [{"op": "frobnicate", "key": "a"}]},
+                                     {"ops": [{"op": "put", "key": "a"}]},
+                                     {"ops": [{"op": "put", "key": 7, "value": 1}]}])
+def test_malformed_commits_are_refused(kvs, payload):
+    call(kvs, "kvs.commit", payload)
+    with pytest.raises(OSError) as exc:
+        last(kvs)
+    assert exc.value.errno in (errno.EPROTO, errno.EINVAL)
+    assert exc.value.strerror
+
+
+def test_everything_survives_a_restart(tmp_path):
+    state = str(tmp_path / "state")
+    svc = KVSService(Recorder(), state)
+    put(svc, a__b=42, s="text")
+    call(svc, "kvs.commit", {"ops": [{"op": "append", "key": "log", "value": "one\n"},
+                                     {"op": "append", "key": "log", "value": "two\n"},
+                                     {"op": "mkdir", "key": "empty"},
+                                     {"op": "unlink", "key": "s"}]})
+    call(svc, "kvs.namespace-create", {"name": "job-1"})
+    call(svc, "kvs.commit", {"namespace": "job-1", "ops": [{"op": "put", "key": "k", "value": [1]}]})
+    svc.close()
+    again = KVSService(Recorder(), state)
+    assert get(again, "a.b")["value"] == 42
+    assert get(again, "log")["value"] == "one\ntwo\n"
+    assert get(again, "empty", dir=True)["dir"] == {}
+    assert get(again, "k", namespace="job-1")["value"] == [1]
+    with pytest.raises(OSError):
+        get(again, "s")
+    again.close()
+
+
+def test_watch_append_streams_only_new_data(kvs):
+    call(kvs, "kvs.commit", {"ops": [{"op": "append", "key": "ev", "value": "a\n"}]})
+    w = call(kvs, "kvs.watch", {"key": "ev", "append": True}, flags=message.STREAMING)
+    call(kvs, "kvs.commit", {"ops": [{"op": "append", "key": "ev", "value": "b\n"}]})
+    call(kvs, "kvs.commit", {"ops": [{"op": "append", "key": "ev", "value": "c\n"}]})
+    mine = [r for r in kvs.broker.responses if r[0] == w["matchtag"]]
+    assert [r[1]["value"] for r in mine] == ["a\n", "b\n", "c\n"]
+    call(kvs, "kvs.unwatch", {"matchtag": w["matchtag"]})
+    mine = [r for r in kvs.broker.responses if r[0] == w["matchtag"]]
+    assert mine[-1][2] == errno.ENODATA
+
+
+def test_watch_waitcreate_then_removal_ends_the_stream(kvs):
+    w = call(kvs, "kvs.watch", {"key": "later", "waitcreate": True}, flags=message.STREAMING)
+    assert not [r for r in kvs.broker.responses if r[0] == w["matchtag"]]
+    put(kvs, later=1)
+    put(kvs, later=2)
+    call(kvs, "kvs.commit", {"ops": [{"op": "unlink", "key": "later"}]})
+    mine = [r for r in kvs.broker.responses if r[0] == w["matchtag"]]
+    assert [r[1]["value"] for r in mine[:2]] == [1, 2]
+    assert mine[2][2] == errno.ENOENT
+
+
+def test_watch_of_missing_key_without_waitcreate_fails(kvs):
+    call(kvs, "kvs.watch", {"key": "nope"}, flags=message.STREAMING)
+    with pytest.raises(OSError) as exc:
+        last(kvs)
+    assert exc.value.errno == errno.ENOENT
+
+
+def test_disconnect_drops_that_clients_watches_only(kvs):
+    put(kvs, k=0)
+    mine = call(kvs, "kvs.watch", {"key": "k"}, flags=message.STREAMING, route=("c1",))
+    other = call(kvs, "kvs.watch", {"key": "k"}, flags=message.STREAMING, route=("c2", "r3"))
+    call(kvs, "kvs.disconnect", None, route=("c2", "r3"))
+    put(kvs, k=1)
+    values = {tag: [r[1]["value"] for r in kvs.broker.responses if r[0] == tag and r[1] and "value" in r[1]]
+              for tag in (mine["matchtag"], other["matchtag"])}
+    assert values[mine["matchtag"]] == [0, 1]
+    assert values[other["matchtag"]] == [0]
+
+
+def test_namespaces(kvs):
+    call(kvs, "kvs.namespace-create", {"name": "ns1"})
+    last(kvs)
+    call(kvs, "kvs.namespace-create", {"name": "ns1"})
+    with pytest.raises(OSError) as exc:
+        last(kvs)
+    assert exc.value.errno == errno.EEXIST
+    call(kvs, "kvs.namespace-list")
+    assert [n["name"] for n in last(kvs)["namespaces"]] == ["ns1", "primary"]
+    call(kvs, "kvs.namespace-remove", {"name": "primary"})
+    with pytest.raises(OSError):
+        last(kvs)
+    call(kvs, "kvs.namespace-remove", {"name": "ns1"})
+    last(kvs)
+    with pytest.raises(OSError) as exc:
+        get(kvs, "a", namespace="ns1")
+    assert "ns1" in exc.value.strerror

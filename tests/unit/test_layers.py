@@ -1,0 +1,62 @@
+"""The rules of the house about imports: one direction only, and a lean CLI."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "flux_launch"
+
+# package -> flux_launch packages it must never import
+FORBIDDEN = {
+    "core": {"cli", "job", "broker", "services", "shell", "testing"},
+    "proto": {"cli", "job", "broker", "services", "shell", "testing", "core"},
+    "_accel": {"cli", "job", "broker", "services", "shell", "testing", "core", "proto"},
+    "services": {"cli", "job", "shell", "broker", "testing"},
+    "broker": {"cli", "job", "shell", "testing"},
+    "job": {"cli", "broker", "services", "shell", "testing"},
+    "shell": {"cli", "job", "services", "testing"},
+}
+
+
+def imported_packages(path):
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "flux_launch" and len(parts) > 1:
+                yield parts[1], node.lineno
+
+
+def test_import_directions():
+    bad = []
+    for pkg, forbidden in FORBIDDEN.items():
+        for path in sorted((SRC / pkg).rglob("*.py")) if (SRC / pkg).exists() else []:
+            for target, line in imported_packages(path):
+                if target in forbidden:
+                    bad.append(f"{path.relative_to(SRC)}:{line} imports flux_launch.{target}")
+    assert not bad, "\n".join(bad)
+
+
+def test_nothing_outside_cli_imports_cli():
+    bad = [f"{p.relative_to(SRC)}:{line}" for p in SRC.rglob("*.py")
+           if p.relative_to(SRC).parts[0] != "cli"
+           for target, line in imported_packages(p) if target == "cli"]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize("module", ["attr", "kvs", "exec", "uptime", "ping", "overlay"])
+def test_client_commands_stay_lean(module):
+    """A client command loads neither zeromq nor asyncio: they cost ~60 ms a start."""
+    code = (f"import sys, flux_launch.cli.main, flux_launch.cli.{module}, flux_launch.core.handle;"
+            "heavy = [m for m in ('zmq', 'asyncio', 'sqlite3') if m in sys.modules];"
+            "print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""
