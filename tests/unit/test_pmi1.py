@@ -3,11 +3,10 @@
 import pytest
 
 from flux_launch.proto import pmi1
+from flux_launch.proto.pmi1_server import Ops, SimpleServer
 from flux_launch.proto.pmi1 import (
     Maxes,
-    Ops,
     PMIProtocolError,
-    SimpleServer,
     parse,
     parse_reply,
     process_mapping,
