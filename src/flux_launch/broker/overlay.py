@@ -71,6 +71,8 @@ class Overlay:
         keepalive, timeout: liveness periods in seconds.
     """
 
+    GOODBYE_LINGER_MS = 1000
+
     def __init__(self, broker, rank, size, fanout, keepalive=1.0, timeout=30.0):
         self.broker = broker
         self.rank = rank
@@ -273,9 +275,8 @@ class Overlay:
             self.broker.child_ctl(child, msg)
 
     def _drain_monitor(self, mon, handler):
-        if self._closing:
-            return
-        while mon.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        # a handler may close the overlay (a leaf broker shuts down at once)
+        while not self._closing and mon.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             ev = recv_monitor_message(mon, zmq.NOBLOCK)
             handler(ev["event"])
 
@@ -298,7 +299,8 @@ class Overlay:
     def _lose_child(self, child, reason):
         if self.child_state.get(child) == "online":
             self.child_state[child] = "lost"
-            log.error("overlay: rank %d lost: %s", child, reason)
+            level = logging.INFO if self.broker.state == "shutdown" else logging.ERROR
+            log.log(level, "overlay: rank %d lost: %s", child, reason)
             self.broker.child_lost(child)
 
     def _tick(self):
@@ -325,11 +327,12 @@ class Overlay:
                 loop.remove_reader(mon.getsockopt(zmq.FD))
             sock.disable_monitor()
             mon.close(0)
-        for sock in (self.router, self.dealer):
+        for sock, linger in ((self.router, 0), (self.dealer, self.GOODBYE_LINGER_MS)):
             if sock is not None:
                 if loop is not None:
                     loop.remove_reader(sock.getsockopt(zmq.FD))
-                sock.close(0)
+                # the dealer lingers so that a goodbye just sent reaches the parent
+                sock.close(linger)
         if self.auth is not None:
             self.auth.stop()
         self.ctx.term()

@@ -12,7 +12,6 @@ signal is reported on stderr.
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -67,6 +66,12 @@ def _launch(size, attrs, command, args):
 
     from flux_launch.core.pmi_local import LocalPMIServer
 
+    # Brokers are forked from this process with their modules already imported:
+    # N interpreter start-ups and N imports of asyncio and zeromq (~75 ms of CPU
+    # each) would otherwise dominate the start of an instance.
+    from flux_launch.broker import boot, main as broker_main, overlay  # noqa: F401
+    from flux_launch.services.kvs import service  # noqa: F401
+
     made = None
     rundir = attrs.get("rundir")
     if not rundir:
@@ -75,50 +80,75 @@ def _launch(size, attrs, command, args):
     attrs["rundir"] = rundir
     if "tbon.prefertcp" in attrs and attrs["tbon.prefertcp"] not in ("0", ""):
         attrs.setdefault("tbon.interface-hint", "127.0.0.1")
+    for var in _PMI_VARS:
+        os.environ.pop(var, None)
     server = LocalPMIServer(size)
-    server.start()
-    procs = {}
-    base = [sys.executable, "-m", "flux_launch.broker"]
-    for name, value in attrs.items():
-        base += ["-S", f"{name}={value}"]
-    env = {k: v for k, v in os.environ.items() if k not in _PMI_VARS}
-    env["PMI_SIZE"] = str(size)
+    pids = {}
+    sys.stdout.flush()
+    sys.stderr.flush()
     try:
         for rank in range(size):
-            fd = server.client_fd(rank)
-            env["PMI_FD"] = str(fd)
-            env["PMI_RANK"] = str(rank)
-            argv = base + ["--"] + command if rank == 0 else base
-            # Brokers other than rank 0 leave the terminal's process group: a Ctrl-C
-            # is for the initial program (under rank 0), not for them.
-            procs[rank] = subprocess.Popen(argv, env=env, pass_fds=(fd,), start_new_session=rank != 0)
+            pid = os.fork()
+            if pid == 0:
+                _broker_child(rank, size, server, attrs, command)
+            pids[rank] = pid
             if args.verbose:
-                print(f"flux-start: rank {rank} pid {procs[rank].pid}", file=sys.stderr)
+                print(f"flux-start: rank {rank} pid {pid}", file=sys.stderr)
         server.close_client_fds()
+        # The PMI thread starts only now: no thread may run while this process forks.
+        server.start()
 
         def forward(sig, _frame):
             try:
-                procs[0].send_signal(sig)
+                os.kill(pids[0], sig)
             except ProcessLookupError:
                 pass
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
-        rc = _reap(procs, args.test_exit_timeout)
+        rc = _reap(pids, args.test_exit_timeout)
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        for pid in pids.values():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
         server.stop()
         if made:
             shutil.rmtree(made, ignore_errors=True)
     return rc
 
 
-def _reap(procs, exit_timeout):
+def _broker_child(rank, size, server, attrs, command):
+    """Become the broker of ``rank`` (in a forked child); never returns."""
+    code = 1
+    try:
+        if rank != 0:
+            # Brokers other than rank 0 leave the terminal's process group: a Ctrl-C
+            # is for the initial program (under rank 0), not for them.
+            os.setsid()
+        fd = server.keep_only(rank)
+        os.environ.update(PMI_FD=str(fd), PMI_RANK=str(rank), PMI_SIZE=str(size))
+        from flux_launch.broker.main import run_broker
+
+        code = run_broker(dict(attrs), command if rank == 0 else None)
+    except BaseException as exc:  # noqa: BLE001 - a forked child must never return
+        try:
+            print(f"flux-broker[{rank}]: {exc}", file=sys.stderr)
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _reap(pids, exit_timeout):
     """Wait for rank 0, then for the others until ``exit_timeout``; returns rank 0's code."""
-    by_pid = {proc.pid: rank for rank, proc in procs.items()}
+    by_pid = {pid: rank for rank, pid in pids.items()}
     remaining = set(by_pid)
     rc = None
     deadline = None
@@ -144,8 +174,7 @@ def _reap(procs, exit_timeout):
             continue
         remaining.discard(pid)
         rank = by_pid[pid]
-        procs[rank].returncode = os.waitstatus_to_exitcode(status)
-        code = procs[rank].returncode
+        code = os.waitstatus_to_exitcode(status)
         if code < 0 and deadline != float("inf"):
             print(f"flux-start: {rank} (pid {pid}) {signal.strsignal(-code)}", file=sys.stderr)
         if rank == 0:

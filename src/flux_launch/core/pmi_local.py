@@ -158,6 +158,25 @@ class LocalPMIServer:
             raise ValueError("PMI client fds already closed")
         return fd
 
+    def keep_only(self, rank):
+        """In a process forked for ``rank`` (before :meth:`start`): close every
+        descriptor of the server but ``rank``'s own end, and return that end's fd.
+
+        Each forked process would otherwise hold the other ranks' ends open, and
+        the server would never see their EOF.
+        """
+        fd = self.client_fd(rank)
+        for i, sock in enumerate(self._children):
+            if i != rank:
+                sock.close()
+        for conn in self._conns:
+            conn.sock.close()
+        for end in (self._wake_r, self._wake_w):
+            if end >= 0:
+                os.close(end)
+        self._children[rank].detach()
+        return fd
+
     def close_client_fds(self):
         """Close the child ends (in the parent, once the processes are spawned)."""
         for sock in self._children:
