@@ -72,8 +72,11 @@ def boot(broker, attrs):
         pmi.put(f"flux.tbon.{rank}", json.dumps(entry, separators=(",", ":")))
         pmi.barrier()
         kids = children_of(rank, size, fanout)
-        if pubkey and kids:
-            overlay.set_allowed_keys(json.loads(pmi.get(f"flux.tbon.{c}"))["pubkey"] for c in kids)
+        if pubkey:
+            if kids:
+                overlay.set_allowed_keys(json.loads(pmi.get(f"flux.tbon.{c}"))["pubkey"] for c in kids)
+            # A second barrier: no child may connect before its parent admits its key.
+            pmi.barrier()
         parent = parent_of(rank, fanout)
         if parent is not None:
             pentry = json.loads(pmi.get(f"flux.tbon.{parent}"))

@@ -121,6 +121,9 @@ def _event(broker, msg):
         broker.respond_error(msg, errno.EPROTO, f"{topic}: only local clients may subscribe")
         return
     prefix = p.get("topic", "")
+    if not isinstance(prefix, str):
+        broker.respond_error(msg, errno.EPROTO, f"{topic}: topic must be a string")
+        return
     if topic == "event.subscribe":
         client.subscriptions.append(prefix)
         broker.respond(msg, {})

@@ -205,6 +205,10 @@ class Overlay:
     def send_parent(self, msg):
         try:
             self.dealer.send(_msg.encode(msg), zmq.NOBLOCK)
+        except zmq.Again:
+            # no link to the parent right now (it is gone, or reconnecting)
+            if msg.get("type") != "ctl":
+                log.error("overlay: dropped a %s message to the parent: not connected", msg.get("type"))
         finally:
             self._kick()
 

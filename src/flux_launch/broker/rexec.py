@@ -81,16 +81,27 @@ class RexecServer:
             broker.respond_error(msg, errno.EPROTO, "rexec.exec: cmd must be a non-empty list of strings")
             return
         env = p.get("env")
-        env = broker.child_env(env if isinstance(env, dict) else None)
         cwd = p.get("cwd") or None
+        if env is not None and not (isinstance(env, dict) and all(isinstance(v, str) for v in env.values())):
+            broker.respond_error(msg, errno.EPROTO, "rexec.exec: env must map names to strings")
+            return
+        if cwd is not None and not isinstance(cwd, str):
+            broker.respond_error(msg, errno.EPROTO, "rexec.exec: cwd must be a string")
+            return
+        if cwd is not None and not os.path.isdir(cwd):
+            broker.respond_error(msg, errno.ENOTDIR, f"cannot run in {cwd}: no such directory on rank {broker.rank}")
+            return
+        env = broker.child_env(env)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *cmd, env=env, cwd=cwd, start_new_session=True,
                 stdin=asyncio.subprocess.PIPE if p.get("stdin") else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         except OSError as exc:
-            broker.respond_error(msg, exc.errno or errno.EIO,
-                                 f"rank {broker.rank}: {cmd[0]}: {exc.strerror or exc}")
+            broker.respond_error(msg, exc.errno or errno.EIO, f"{cmd[0]}: {exc.strerror or exc}")
+            return
+        except (TypeError, ValueError) as exc:
+            broker.respond_error(msg, errno.EPROTO, f"rexec.exec: {exc}")
             return
         owner = tuple(msg.get("route", ()))
         entry = _Proc(proc, msg, owner)

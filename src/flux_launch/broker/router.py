@@ -63,8 +63,14 @@ class Router:
         route.append(hop)
         topic = msg.get("topic")
         nodeid = msg.get("nodeid", NODEID_ANY)
-        if not isinstance(topic, str) or not topic or not isinstance(nodeid, int):
-            self.respond_error(msg, errno.EPROTO, "malformed request: bad topic or nodeid")
+        flags = msg.get("flags", 0)
+        if type(flags) is not int:  # noqa: E721 - JSON true is a bool, and bool is an int
+            msg["flags"] = 0
+            self.respond_error(msg, errno.EPROTO, "malformed request: flags must be an integer")
+            return
+        if not isinstance(topic, str) or not topic or type(nodeid) is not int:  # noqa: E721
+            self.respond_error(msg, errno.EPROTO, "malformed request: topic must be a non-empty string "
+                               "and nodeid an integer")
             return
         service = topic.split(".", 1)[0]
         if nodeid == NODEID_ANY:
@@ -136,7 +142,10 @@ class Router:
             for child, state in list(self.overlay.child_state.items()):
                 if state == "online":
                     self.overlay.send_child(child, ev)
-        topic = ev.get("topic", "")
+        topic = ev.get("topic")
+        if not isinstance(topic, str):
+            log.error("router: dropped an event whose topic is not a string")
+            return
         for prefix, fn in list(self.subscribers):
             if topic.startswith(prefix):
                 fn(ev)

@@ -47,7 +47,7 @@ def main(cmd, argv):
 
 
 class _Task:
-    __slots__ = ("rank", "fut", "pid", "status", "partial")
+    __slots__ = ("rank", "fut", "pid", "status", "partial", "prefix")
 
     def __init__(self, rank, fut):
         self.rank = rank
@@ -64,6 +64,8 @@ def _run(h, ranks, args):
     payload = {"cmd": args.command, "env": dict(os.environ), "cwd": args.dir or os.getcwd(),
                "stdin": not args.noinput}
     tasks = [_Task(r, h.rpc("rexec.exec", payload, nodeid=r, flags=STREAMING)) for r in ranks]
+    for t in tasks:
+        t.prefix = f"{t.rank}: ".encode() if args.label_io else b""
     out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     rc = 0
     stdin_open = not args.noinput
@@ -95,20 +97,19 @@ def _run(h, ranks, args):
                     t.fut = None
                     live -= 1
                     if exc.errno != errno.ENODATA:
-                        code = {errno.ENOENT: 127, errno.EACCES: 126}.get(exc.errno, 1)
+                        code = {errno.ENOENT: 127, errno.EACCES: 126, errno.ENOEXEC: 126}.get(exc.errno, 1)
                         rc = max(rc, code)
                         sys.stderr.write(f"flux-exec: Error: rank {t.rank}: {exc.strerror}\n")
                     for stream, part in t.partial.items():
                         if part:
-                            out[stream].write(label_flush(f"{t.rank}: ".encode(), part) if args.label_io
-                                              else part)
+                            out[stream].write(label_flush(t.prefix, part) if args.label_io else part)
                     break
                 kind = resp.get("type")
                 if kind == "output":
                     data = decode_data(resp["data"])
                     stream = resp["stream"]
-                    if args.label_io:
-                        data, t.partial[stream] = label_lines(f"{t.rank}: ".encode(), data, t.partial[stream])
+                    # whole lines only, so that ranks' lines never splice
+                    data, t.partial[stream] = label_lines(t.prefix, data, t.partial[stream])
                     dest = out[stream]
                     dest.write(data)
                     dest.flush()

@@ -141,8 +141,23 @@ class Flux:
         return self._sock.fileno()
 
     def send(self, msg):
-        """Send a raw message dict."""
-        self._sock.sendall(_msg.frame(msg))
+        """Send a raw message dict.
+
+        Raises:
+            OSError: the broker refused this connection (its reason, e.g. EPERM).
+            ConnectionError: the broker closed the connection.
+        """
+        try:
+            self._sock.sendall(_msg.frame(msg))
+        except (BrokenPipeError, ConnectionResetError):
+            # The broker may have refused us and closed before we sent: its reason
+            # is still waiting in our receive buffer.
+            try:
+                while True:
+                    self._recv_one(1.0)
+            except (ConnectionError, TimeoutError):
+                pass
+            raise ConnectionError(f"the broker at {self.uri} closed the connection") from None
 
     def rpc(self, topic, payload=None, nodeid=NODEID_ANY, flags=0):
         """Send a request and return its ``Future`` (``None`` with ``NORESPONSE``)."""
@@ -180,6 +195,8 @@ class Flux:
             try:
                 data = self._sock.recv(1 << 20)
             except socket.timeout:
+                if timeout is None:  # not ours: e.g. a SIGALRM handler's TimeoutError
+                    raise
                 raise TimeoutError(f"no response from {self.uri} within {timeout}s") from None
             if not data:
                 self.close()

@@ -327,6 +327,8 @@ class KVSService:
         if name in self.spaces:
             raise KVSError(errno.EEXIST, f"namespace {name} already exists")
         owner = p.get("owner", msg.get("userid", self.broker.owner))
+        if type(owner) is not int or owner < 0:  # noqa: E721
+            raise KVSError(errno.EINVAL, "namespace owner must be a user id (a non-negative integer)")
         self.store.namespace_create(name, owner)
         self.spaces[name] = Dir()
         self.owners[name] = owner

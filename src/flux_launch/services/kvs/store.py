@@ -42,10 +42,11 @@ class Store:
             raise StoreError(f"cannot use {path}: {exc}") from None
 
     def load(self):
-        """Yield ``(ns, key, value_or_DIR)`` rows, namespaces first as ``(name, owner)``.
+        """Read everything back.
 
         Returns:
-            (namespaces: dict name->owner, rows: list of (ns, key, value, is_dir))
+            ``(namespaces, rows)``: a dict of namespace name to owner, and a list of
+            ``(ns, key, value, is_dir)`` in key order (a directory before its keys).
         """
         spaces = dict(self.db.execute("SELECT name, owner FROM namespaces"))
         rows = [(ns, key, None if v is None else json.loads(v), v is None)
@@ -72,6 +73,10 @@ class Store:
                     db.execute("INSERT INTO kvs VALUES (?, ?, NULL)", (ns, key))
                 elif op == "delete":
                     self._delete_tree(ns, key)
+                    # unlinking leaves the parent directory, even when now empty
+                    parent = key.rpartition(".")[0]
+                    if parent:
+                        db.execute("INSERT OR IGNORE INTO kvs VALUES (?, ?, NULL)", (ns, parent))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
