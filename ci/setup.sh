@@ -34,4 +34,7 @@ fi
     | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e '.[test]' 2>&1 \
     | grep -v "^WARNING: Location" || true
+# Bytecode for the editable sources now: where PYTHONDONTWRITEBYTECODE is set, every
+# command would otherwise compile them again at each start.
+.venv/bin/python -m compileall -q src >/dev/null
 .venv/bin/python -c "import flux_launch._accel as a; print('setup: flux_launch installed, accelerations:', a.BACKEND)"

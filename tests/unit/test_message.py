@@ -5,7 +5,7 @@ import struct
 import pytest
 from hypothesis import given, strategies as st
 
-from flux_launch.broker.overlay import child_toward, children_of, parent_of, subtree_of
+from flux_launch.broker.tree import child_toward, children_of, parent_of, subtree_of
 from flux_launch.proto import message
 
 

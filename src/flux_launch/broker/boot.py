@@ -14,7 +14,7 @@ import json
 import os
 import socket
 
-from flux_launch.broker.overlay import Overlay, children_of, parent_of
+from flux_launch.broker.tree import children_of, parent_of
 
 
 class BootError(RuntimeError):
@@ -58,6 +58,8 @@ def boot(broker, attrs):
     if size == 1:
         _finish(pmi)
         return 0, 1
+    from flux_launch.broker.overlay import Overlay  # zeromq: only for a real overlay
+
     fanout = int(attrs.get("tbon.fanout", "2"))
     overlay = Overlay(broker, rank, size, fanout,
                       keepalive=float(attrs.get("tbon.keepalive", "1")),

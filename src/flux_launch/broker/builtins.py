@@ -25,10 +25,6 @@ def register(broker):
     broker.register("rexec", server.handle)
 
 
-def rexec_kill_all(broker):
-    broker.rexec.kill_all()
-
-
 def _payload(msg):
     p = msg.get("payload")
     return p if isinstance(p, dict) else {}

@@ -18,11 +18,14 @@ import errno
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 
 from flux_launch.broker.connector import Connector
 from flux_launch.broker.router import Router
+from flux_launch.broker.tree import subtree_of
+from flux_launch.proto.message import NORESPONSE
 from flux_launch.broker import builtins
 
 log = logging.getLogger("flux_launch.broker")
@@ -52,6 +55,7 @@ class Broker(Router):
         self.lost = set()
         self.exit_code = 0
         self.initial_proc = None
+        self.rexec = None
         self._quorum_done = False
         self._shutting_down = False
         self._done = None
@@ -100,8 +104,6 @@ class Broker(Router):
         a.setdefault("tbon.fanout", str(self.fanout))
         a.setdefault("instance-level", "0")
         a.setdefault("broker.quorum", f"0-{self.size - 1}" if self.size > 1 else "0")
-        import socket
-
         a.setdefault("hostname", socket.gethostname())
         from flux_launch import __version__
 
@@ -171,9 +173,8 @@ class Broker(Router):
         self._shutting_down = True
         self.state = "shutdown"
         loop = asyncio.get_running_loop()
-        rexec = self.services.get("rexec")
-        if rexec is not None:
-            builtins.rexec_kill_all(self)
+        if self.rexec is not None:
+            self.rexec.kill_all()
         ov = self.overlay
         if ov is not None:
             for child, state in list(ov.child_state.items()):
@@ -229,7 +230,7 @@ class Broker(Router):
             if service in ("event",):
                 continue
             self.route_request({"type": "req", "topic": f"{service}.disconnect", "nodeid": nodeid,
-                                "flags": 2, "matchtag": 0, "payload": None, "route": [],
+                                "flags": NORESPONSE, "matchtag": 0, "payload": None, "route": [],
                                 "userid": client.uid}, client.hop)
 
     def overlay_recv(self, msg, hop):
@@ -257,8 +258,6 @@ class Broker(Router):
             self._subtree_change(topic, ranks)
 
     def child_lost(self, child):
-        from flux_launch.broker.overlay import subtree_of
-
         self._subtree_change("lost", subtree_of(child, self.size, self.fanout))
         if self._shutting_down:
             self._maybe_finish()
@@ -267,8 +266,6 @@ class Broker(Router):
         if self._shutting_down:
             self._maybe_finish()
         else:
-            from flux_launch.broker.overlay import subtree_of
-
             self._subtree_change("lost", subtree_of(child, self.size, self.fanout))
 
     def _subtree_change(self, what, ranks):

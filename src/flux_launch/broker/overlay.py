@@ -14,7 +14,7 @@ A disconnect seen by the socket monitor triggers an immediate probe. A child who
 parent disconnects or stays silent for ``tbon.timeout`` gives up (the broker exits):
 a subtree cut from rank 0 cannot serve anyone.
 
-Topology: ranks form a k-ary tree (k = ``tbon.fanout``): parent(r) = (r-1)//k.
+Topology: a k-ary tree (k = ``tbon.fanout``), see ``tree.py``.
 """
 
 import logging
@@ -23,42 +23,10 @@ import time
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from flux_launch.broker.tree import children_of, parent_of
 from flux_launch.proto import message as _msg
 
 log = logging.getLogger("flux_launch.broker")
-
-
-def parent_of(rank, k):
-    """Parent rank of ``rank`` in a k-ary tree (None for rank 0)."""
-    return None if rank == 0 else (rank - 1) // k
-
-
-def children_of(rank, size, k):
-    """Ranks of the direct children of ``rank``."""
-    first = rank * k + 1
-    return list(range(first, min(first + k, size)))
-
-
-def subtree_of(rank, size, k):
-    """``rank`` and all its descendants, in ascending order."""
-    out = []
-    level = [rank]
-    while level:
-        out.extend(level)
-        level = [c for r in level for c in children_of(r, size, k)]
-    return sorted(out)
-
-
-def child_toward(rank, target, k):
-    """The child of ``rank`` on the path down to ``target``, or None if ``target``
-    is not below ``rank``."""
-    t = target
-    while t > rank:
-        p = (t - 1) // k
-        if p == rank:
-            return t
-        t = p
-    return None
 
 
 class Overlay:

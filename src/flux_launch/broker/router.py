@@ -17,7 +17,7 @@ import errno
 import logging
 
 from flux_launch.proto import message as _msg
-from flux_launch.broker.overlay import child_toward
+from flux_launch.broker.tree import child_toward
 
 log = logging.getLogger("flux_launch.broker")
 
