@@ -24,11 +24,10 @@ def _gone(pid, deadline_s=10.0):
 
 
 def test_exec_all_ranks_of_size4():
-    # PYTHONUNBUFFERED makes `flux getattr` write "N" and "\n" separately, and unlabelled
-    # flux exec output may then interleave mid-line (see the xfail test in
-    # test_e2e_exec_attr.py); this test is about the instance, so keep lines whole.
+    # PYTHONUNBUFFERED makes `flux getattr` write "N" and "\n" separately: flux exec
+    # must still keep each rank's lines whole.
     r = flux("start", "--test-size=4", "flux", "exec", "-r", "all", "flux", "getattr", "rank",
-             env={"PYTHONUNBUFFERED": ""})
+             env={"PYTHONUNBUFFERED": "1"})
     assert r.returncode == 0, r.stderr
     assert sorted(r.stdout.split(), key=int) == ["0", "1", "2", "3"]
     assert "Traceback" not in r.stderr
@@ -109,3 +108,23 @@ def test_exec_command_killed_at_instance_exit(tmp_path):
     assert r.returncode == 0, r.stderr
     pid = int(pidfile.read_text())
     assert _gone(pid), f"sleep (pid {pid}) started by flux exec outlived the instance"
+
+
+@pytest.mark.parametrize("accel", ["c", "py"])
+def test_labelled_exec_on_each_backend(accel):
+    r = flux("start", "--test-size=2", "flux", "exec", "-r", "all", "-l", "printf", "a\\nb\\npartial",
+             env={"FLUX_LAUNCH_ACCEL": accel})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert sorted(lines) == ["0: a", "0: b", "0: partial", "1: a", "1: b", "1: partial"]
+    assert lines.index("0: a") < lines.index("0: b") < lines.index("0: partial")
+
+
+def test_start_puts_its_own_flux_first_on_path():
+    """An instance started by a flux that is not on PATH still runs that flux inside."""
+    r = flux("start", "--test-size=2", "sh", "-c", "command -v flux; flux getattr size",
+             env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr
+    where, size = r.stdout.split()
+    assert os.path.dirname(where) == os.path.dirname(__import__("sys").executable)
+    assert size == "2"

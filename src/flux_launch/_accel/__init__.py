@@ -18,9 +18,10 @@ _c = None
 if _choice != "py":
     try:
         from flux_launch._accel import _cwrap as _c
-    except ImportError:
+    except ImportError as exc:
         if _choice == "c":
-            raise
+            raise ImportError(f"FLUX_LAUNCH_ACCEL=c but the C accelerations are not built ({exc}); "
+                              "reinstall with a C compiler, or set FLUX_LAUNCH_ACCEL=py") from None
         _c = None
 
 if _c is not None:

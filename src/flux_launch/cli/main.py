@@ -71,7 +71,7 @@ def main(argv=None):
         return 130
     except BrokenPipeError:
         return 141
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         if os.environ.get("FLUX_LAUNCH_DEBUG"):
             raise
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

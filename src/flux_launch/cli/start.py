@@ -42,6 +42,13 @@ def main(cmd, argv):
         command = command[1:]
     from flux_launch.broker.main import parse_attrs
 
+    # Like flux-core: the instance finds the same `flux` that started it first on PATH.
+    bindir = os.path.dirname(os.path.abspath(sys.argv[0]))
+    if os.path.exists(os.path.join(bindir, "flux")):
+        path = os.environ.get("PATH", "")
+        if path.split(os.pathsep)[0] != bindir:
+            os.environ["PATH"] = bindir + os.pathsep + path
+
     attrs = parse_attrs(args.setattr)
     if not command:
         command = [os.environ.get("SHELL") or "/bin/sh"]
