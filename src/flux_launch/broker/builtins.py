@@ -20,6 +20,7 @@ def register(broker):
     broker.register("attr", lambda msg: _attr(broker, msg))
     broker.register("event", lambda msg: _event(broker, msg))
     broker.register("overlay", lambda msg: _overlay(broker, msg))
+    broker.register("resource", lambda msg: _resource(broker, msg))
     server = _rexec.RexecServer(broker)
     broker.rexec = server
     broker.register("rexec", server.handle)
@@ -51,6 +52,16 @@ def _broker(broker, msg):
     elif method == "disconnect":
         pass
     else:
+        broker.respond_error(msg, errno.ENOSYS, f"unknown method {msg['topic']}")
+
+
+def _resource(broker, msg):
+    if msg["topic"] == "resource.info":
+        import os
+
+        broker.respond(msg, {"rank": broker.rank, "ncores": len(os.sched_getaffinity(0)),
+                             "hostname": broker.attrs.get("hostname")})
+    elif msg["topic"] != "resource.disconnect":
         broker.respond_error(msg, errno.ENOSYS, f"unknown method {msg['topic']}")
 
 

@@ -44,8 +44,11 @@ class Broker(Router):
         command: the initial program (rank 0 only), or None.
     """
 
-    def __init__(self, attrs, command=None):
+    def __init__(self, attrs, command=None, forkserver=None):
         super().__init__(0, 1, int(attrs.get("tbon.fanout", "2")))
+        self.forkserver = forkserver
+        self.loop = None
+        self.on_run = []  # callables run once the quorum is reached
         self.attrs = attrs
         self.command = command
         self.owner = os.getuid()
@@ -67,19 +70,26 @@ class Broker(Router):
         """Run until shutdown; returns the exit code."""
         from flux_launch.broker.boot import boot
 
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         self._done = loop.create_future()
         self.rank, self.size = boot(self, self.attrs)
         self._init_attrs()
         self.connector = Connector(self, os.path.join(self.attrs["rundir"], f"local-{self.rank}"), self.owner)
         await self.connector.start()
         builtins.register(self)
+        if self.forkserver is not None:
+            from flux_launch.broker.rexec import ForkServerClient
+
+            self.rexec.forkserver = ForkServerClient(*self.forkserver)
+            self.closers.append(self.rexec.forkserver.close)
         if self.rank == 0:
+            from flux_launch.services.job_manager import JobManager
             from flux_launch.services.kvs.service import KVSService
 
             kvs = KVSService(self, self.attrs["statedir"])
             self.register("kvs", kvs.handle)
             self.closers.append(kvs.close)
+            self.job_manager = JobManager(self, kvs)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         if self.overlay is not None:
@@ -126,6 +136,8 @@ class Broker(Router):
 
     def _enter_run(self):
         self.state = "run"
+        for hook in self.on_run:
+            hook()
         if self.command:
             asyncio.get_running_loop().create_task(self._run_initial_program())
         else:
@@ -329,13 +341,22 @@ def run_broker(attrs, command=None):
     os.chmod(attrs["rundir"], 0o700)
     if not attrs.get("statedir"):
         attrs["statedir"] = os.path.join(attrs["rundir"], f"state-{os.environ.get('PMI_RANK', '0')}")
-    broker = Broker(attrs, command)
+    from flux_launch.shell import forkserver
+
+    # Forked now, before the event loop and zeromq exist: a clean fork.
+    fs_sock, fs_pid = forkserver.spawn()
+    broker = Broker(attrs, command, forkserver=(fs_sock, fs_pid))
     try:
         return asyncio.run(broker.run())
     except (BootError, StoreError) as exc:
         print(f"flux-broker: {exc}", file=sys.stderr)
         return 1
     finally:
+        fs_sock.close()
+        try:
+            os.waitpid(fs_pid, 0)
+        except ChildProcessError:
+            pass
         if made_rundir:
             shutil.rmtree(made_rundir, ignore_errors=True)
 

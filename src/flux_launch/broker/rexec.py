@@ -46,10 +46,97 @@ class _Proc:
         self.streams_open = 2
 
 
+class ForkServerClient:
+    """The broker's side of the shell fork server (``shell/forkserver.py``)."""
+
+    def __init__(self, sock, pid):
+        from flux_launch.proto import message as _msg
+
+        self.sock = sock
+        self.pid = pid
+        self.decoder = _msg.Decoder()
+        self.frame = _msg.frame
+        self.pending = {}  # jobid -> callback(kind, fields)
+        sock.setblocking(False)
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._read)
+
+    def start(self, jobid, args, callback):
+        self.pending[jobid] = callback
+        self._send({"type": "ctl", "topic": "start", "id": jobid, "args": args})
+
+    def kill(self, jobid, signum):
+        if jobid in self.pending:
+            self._send({"type": "ctl", "topic": "kill", "id": jobid, "signum": signum})
+
+    def _send(self, msg):
+        self.sock.setblocking(True)
+        try:
+            self.sock.sendall(self.frame(msg))
+        finally:
+            self.sock.setblocking(False)
+
+    def _read(self):
+        try:
+            data = self.sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            log.error("rexec: the shell fork server exited; running shells are lost")
+            for jobid, cb in list(self.pending.items()):
+                cb("error", {"errstr": "the shell fork server exited"})
+            self.pending.clear()
+            return
+        for m in self.decoder.feed(data):
+            if isinstance(m, Exception):
+                continue
+            kind = m.get("topic")
+            cb = self.pending.get(m.get("id"))
+            if cb is None:
+                continue
+            if kind in ("exited", "error"):
+                del self.pending[m["id"]]
+            cb(kind, m)
+
+    def close(self):
+        try:
+            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        except RuntimeError:
+            pass
+        self.sock.close()
+
+
 class RexecServer:
     def __init__(self, broker):
         self.broker = broker
         self.procs = {}
+        self.forkserver = None
+
+    def _shell(self, msg):
+        """``rexec.shell {id, jobspec, R, ranks}``: start this rank's shell of a job."""
+        broker = self.broker
+        p = msg.get("payload")
+        if not isinstance(p, dict) or type(p.get("id")) is not int:  # noqa: E721
+            broker.respond_error(msg, errno.EPROTO, "rexec.shell: id, jobspec and R are required")
+            return
+        if self.forkserver is None:
+            broker.respond_error(msg, errno.ENOSYS, "rexec.shell: no shell fork server on this rank")
+            return
+        args = {"id": p["id"], "jobspec": p.get("jobspec"), "R": p.get("R"), "rank": broker.rank,
+                "uri": broker.attrs["local-uri"], "rundir": broker.attrs["rundir"]}
+
+        def cb(kind, fields):
+            if kind == "started":
+                broker.respond(msg, {"type": "started", "pid": fields["pid"], "rank": broker.rank})
+            elif kind == "exited":
+                broker.respond(msg, {"type": "finished", "status": fields["status"], "rank": broker.rank})
+                broker.respond_error(msg, errno.ENODATA)
+            else:
+                broker.respond_error(msg, errno.EIO, fields.get("errstr", "shell failed"))
+
+        self.forkserver.start(p["id"], args, cb)
 
     def handle(self, msg):
         method = msg["topic"].split(".", 1)[1] if "." in msg["topic"] else ""
@@ -62,6 +149,12 @@ class RexecServer:
             self._write(msg)
         elif method == "kill":
             self._kill(msg)
+        elif method == "shell":
+            self._shell(msg)
+        elif method == "shell-kill":
+            p = msg.get("payload") if isinstance(msg.get("payload"), dict) else {}
+            self.forkserver.kill(p.get("id"), p.get("signum", signal.SIGTERM))
+            self.broker.respond(msg, {})
         elif method == "list":
             self.broker.respond(msg, {"procs": [{"pid": pid, "cmd": p.req["payload"]["cmd"]}
                                                 for pid, p in self.procs.items()]})

@@ -36,6 +36,8 @@ class Router:
         self.overlay = None
         self.subscribers = []  # local in-process event callbacks: (prefix, fn)
         self.event_seq = 0
+        self._internal = {}  # matchtag -> (callback, streaming) of in-process RPCs
+        self._next_tag = 1
 
     # ---- services ---------------------------------------------------------------
 
@@ -52,6 +54,25 @@ class Router:
         """Send an error response (``errnum`` and a one-line ``errstr``)."""
         if not req.get("flags", 0) & _msg.NORESPONSE:
             self.route_response(_msg.response(req, errnum=errnum, errstr=errstr))
+
+    def rpc(self, topic, payload=None, nodeid=NODEID_ANY, callback=None, streaming=False):
+        """Send a request from inside the broker (a service calling another).
+
+        ``callback(payload, errnum, errstr)`` runs for each response; a streaming
+        RPC ends at its first error (``ENODATA`` at the normal end). Without a
+        callback the request asks for no response.
+        """
+        flags = (_msg.STREAMING if streaming else 0) | (0 if callback else _msg.NORESPONSE)
+        tag = 0
+        if callback is not None:
+            tag = self._next_tag
+            self._next_tag += 1
+            self._internal[tag] = (callback, streaming)
+        msg = _msg.request(topic, payload, nodeid, tag, flags)
+        msg["route"] = []
+        msg["userid"] = getattr(self, "owner", 0)
+        msg["rolemask"] = 1
+        self.route_request(msg, f"i{tag}")
 
     # ---- requests ---------------------------------------------------------------
 
@@ -122,6 +143,19 @@ class Router:
             self.overlay.send_child(int(hop[1:]), msg)
         elif kind == "p":
             self.overlay.send_parent(msg)
+        elif kind == "i":
+            tag = int(hop[1:])
+            entry = self._internal.get(tag)
+            if entry is None:
+                return
+            callback, streaming = entry
+            errnum = msg.get("errnum", 0)
+            if errnum or not streaming:
+                del self._internal[tag]
+            try:
+                callback(msg.get("payload"), errnum, msg.get("errstr"))
+            except Exception:
+                log.exception("router: error in the callback of an internal %s request", msg.get("topic"))
         else:
             log.error("router: dropped a response with a bad hop %r", hop)
 

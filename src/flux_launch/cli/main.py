@@ -19,6 +19,13 @@ COMMANDS = {
     "uptime": "uptime",
     "ping": "ping",
     "overlay": "overlay",
+    "run": "run",
+    "submit": "submit",
+    "jobs": "jobs",
+    "cancel": "cancel",
+    "job": "job",
+    "queue": "queue",
+    "resource": "resource",
 }
 
 USAGE = """\
@@ -36,6 +43,13 @@ Commands:
   uptime     show how long the instance has run, its size and lost ranks
   ping       send a request to a broker and time the answer
   overlay    show the state of the overlay network
+  run        run a parallel job interactively
+  submit     submit a job to the queue
+  jobs       list jobs
+  cancel     cancel jobs
+  job        job utilities: attach, info, eventlog, wait-event, status, wait, last, kill, id
+  queue      queue utilities: drain
+  resource   list resources
 """
 
 

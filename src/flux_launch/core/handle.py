@@ -86,6 +86,12 @@ class Future:
                     return
                 raise
 
+    def then(self, callback, *args):
+        """Call ``callback(future, *args)`` when a response is ready, from
+        ``Flux.reactor_run()`` (flux-core's continuation style)."""
+        self.handle._continuations.append((self, callback, args))
+        return self
+
     def _finish(self):
         self.done = True
         self.handle._futures.pop(self.matchtag, None)
@@ -124,6 +130,7 @@ class Flux:
         self._events = deque()
         self._next_tag = 1
         self._closed = False
+        self._continuations = []
 
     def close(self):
         """Close the connection; pending futures fail with ``ConnectionError``."""
@@ -170,6 +177,18 @@ class Flux:
             self._futures[tag] = fut
         self.send(_msg.request(topic, payload, nodeid, tag, flags))
         return fut
+
+    def reactor_run(self):
+        """Run continuations (``Future.then``) until none is waiting."""
+        while self._continuations:
+            ready = [c for c in self._continuations if c[0]._queue]
+            if not ready:
+                self._recv_one(None)
+                continue
+            for entry in ready:
+                self._continuations.remove(entry)
+                fut, callback, args = entry
+                callback(fut, *args)
 
     def event_subscribe(self, topic):
         """Receive events whose topic starts with ``topic`` (empty: all)."""

@@ -175,8 +175,35 @@ class KVSService:
             self.broker.respond(msg, {"key": key, "value": node})
 
     def _rpc_commit(self, msg, p):
-        ns, root = self._space(p)
-        ops = p.get("ops")
+        self.commit(p.get("ops"), p.get("namespace") or PRIMARY)
+        self.broker.respond(msg, {})
+
+    def lookup(self, key, namespace=PRIMARY):
+        """The value at ``key`` (in-process callers).
+
+        Raises:
+            KVSError: ENOENT, or EISDIR for a directory.
+        """
+        node = _lookup(self._space({"namespace": namespace})[1], normalize(key))
+        if type(node) is Dir:
+            raise KVSError(errno.EISDIR, f"{key}: is a directory")
+        return node
+
+    def listdir(self, key, namespace=PRIMARY):
+        """Names in the directory ``key`` (in-process callers); ``[]`` if absent."""
+        try:
+            node = _lookup(self._space({"namespace": namespace})[1], normalize(key))
+        except KVSError:
+            return []
+        return list(node) if type(node) is Dir else []
+
+    def commit(self, ops, namespace=PRIMARY):
+        """Apply ``ops`` atomically (in-process callers and ``kvs.commit``).
+
+        Raises:
+            KVSError: a bad op (nothing is applied).
+        """
+        ns, root = self._space({"namespace": namespace})
         if not isinstance(ops, list) or not ops:
             raise KVSError(errno.EPROTO, "kvs.commit: ops must be a non-empty list")
         # Validate and compute every change before touching anything: all or nothing.
@@ -229,7 +256,6 @@ class KVSService:
             else:
                 self._unlink(root, key)
             changed.append(key)
-        self.broker.respond(msg, {})
         if self.watches:
             self._notify(ns, root, changed)
 

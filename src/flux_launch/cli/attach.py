@@ -1,0 +1,196 @@
+"""Attach to a job: print its output as it arrives, forward stdin and signals,
+and return its exit code (shared by ``flux run`` and ``flux job attach``).
+
+The job's main eventlog and its output eventlog are watched on one connection.
+Output is printed as it comes (``-l``: whole lines prefixed ``RANK: ``); shell
+messages go to stderr as ``flux-shell[N]: LEVEL: text``; a fatal exception is
+reported as ``flux-CMD: job ID: TYPE: NOTE``. The attach ends when the job is
+inactive (``clean``). SIGINT and SIGTERM are sent to the job's tasks; a second
+Ctrl-C within 2 s cancels the job.
+"""
+
+import base64
+import errno
+import json
+import os
+import selectors
+import signal
+import sys
+import time
+
+from flux_launch.core.handle import STREAMING
+
+LEVELS = {0: "EMERG", 1: "ALERT", 2: "FATAL", 3: "ERROR", 4: "WARN", 5: "NOTICE", 6: "INFO", 7: "DEBUG"}
+
+
+class _Lines:
+    def __init__(self, sep):
+        self.partial = ""
+        self.sep = sep
+
+    def feed(self, text):
+        lines = (self.partial + text).split(self.sep)
+        self.partial = lines.pop()
+        return lines
+
+
+def attach(h, jobid, cmd="job", label=False, stdin=False):
+    """Follow job ``jobid`` to its end; returns the exit code for the command.
+
+    Raises:
+        OSError: no such job.
+    """
+    from flux_launch._accel import label_flush, label_lines
+
+    jid = int(jobid)
+    main = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "eventlog"}, flags=STREAMING)
+    output = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "guest.output"}, flags=STREAMING)
+    main_lines, out_lines = _Lines("\n"), _Lines("\n")
+    partial = {}
+    sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    status = None
+    exception = None
+    done = False
+    sel = selectors.DefaultSelector()
+    sel.register(h.fileno(), selectors.EVENT_READ, "broker")
+    rfd, wfd = os.pipe()
+    os.set_blocking(rfd, False)
+    os.set_blocking(wfd, False)
+    old_fd = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
+    old = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sel.register(rfd, selectors.EVENT_READ, "signal")
+    last_int = 0.0
+    if stdin:
+        _start_input(h, jid, sel)
+    try:
+        while not done:
+            for key, _ in sel.select():
+                if key.data == "signal":
+                    for sig in os.read(rfd, 64):
+                        now = time.monotonic()
+                        if sig == signal.SIGINT and now - last_int < 2.0:
+                            sys.stderr.write(f"flux-{cmd}: cancelling job {jobid}\n")
+                            h.rpc("job-manager.raise", {"id": jid, "type": "cancel", "severity": 0,
+                                                        "note": "interrupted by Ctrl-C"}, flags=2)
+                        else:
+                            if sig == signal.SIGINT:
+                                last_int = now
+                                sys.stderr.write(f"flux-{cmd}: one more Ctrl-C within 2s cancels the job\n")
+                            h.rpc("job-manager.kill", {"id": jid, "signum": sig}, flags=2)
+                    continue
+                if key.data == "stdin":
+                    _forward_input(h, jid, sel, key.fd)
+                    continue
+                try:
+                    h._recv_one(None)
+                except ConnectionError as exc:
+                    sys.stderr.write(f"flux-{cmd}: {exc}\n")
+                    return 1
+            while output._queue:
+                try:
+                    value = output.get()["value"]
+                except OSError:
+                    break
+                for line in out_lines.feed(value):
+                    if not line:
+                        continue
+                    ev = json.loads(line)
+                    ctx = ev.get("context") or {}
+                    name = ev.get("name")
+                    if name == "data":
+                        stream = ctx.get("stream", "stdout")
+                        sink = sinks.get(stream, sys.stdout.buffer)
+                        k = (ctx.get("rank"), stream)
+                        if "data" in ctx:
+                            data = ctx["data"]
+                            data = base64.b64decode(data) if ctx.get("encoding") == "base64" else data.encode()
+                            if label:
+                                data, partial[k] = label_lines(f"{ctx.get('rank')}: ".encode(), data,
+                                                               partial.get(k, b""))
+                            sink.write(data)
+                            sink.flush()
+                        if ctx.get("eof") and label and partial.get(k):
+                            sink.write(label_flush(f"{ctx.get('rank')}: ".encode(), partial.pop(k)))
+                            sink.flush()
+                    elif name == "log":
+                        level = LEVELS.get(ctx.get("level", 3), "ERROR")
+                        sys.stderr.write(f"flux-shell[{ctx.get('rank', 0)}]: {level}: {ctx.get('message')}\n")
+            while main._queue:
+                try:
+                    value = main.get()["value"]
+                except OSError as exc:
+                    if exc.errno == errno.ENOENT:
+                        raise
+                    done = True
+                    break
+                for line in main_lines.feed(value):
+                    if not line:
+                        continue
+                    ev = json.loads(line)
+                    name = ev.get("name")
+                    ctx = ev.get("context") or {}
+                    if name == "exception" and ctx.get("severity", 0) == 0 and exception is None:
+                        exception = ctx
+                        note = f": {ctx['note']}" if ctx.get("note") else ""
+                        sys.stderr.write(f"flux-{cmd}: job {jobid} {ctx.get('type')}{note}\n")
+                    elif name == "finish":
+                        status = ctx.get("status", 0)
+                    elif name == "clean":
+                        done = True
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        os.close(rfd)
+        os.close(wfd)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    if status is None:
+        return 1 if exception else 0
+    if status & 0x7F:
+        return 128 + (status & 0x7F)
+    return (status >> 8) & 0xFF
+
+
+def _input_key(jid):
+    h = f"{jid:016x}"
+    return f"job.{h[0:4]}.{h[4:8]}.{h[8:12]}.{h[12:16]}.guest.input"
+
+
+def _entry(name, ctx):
+    return json.dumps({"timestamp": time.time(), "name": name, "context": ctx}, separators=(",", ":")) + "\n"
+
+
+def _start_input(h, jid, sel):
+    header = _entry("header", {"version": 1, "encoding": {"stdin": "UTF-8"}, "count": {"stdin": 1},
+                               "options": {}})
+    h.rpc("kvs.commit", {"ops": [{"op": "append", "key": _input_key(jid), "value": header}]}, flags=2)
+    try:
+        fd = sys.stdin.fileno()
+        sel.register(fd, selectors.EVENT_READ, "stdin")
+    except (ValueError, OSError, AttributeError):
+        _send_input(h, jid, b"", eof=True)
+
+
+def _forward_input(h, jid, sel, fd):
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        data = b""
+    if not data:
+        sel.unregister(fd)
+    _send_input(h, jid, data, eof=not data)
+
+
+def _send_input(h, jid, data, eof):
+    ctx = {"stream": "stdin", "rank": "all"}
+    if data:
+        try:
+            ctx["data"] = data.decode()
+        except UnicodeDecodeError:
+            ctx["data"] = base64.b64encode(data).decode()
+            ctx["encoding"] = "base64"
+    if eof:
+        ctx["eof"] = True
+    h.rpc("kvs.commit", {"ops": [{"op": "append", "key": _input_key(jid), "value": _entry("data", ctx)}]},
+          flags=2)

@@ -1,0 +1,154 @@
+"""Options shared by ``flux run`` and ``flux submit``, and the jobspec they make.
+
+Environment rules (``--env``, applied in order to a copy of this environment):
+``VAR=VAL`` sets (``$VAR`` expanded), ``-PATTERN`` removes matching variables
+(glob), ``PATTERN`` imports matching variables back, ``^FILE`` reads rules from a
+file; ``--env-remove=PATTERN`` is ``--env=-PATTERN`` and ``--env-file=FILE`` is
+``--env=^FILE``.
+"""
+
+import argparse
+import json
+import os
+
+from flux_launch.cli.base import Parser
+
+
+def add_options(p):
+    p.add_argument("-n", "--ntasks", type=int, metavar="N", help="number of tasks (default 1)")
+    p.add_argument("-c", "--cores-per-task", type=int, default=1, metavar="N", help="cores per task")
+    p.add_argument("-g", "--gpus-per-task", type=int, metavar="N", help="GPUs per task")
+    p.add_argument("-N", "--nodes", type=int, metavar="N", help="number of nodes")
+    p.add_argument("--tasks-per-node", type=int, metavar="N", help="tasks on each node")
+    p.add_argument("--exclusive", action="store_true", help="allocate whole nodes")
+    p.add_argument("-t", "--time-limit", metavar="FSD", help="time limit (e.g. 30s, 5m, 1h)")
+    p.add_argument("--job-name", metavar="NAME", help="the job's name")
+    p.add_argument("--urgency", type=int, default=16, metavar="N", help="urgency 0-31 (default 16)")
+    p.add_argument("--env", action="append", default=[], metavar="RULE", help="environment rule")
+    p.add_argument("--env-remove", action="append", default=[], metavar="PATTERN",
+                   help="remove variables matching PATTERN")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE", help="environment rules file")
+    p.add_argument("--cwd", metavar="DIR", help="working directory of the tasks (default: this one)")
+    p.add_argument("-o", "--setopt", action="append", default=[], metavar="KEY[=VAL]", help="shell option")
+    p.add_argument("-S", "--setattr", action="append", default=[], metavar="KEY=VAL", help="jobspec attribute")
+    p.add_argument("--flags", default="", metavar="FLAGS", help="waitable, debug, novalidate")
+    p.add_argument("-u", "--unbuffered", action="store_true", help="do not buffer task output")
+    p.add_argument("-l", "--label-io", action="store_true", help="prefix output lines with the task rank")
+    p.add_argument("--dry-run", action="store_true", help="print the jobspec instead of submitting it")
+    p.add_argument("-q", "--queue", help="submit to this queue")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+
+
+def make_parser(cmd, description):
+    p = Parser(cmd, description=description)
+    add_options(p)
+    return p
+
+
+def _json_or_str(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _set_path(root, dotted, value):
+    node = root
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def environment(args, base=None):
+    """The job's environment from this one and the ``--env*`` rules.
+
+    Raises:
+        ValueError: a rules file cannot be read.
+    """
+    from fnmatch import fnmatchcase
+
+    src = dict(os.environ if base is None else base)
+    env = dict(src)
+    rules = list(args.env) + [f"-{p}" for p in args.env_remove] + [f"^{f}" for f in args.env_file]
+
+    def apply(rule):
+        if rule.startswith("^"):
+            path = rule[1:]
+            try:
+                with open(path) as f:
+                    lines = [ln.strip() for ln in f]
+            except OSError as exc:
+                raise ValueError(f"--env-file {path}: {exc.strerror}") from None
+            for line in lines:
+                if line and not line.startswith("#"):
+                    apply(line)
+        elif rule.startswith("-"):
+            for key in [k for k in env if fnmatchcase(k, rule[1:])]:
+                del env[key]
+        elif "=" in rule:
+            key, _, value = rule.partition("=")
+            env[key] = os.path.expandvars(value) if "$" in value else value
+        else:
+            env.update({k: v for k, v in src.items() if fnmatchcase(k, rule)})
+
+    for rule in rules:
+        apply(rule)
+    return env
+
+
+def jobspec(args, command=None, env=None):
+    """Build the JobspecV1 for parsed ``args``.
+
+    Raises:
+        ValueError: an option's value is invalid (the message names it).
+    """
+    from flux_launch.job.jobspec import JobspecV1
+
+    ntasks = args.ntasks
+    if args.tasks_per_node and args.nodes:
+        ntasks = args.tasks_per_node * args.nodes
+    elif ntasks is None:
+        ntasks = args.nodes or 1
+    js = JobspecV1.from_command(command or args.command, num_tasks=ntasks, cores_per_task=args.cores_per_task,
+                                gpus_per_task=args.gpus_per_task, num_nodes=args.nodes,
+                                exclusive=args.exclusive)
+    js.environment = environment(args) if env is None else env
+    js.cwd = args.cwd or os.getcwd()
+    if args.time_limit:
+        js.duration = args.time_limit
+    if args.job_name:
+        js.setattr("system.job.name", args.job_name)
+    if args.queue:
+        js.setattr("system.queue", args.queue)
+    options = {}
+    for opt in args.setopt:
+        key, sep, value = opt.partition("=")
+        _set_path(options, key, _json_or_str(value) if sep else 1)
+    if args.unbuffered:
+        options.setdefault("output", {})
+    for key, value in options.items():
+        js.setattr_shell_option(key, value)
+    for attr in args.setattr:
+        key, sep, value = attr.partition("=")
+        if not sep:
+            raise ValueError(f"--setattr {attr!r}: expected KEY=VALUE")
+        js.setattr(key, _json_or_str(value))
+    return js
+
+
+def flags(args):
+    """Submit flags from ``--flags``.
+
+    Raises:
+        ValueError: an unknown flag.
+    """
+    out = {}
+    for flag in filter(None, args.flags.split(",")):
+        if flag not in ("waitable", "debug", "novalidate"):
+            raise ValueError(f"unknown flag {flag!r} in --flags (use waitable, debug, novalidate)")
+        out[flag] = True
+    return out

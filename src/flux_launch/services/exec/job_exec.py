@@ -1,0 +1,98 @@
+"""job-exec on rank 0: start a job's shells on the ranks of its R, and end it.
+
+For each rank in R, rank 0 asks that rank's broker (``rexec.shell``, a streaming
+RPC) to start the job's shell there: shells are started by the brokers of the
+job's own nodes, never all by rank 0. The job's ``start`` event is posted when
+every shell has started; ``finish`` when every shell has exited, with the highest
+wait status. A shell that cannot start, or a rank lost while the job runs, raises
+an ``exec`` exception; that rank counts as exited with status 1.
+
+Killing (cancel, time limit): SIGTERM to every shell, which signals its tasks;
+SIGKILL ``kill-timeout`` (5 s) later to whatever is left.
+"""
+
+import logging
+
+log = logging.getLogger("flux_launch.job-exec")
+
+KILL_TIMEOUT = 5.0
+
+
+class _Exec:
+    __slots__ = ("ranks", "started", "status", "kill_handle")
+
+    def __init__(self, ranks):
+        self.ranks = ranks
+        self.started = set()
+        self.status = {}
+        self.kill_handle = None
+
+
+class JobExec:
+    def __init__(self, manager):
+        self.jm = manager
+        self.broker = manager.broker
+
+    def start(self, job):
+        ranks = sorted(int(r) for r in job.alloc)
+        job.exec = state = _Exec(ranks)
+        payload = {"id": job.id, "jobspec": job.jobspec, "R": job.R, "ranks": ranks}
+        for rank in ranks:
+            self.broker.rpc("rexec.shell", payload, rank, self._callback(job, state, rank), streaming=True)
+
+    def _callback(self, job, state, rank):
+        def cb(payload, errnum, errstr):
+            if errnum:
+                if errnum != 61 and rank not in state.status:  # 61: ENODATA, the normal end
+                    self.jm.raise_exception(job, "exec", 0, f"rank {rank}: {errstr or 'shell failed'}")
+                    self._exited(job, state, rank, 1 << 8)
+                return
+            kind = payload.get("type")
+            if kind == "started":
+                state.started.add(rank)
+                if len(state.started) == len(state.ranks):
+                    job.has_started = True
+                    self.jm.post(job, "start")
+            elif kind == "finished":
+                self._exited(job, state, rank, payload["status"])
+        return cb
+
+    def _exited(self, job, state, rank, status):
+        if rank in state.status:
+            return
+        state.status[rank] = status
+        if len(state.status) == len(state.ranks):
+            if state.kill_handle is not None:
+                state.kill_handle.cancel()
+            job.exec = None
+            self.jm.finish(job, max(state.status.values(), key=_severity))
+
+    def kill(self, job, signum, escalate=False):
+        """Signal every shell of a running job; with ``escalate``, SIGKILL later."""
+        state = job.exec
+        if state is None:
+            return
+        for rank in state.ranks:
+            if rank not in state.status:
+                self.broker.rpc("rexec.shell-kill", {"id": job.id, "signum": signum}, rank)
+        if escalate and state.kill_handle is None:
+            state.kill_handle = self.broker.loop.call_later(KILL_TIMEOUT, self.kill, job, 9)
+
+    def ranks_lost(self, ev):
+        lost = set((ev.get("payload") or {}).get("ranks", ()))
+        for job in list(self.jm.jobs.values()):
+            state = job.exec
+            if state is None:
+                continue
+            gone = [r for r in state.ranks if r in lost and r not in state.status]
+            if gone:
+                self.jm.raise_exception(job, "exec", 0, f"lost contact with rank {gone[0]} running the job")
+                for rank in gone:
+                    self._exited(job, state, rank, 1 << 8)
+
+
+def _severity(status):
+    """Order wait statuses: a signal (128+N) ranks above any exit code."""
+    if status & 0x7F:
+        return 128 + (status & 0x7F)
+    return (status >> 8) & 0xFF

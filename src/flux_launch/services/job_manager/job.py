@@ -1,0 +1,163 @@
+"""A job's record in the job manager, and the states and results of RFC 21.
+
+States: NEW, DEPEND, PRIORITY, SCHED, RUN, CLEANUP, INACTIVE. Results (once
+inactive): COMPLETED (exit status 0), FAILED, CANCELED (a ``cancel`` exception),
+TIMEOUT (a ``timeout`` exception). The record is rebuilt from the job's eventlog
+when the instance restarts (``replay``).
+"""
+
+STATES = ("NEW", "DEPEND", "PRIORITY", "SCHED", "RUN", "CLEANUP", "INACTIVE")
+STATE_BITS = {name: 1 << i for i, name in enumerate(STATES)}
+PENDING = ("DEPEND", "PRIORITY", "SCHED")
+RESULTS = ("COMPLETED", "FAILED", "CANCELED", "TIMEOUT")
+RESULT_BITS = {"COMPLETED": 1, "FAILED": 2, "CANCELED": 4, "TIMEOUT": 8}
+
+URGENCY_HOLD = 0
+URGENCY_DEFAULT = 16
+URGENCY_EXPEDITE = 31
+
+FLAG_WAITABLE = 4
+FLAG_DEBUG = 1
+
+
+def dothex(jobid):
+    """The dotted-hex form used in KVS paths: ``0000.0004.b200.0000``."""
+    h = f"{jobid:016x}"
+    return f"{h[0:4]}.{h[4:8]}.{h[8:12]}.{h[12:16]}"
+
+
+def kvs_dir(jobid):
+    return f"job.{dothex(jobid)}"
+
+
+def priority_of(urgency):
+    """Priority from urgency (the default priority plugin): held 0, expedite max."""
+    if urgency == URGENCY_HOLD:
+        return 0
+    if urgency == URGENCY_EXPEDITE:
+        return 4294967295
+    return urgency
+
+
+class Job:
+    """One job as the job manager sees it."""
+
+    __slots__ = ("id", "userid", "urgency", "priority", "flags", "state", "jobspec", "summary",
+                 "alloc", "R", "t_submit", "t_depend", "t_run", "t_cleanup", "t_inactive", "status",
+                 "exception", "result", "name", "waited", "kill_timer", "expiration", "has_started",
+                 "exec", "cwd", "queue")
+
+    def __init__(self, jobid, userid, urgency=URGENCY_DEFAULT, flags=0, jobspec=None, t_submit=0.0):
+        self.id = jobid
+        self.userid = userid
+        self.urgency = urgency
+        self.priority = None
+        self.flags = flags
+        self.state = "NEW"
+        self.jobspec = jobspec
+        self.summary = None
+        self.alloc = None
+        self.R = None
+        self.t_submit = t_submit
+        self.t_depend = None
+        self.t_run = None
+        self.t_cleanup = None
+        self.t_inactive = None
+        self.status = None  # wait status from the finish event
+        self.exception = None  # the first severity-0 exception: {type, severity, note, userid}
+        self.result = None
+        self.name = None
+        self.waited = False
+        self.kill_timer = None
+        self.expiration = 0.0
+        self.has_started = False
+        self.exec = None
+        self.cwd = None
+        self.queue = None
+
+    @property
+    def waitable(self):
+        return bool(self.flags & FLAG_WAITABLE)
+
+    def set_jobspec(self, jobspec, summary):
+        self.jobspec = jobspec
+        self.summary = summary
+        attrs = jobspec.get("attributes", {}).get("system", {})
+        name = attrs.get("job", {}).get("name")
+        if not name:
+            cmd = jobspec["tasks"][0]["command"]
+            name = cmd[0].rsplit("/", 1)[-1] if cmd else "?"
+        self.name = name
+        self.cwd = attrs.get("cwd")
+        self.queue = attrs.get("queue")
+
+    def finish_result(self):
+        """Decide the result once the job is inactive."""
+        exc = self.exception
+        if exc is not None:
+            self.result = {"cancel": "CANCELED", "timeout": "TIMEOUT"}.get(exc["type"], "FAILED")
+        elif self.status is not None and self.status != 0:
+            self.result = "FAILED"
+        elif self.status is None and not self.has_started:
+            self.result = "FAILED"
+        else:
+            self.result = "COMPLETED"
+
+    @property
+    def success(self):
+        return self.result == "COMPLETED"
+
+    def returncode(self):
+        """Exit code as a shell reports it: the exit status, 128+N for a signal N;
+        for a job that never ran, 1 if it had an exception, else 0."""
+        st = self.status
+        if st is None:
+            return 1 if self.exception else 0
+        if st & 0x7F:
+            return 128 + (st & 0x7F)
+        return (st >> 8) & 0xFF
+
+    def info(self):
+        """The job-list record (the attributes ``flux jobs`` formats)."""
+        s = self.summary or {}
+        R = self.R or {}
+        ranks = None
+        nodelist = None
+        if self.alloc:
+            from flux_launch.core.idset import encode
+
+            ranks = encode(sorted(int(r) for r in self.alloc))
+            nodelist = R.get("execution", {}).get("nodelist")
+        exc = self.exception or {}
+        d = {
+            "id": self.id, "userid": self.userid, "urgency": self.urgency,
+            "priority": self.priority if self.priority is not None else 0,
+            "t_submit": self.t_submit, "state": STATE_BITS[self.state], "name": self.name,
+            "ntasks": s.get("ntasks", 0), "ncores": s.get("nslots", 0) * s.get("cores_per_slot", 1),
+            "nnodes": len(self.alloc) if self.alloc else s.get("nnodes", 0),
+            "duration": s.get("duration", 0.0), "cwd": self.cwd, "waitable": self.waitable,
+        }
+        for key in ("t_depend", "t_run", "t_cleanup", "t_inactive"):
+            if getattr(self, key) is not None:
+                d[key] = getattr(self, key)
+        if ranks is not None:
+            d["ranks"] = ranks
+        if nodelist:
+            d["nodelist"] = ",".join(nodelist) if isinstance(nodelist, list) else nodelist
+        if self.expiration:
+            d["expiration"] = self.expiration
+        if self.queue:
+            d["queue"] = self.queue
+        if self.exception is not None:
+            d.update(exception_occurred=True, exception_type=exc.get("type"),
+                     exception_severity=exc.get("severity"), exception_note=exc.get("note", ""))
+        else:
+            d["exception_occurred"] = False
+        if self.state == "INACTIVE":
+            d["result"] = RESULT_BITS.get(self.result, 0)
+            d["result_str"] = self.result
+            d["success"] = self.success
+            if self.status is not None:
+                d["waitstatus"] = self.status
+            d["returncode"] = self.returncode()
+        return d

@@ -1,0 +1,1 @@
+"""Scheduler engine: resource pool (:mod:`.pool`) and queue policy (:mod:`.policy`)."""

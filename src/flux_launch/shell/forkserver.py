@@ -1,0 +1,139 @@
+"""The shell fork server: a pre-imported process per broker that forks one job
+shell per job, so that a job pays neither an interpreter start nor imports.
+
+The broker forks it at start-up (before its event loop and zeromq exist, so the
+fork is clean) and talks to it over a socketpair with the broker's own message
+framing:
+
+- broker -> server: ``{"topic": "start", "id": JOBID, "args": {...}}``,
+  ``{"topic": "kill", "id": JOBID, "signum": N}``
+- server -> broker: ``{"topic": "started", "id", "pid"}``, ``{"topic": "exited",
+  "id", "status"}`` (a wait status), ``{"topic": "error", "id", "errstr"}``
+
+Shell exits are seen through pidfds. If the broker goes away (EOF), every shell
+gets SIGTERM, then SIGKILL a second later, and the server exits.
+"""
+
+import os
+import selectors
+import signal
+import sys
+import time
+
+from flux_launch.proto import message as _msg
+
+
+def serve(sock):
+    """Serve the broker on ``sock`` until EOF; never returns."""
+    # The point of this process: everything a shell needs, imported once, here.
+    import subprocess  # noqa: F401
+
+    from flux_launch.core import handle, jobid  # noqa: F401
+    from flux_launch.proto import jobspec, rv1  # noqa: F401
+    from flux_launch.shell import main as shell_main
+    from flux_launch.shell.plugins import builtins
+
+    builtins()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the broker's to handle
+
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ, None)
+    decoder = _msg.Decoder()
+    shells = {}  # jobid -> pid
+
+    def send(**fields):
+        sock.sendall(_msg.frame({"type": "ctl", **fields}))
+
+    while True:
+        for key, _ in sel.select():
+            if key.data is None:
+                try:
+                    data = sock.recv(1 << 20)
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    _shutdown(shells)
+                for m in decoder.feed(data):
+                    if isinstance(m, Exception):
+                        continue
+                    op = m.get("topic")
+                    jobid = m.get("id")
+                    if op == "start":
+                        pid = os.fork()
+                        if pid == 0:
+                            _child(sock, sel, shell_main, m.get("args") or {})
+                        pidfd = os.pidfd_open(pid)
+                        shells[jobid] = pid
+                        sel.register(pidfd, selectors.EVENT_READ, (jobid, pid))
+                        send(topic="started", id=jobid, pid=pid)
+                    elif op == "kill":
+                        pid = shells.get(jobid)
+                        if pid is not None:
+                            try:
+                                os.kill(pid, int(m.get("signum", signal.SIGTERM)))
+                            except ProcessLookupError:
+                                pass
+            else:
+                jobid, pid = key.data
+                sel.unregister(key.fd)
+                os.close(key.fd)
+                _, status = os.waitpid(pid, 0)
+                shells.pop(jobid, None)
+                send(topic="exited", id=jobid, status=status)
+
+
+def _child(sock, sel, shell_main, args):
+    code = 1
+    try:
+        sel.close()
+        sock.close()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.setsid()
+        code = shell_main.run(args)
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _shutdown(shells):
+    for pid in shells.values():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 1.0
+    while shells and time.monotonic() < deadline:
+        for jobid, pid in list(shells.items()):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                del shells[jobid]
+        time.sleep(0.01)
+    for pid in shells.values():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os._exit(0)
+
+
+def spawn():
+    """Fork the server from the (not yet started) broker; returns the broker's end
+    of the socketpair and the server's pid."""
+    import socket
+
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        code = 1
+        try:
+            serve(child)
+        finally:
+            os._exit(code)
+    child.close()
+    return parent, pid

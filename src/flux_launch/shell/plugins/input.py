@@ -1,0 +1,129 @@
+"""input: stdin for the tasks.
+
+With the shell option ``input.stdin.type=kvs`` (set by ``flux run``, which
+forwards its own stdin), each task gets a pipe fed from the job's
+``guest.input`` eventlog: ``data`` entries ``{stream: "stdin", rank: "all"|IDSET,
+data}`` and ``eof``. Otherwise tasks read ``/dev/null``.
+
+Topics: ``task.init`` (the pipe), ``shell.start`` (the watch), ``task.exit``.
+Writes never block the shell: what a task does not read yet waits in a buffer.
+"""
+
+import base64
+import errno
+import json
+import os
+import selectors
+
+from flux_launch.shell.plugstack import Plugin
+
+
+class Input:
+    def __init__(self, shell):
+        self.shell = shell
+        self.writers = {}  # task id -> [fd, buffer bytearray, eof]
+        self.watch = None
+        self.partial = ""
+
+    def task_init(self, task):
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        task.stdin_fd = r
+        self.writers[task.id] = [w, bytearray(), False]
+
+    def start(self):
+        from flux_launch.shell.plugins.output import _dothex
+
+        key = f"job.{_dothex(self.shell.jobid)}.guest.input"
+        for task in self.shell.tasks:
+            if task.stdin_fd is not None:
+                os.close(task.stdin_fd)
+        self.watch = self.shell.rpc("kvs.watch", {"key": key, "append": True, "waitcreate": True},
+                                    streaming=True)
+        self.shell.input_watch = self
+
+    def receive(self):
+        while self.watch._queue:
+            try:
+                resp = self.watch.get()
+            except OSError:
+                return
+            text = self.partial + resp["value"]
+            lines = text.split("\n")
+            self.partial = lines.pop()
+            for line in lines:
+                if line:
+                    self._entry(json.loads(line))
+
+    def _entry(self, ev):
+        ctx = ev.get("context") or {}
+        if ev.get("name") != "data":
+            return
+        target = ctx.get("rank", "all")
+        ids = None
+        if target != "all":
+            from flux_launch.core.idset import IDset
+
+            ids = IDset(target)
+        data = ctx.get("data", "")
+        data = base64.b64decode(data) if ctx.get("encoding") == "base64" else data.encode()
+        for taskid, writer in list(self.writers.items()):
+            if ids is not None and taskid not in ids:
+                continue
+            writer[1] += data
+            if ctx.get("eof"):
+                writer[2] = True
+            self._write(taskid)
+
+    def _write(self, taskid):
+        writer = self.writers.get(taskid)
+        if writer is None:
+            return
+        fd, buf, eof = writer
+        while buf:
+            try:
+                n = os.write(fd, buf)
+            except BlockingIOError:
+                self.shell.unwatch_fd(fd)
+                self.shell.watch_fd(fd, selectors.EVENT_WRITE, lambda *_: self._write(taskid))
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EPIPE, errno.EBADF):
+                    buf.clear()
+                    break
+                raise
+            del buf[:n]
+        self.shell.unwatch_fd(fd)
+        if eof:
+            self._close(taskid)
+
+    def _close(self, taskid):
+        writer = self.writers.pop(taskid, None)
+        if writer is not None:
+            self.shell.unwatch_fd(writer[0])
+            os.close(writer[0])
+
+
+def _enabled(shell):
+    opt = shell.options.get("input") or {}
+    return isinstance(opt, dict) and (opt.get("stdin") or {}).get("type") == "kvs"
+
+
+def _task_init(shell, task):
+    if _enabled(shell):
+        if not hasattr(shell, "input"):
+            shell.input = Input(shell)
+        shell.input.task_init(task)
+
+
+def _start(shell, _task):
+    if hasattr(shell, "input"):
+        shell.input.start()
+
+
+def _task_exit(shell, task):
+    if hasattr(shell, "input"):
+        shell.input._close(task.id)
+
+
+plugin = Plugin("input", {"task.init": _task_init, "shell.start": _start, "task.exit": _task_exit})

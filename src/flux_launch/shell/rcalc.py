@@ -1,0 +1,67 @@
+"""Which tasks run on which rank: the job's slots, from R and the jobspec.
+
+A rank holds ``len(cores) // cores_per_slot`` slots. With ``per_slot`` N each slot
+runs N tasks; with ``total`` T the tasks are spread over the slots in order, the
+first ``T % nslots`` slots taking one more. Task ids are contiguous per rank, in
+rank order (block distribution).
+"""
+
+
+class TaskMap:
+    """The job's tasks per rank.
+
+    Attributes:
+        ranks: broker ranks of the job, ascending.
+        counts: tasks on each of those ranks.
+        ntasks: total tasks.
+    """
+
+    def __init__(self, ranks, counts):
+        self.ranks = ranks
+        self.counts = counts
+        self.ntasks = sum(counts)
+        self._first = {}
+        n = 0
+        for rank, count in zip(ranks, counts):
+            self._first[rank] = n
+            n += count
+
+    def local(self, rank):
+        """Global task ids that run on ``rank``."""
+        first = self._first[rank]
+        return list(range(first, first + self.counts[self.ranks.index(rank)]))
+
+    def node_index(self, rank):
+        return self.ranks.index(rank)
+
+
+def compute(alloc, summary):
+    """The ``TaskMap`` of a job.
+
+    Args:
+        alloc: ``{rank: {"core": [...], ...}}`` (rank keys may be strings).
+        summary: ``proto.jobspec.summary()`` of the jobspec.
+
+    Raises:
+        ValueError: the allocation holds no slot, or fewer slots than tasks need.
+    """
+    ranks = sorted(int(r) for r in alloc)
+    cps = max(1, summary.get("cores_per_slot", 1))
+    slots = [len(alloc.get(r, alloc.get(str(r), {})).get("core", ())) // cps for r in ranks]
+    nslots = sum(slots)
+    if nslots == 0:
+        raise ValueError("R holds no complete slot for this job")
+    if summary.get("per_slot"):
+        counts = [s * summary["per_slot"] for s in slots]
+    else:
+        total = summary.get("total") or summary.get("ntasks") or nslots
+        base, extra = divmod(total, nslots)
+        counts = []
+        slot_index = 0
+        for s in slots:
+            n = 0
+            for _ in range(s):
+                n += base + (1 if slot_index < extra else 0)
+                slot_index += 1
+            counts.append(n)
+    return TaskMap(ranks, counts)
