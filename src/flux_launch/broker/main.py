@@ -341,7 +341,7 @@ def run_broker(attrs, command=None):
     os.chmod(attrs["rundir"], 0o700)
     if not attrs.get("statedir"):
         attrs["statedir"] = os.path.join(attrs["rundir"], f"state-{os.environ.get('PMI_RANK', '0')}")
-    from flux_launch.shell import forkserver
+    from flux_launch.services.exec import forkserver
 
     # Forked now, before the event loop and zeromq exist: a clean fork.
     fs_sock, fs_pid = forkserver.spawn()

@@ -399,12 +399,11 @@ def parse(data: bytes | str) -> Any:
     ``data`` is text, or UTF-8 ``bytes``.  Returns the decoded object.
 
     Raises:
-        JobspecError: ``jobspec: invalid JSON: ...`` when the text is neither
-            JSON nor (with PyYAML installed) YAML; the message adds
-            ``(YAML jobspecs need PyYAML)`` when PyYAML is missing.
-            ``jobspec: invalid YAML: ...`` when text that does not look like
-            JSON fails to parse as YAML.  Bytes that are not UTF-8 also
-            raise it.
+        JobspecError: ``jobspec: invalid JSON: ...`` for bad JSON-looking
+            text (starting with ``{`` or ``[``, or empty), for bytes that are
+            not UTF-8, and for other non-JSON text when PyYAML is missing (then
+            adding ``(YAML jobspecs need PyYAML)``); ``jobspec: invalid YAML:
+            ...`` when other non-JSON text is not YAML either.
     """
     if isinstance(data, (bytes, bytearray, memoryview)):
         try:
@@ -416,6 +415,8 @@ def parse(data: bytes | str) -> Any:
     try:
         return _decoder.decode(data)
     except ValueError as e:
+        if data.lstrip()[:1] in ("{", "[", ""):  # JSON-looking: no YAML retry
+            raise _err("", f"invalid JSON: {e}") from None
         json_error = str(e)
     try:
         import yaml  # noqa: PLC0415 - lazy: the JSON path must stay cheap
@@ -424,10 +425,7 @@ def parse(data: bytes | str) -> Any:
     try:
         return yaml.safe_load(data)
     except yaml.YAMLError as e:
-        if data.lstrip()[:1] in ("{", "[", ""):
-            raise _err("", f"invalid JSON: {json_error}") from None
-        why = " ".join(str(e).split())
-        raise _err("", f"invalid YAML: {why}") from None
+        raise _err("", f"invalid YAML: {' '.join(str(e).split())}") from None
 
 
 def decode(data: bytes | str) -> dict:

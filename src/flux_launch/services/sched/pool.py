@@ -206,10 +206,8 @@ class _Rank:
     def __init__(self, rank: int, cores: list[int], gpus: list[int], hostname: str,
                  props: frozenset[str]) -> None:
         self.rank, self.cores, self.gpus = rank, cores, gpus
-        self.hostname, self.props = hostname, props
-        self.free_cores = list(cores)
-        self.free_gpus = list(gpus)
-        self.up = True
+        self.hostname, self.props, self.up = hostname, props, True
+        self.free_cores, self.free_gpus = list(cores), list(gpus)
 
     def idle(self) -> bool:
         return (len(self.free_cores) == len(self.cores)
@@ -221,9 +219,8 @@ def _id_list(v: object, what: str) -> list[int]:
         ids = list(v)  # type: ignore[call-overload]
     except TypeError:
         raise ValueError(f"{what} must be a list of ids, not {v!r}") from None
-    for i in ids:
-        if isinstance(i, bool) or not isinstance(i, int) or i < 0:
-            raise ValueError(f"{what}: invalid id {i!r}")
+    if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in ids):
+        raise ValueError(f"{what}: ids must be non-negative integers, not {ids!r}")
     if len(set(ids)) != len(ids):
         raise ValueError(f"{what}: duplicate ids")
     return sorted(ids)
@@ -246,31 +243,24 @@ class Pool:
 
     def __init__(self, ranks: Mapping[int, Mapping]) -> None:
         self._ranks: dict[int, _Rank] = {}
-        for rank in sorted(ranks):
+        for rank in ranks:
             if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
                 raise ValueError(f"invalid rank {rank!r}")
+        for rank in sorted(ranks):
             info = ranks[rank]
             props = info.get("properties") or ()
             if isinstance(props, str):
                 raise ValueError(f"rank {rank}: properties must be a list")
             self._ranks[rank] = _Rank(
-                rank,
-                _id_list(info.get("cores", ()), f"rank {rank} cores"),
+                rank, _id_list(info.get("cores", ()), f"rank {rank} cores"),
                 _id_list(info.get("gpus", ()), f"rank {rank} gpus"),
-                str(info.get("hostname") or ""),
-                frozenset(props),
-            )
+                str(info.get("hostname") or ""), frozenset(props))
         self._order = list(self._ranks.values())
 
     @classmethod
     def from_R(cls, R: Mapping | rv1.ResourceSet) -> Pool:
-        """Build a pool from an R version 1 document (or ResourceSet),
-        taking host names from its nodelist and rank properties from its
-        properties.
-
-        Raises:
-            ValueError: ``"R: ..."`` if ``R`` is invalid.
-        """
+        """Build a pool from an R version 1 document (or ResourceSet), with
+        host names and rank properties; ValueError ``"R: ..."`` if invalid."""
         rs = R if isinstance(R, rv1.ResourceSet) else rv1.decode(R)
         hosts = rs.hosts()
         props: dict[int, list[str]] = {}
@@ -282,8 +272,7 @@ class Pool:
 
     def copy(self) -> Pool:
         """Return an independent copy (free/allocated and up/down state included)."""
-        new = Pool.__new__(Pool)
-        new._ranks = {}
+        new, new._ranks = Pool.__new__(Pool), {}
         for r, st in self._ranks.items():
             c = _Rank(r, st.cores, st.gpus, st.hostname, st.props)
             c.free_cores, c.free_gpus, c.up = list(st.free_cores), list(st.free_gpus), st.up
@@ -294,25 +283,15 @@ class Pool:
     # -- queries ----------------------------------------------------------
 
     def _get(self, rank: int) -> _Rank:
-        st = self._ranks.get(rank)
-        if st is None:
+        if (st := self._ranks.get(rank)) is None:
             raise ValueError(f"unknown rank {rank!r}")
         return st
 
-    @property
-    def ranks(self) -> list[int]:
-        """All ranks, ascending."""
-        return list(self._ranks)
-
-    @property
-    def ncores(self) -> int:
-        """Total cores, down ranks included."""
-        return sum(len(st.cores) for st in self._order)
-
-    @property
-    def ngpus(self) -> int:
-        """Total GPUs, down ranks included."""
-        return sum(len(st.gpus) for st in self._order)
+    ranks = property(lambda self: list(self._ranks), doc="All ranks, ascending.")
+    ncores = property(lambda self: sum(len(st.cores) for st in self._order),
+                      doc="Total cores, down ranks included.")
+    ngpus = property(lambda self: sum(len(st.gpus) for st in self._order),
+                     doc="Total GPUs, down ranks included.")
 
     def free_counts(self) -> tuple[int, int]:
         """Return (free cores, free GPUs) on up ranks."""
@@ -320,16 +299,13 @@ class Pool:
         return sum(len(s.free_cores) for s in up), sum(len(s.free_gpus) for s in up)
 
     def free_resources(self, rank: int) -> dict[str, list[int]]:
-        """Return ``{"core": [...], "gpu": [...]}`` free on ``rank`` (up or not).
-
-        Raises:
-            ValueError: if ``rank`` is unknown.
-        """
+        """Return ``{"core": [...], "gpu": [...]}`` free on ``rank`` (up or
+        not); ValueError if ``rank`` is unknown."""
         st = self._get(rank)
         return {"core": list(st.free_cores), "gpu": list(st.free_gpus)}
 
     def is_up(self, rank: int) -> bool:
-        """Raises ValueError if ``rank`` is unknown."""
+        """Tell if ``rank`` is up; ValueError if it is unknown."""
         return self._get(rank).up
 
     def is_idle(self) -> bool:
@@ -337,11 +313,8 @@ class Pool:
         return all(st.idle() for st in self._order)
 
     def hostname(self, rank: int) -> str:
-        """Return the host name of ``rank`` ("" if unknown).
-
-        Raises:
-            ValueError: if ``rank`` is unknown.
-        """
+        """Return the host name of ``rank`` ("" if not known); ValueError
+        if the rank is unknown."""
         return self._get(rank).hostname
 
     def to_R(self, alloc: Mapping[int, Mapping], starttime: float = 0.0,
@@ -365,12 +338,8 @@ class Pool:
     # -- up / down --------------------------------------------------------
 
     def set_down(self, rank: int) -> None:
-        """Mark ``rank`` down: it gets no new allocations.  Resources it
-        already has allocated stay allocated until freed.
-
-        Raises:
-            ValueError: if ``rank`` is unknown.
-        """
+        """Mark ``rank`` down: it gets no new allocations (what it has
+        allocated stays so until freed); ValueError if it is unknown."""
         self._get(rank).up = False
 
     def set_up(self, rank: int) -> None:
@@ -380,14 +349,11 @@ class Pool:
     # -- allocation -------------------------------------------------------
 
     def _entries(self, req: Request) -> Iterator[tuple[int, int, int]]:
-        cons = req.constraints
-        excl = req.exclusive
+        cons, excl = req.constraints, req.exclusive
         for st in self._order:
-            if not st.up or (cons and not st.props.issuperset(cons)):
-                continue
-            if excl and not st.idle():
-                continue
-            yield st.rank, len(st.free_cores), len(st.free_gpus)
+            if st.up and (not cons or st.props.issuperset(cons)) \
+                    and (not excl or st.idle()):
+                yield st.rank, len(st.free_cores), len(st.free_gpus)
 
     def alloc(self, request: Request | Mapping) -> dict[int, dict[str, list[int]]] | None:
         """Allocate ``request`` now (see the module docstring for placement).
@@ -424,8 +390,7 @@ class Pool:
         todo = []
         for rank, res in alloc.items():
             st = self._get(rank)
-            cores = list(res.get("core", ()))
-            gpus = list(res.get("gpu", ()))
+            cores, gpus = list(res.get("core", ())), list(res.get("gpu", ()))
             for kind, ids, total, free in (("core", cores, st.cores, st.free_cores),
                                            ("gpu", gpus, st.gpus, st.free_gpus)):
                 if len(set(ids)) != len(ids):
@@ -473,8 +438,7 @@ class Pool:
         are skipped."""
         held: dict[int, dict[str, list[int]]] = {}
         for rank, res in alloc.items():
-            st = self._ranks.get(rank)
-            if st is None:
+            if (st := self._ranks.get(rank)) is None:
                 continue
             fc, fg = set(st.free_cores), set(st.free_gpus)
             cores = [i for i in res.get("core", ()) if i in fc]
@@ -513,8 +477,7 @@ class Pool:
             return False, f"{pre}{_plural(n, 'node')} requested for only {_plural(ns, 'slot')}"
         if n > len(elig):
             return False, f"{pre}{_plural(n, 'node')} requested, the instance has {len(elig)}{where}"
-        tc = sum(len(st.cores) for st in elig)
-        tg = sum(len(st.gpus) for st in elig)
+        tc, tg = sum(len(st.cores) for st in elig), sum(len(st.gpus) for st in elig)
         slot = f"{_plural(ns, 'slot')} of {_plural(cps, 'core')}"
         if gps and tg == 0:
             return False, f"{pre}gpus requested, the instance has no GPUs{where}"

@@ -1,6 +1,9 @@
 """The shell fork server: a pre-imported process per broker that forks one job
 shell per job, so that a job pays neither an interpreter start nor imports.
 
+It is to the job shell what flux-core's exec of the flux-shell program is, and
+the one place outside ``shell/`` that loads the shell.
+
 The broker forks it at start-up (before its event loop and zeromq exist, so the
 fork is clean) and talks to it over a socketpair with the broker's own message
 framing:
