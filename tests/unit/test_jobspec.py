@@ -2,6 +2,7 @@
 
 import copy
 import datetime
+import importlib.util
 import json
 import math
 import os
@@ -15,24 +16,16 @@ from flux_launch.job.jobspec import BROKER_COMMAND, Jobspec, JobspecV1
 from flux_launch.proto import jobspec as pj
 from flux_launch.proto.jobspec import JobspecError
 
-try:
-    import yaml  # noqa: F401
-
-    HAVE_YAML = True
-except ImportError:
-    HAVE_YAML = False
+HAVE_YAML = importlib.util.find_spec("yaml") is not None
 
 
 def _roundtrip(js):
     """dumps() -> decode() must give back an equal dict."""
     text = js.dumps()
-    assert ": " not in text and ", " not in text.replace('", "', "")  # compact
+    assert text == json.dumps(js.jobspec, separators=(",", ":"), ensure_ascii=False)  # compact
     obj = pj.decode(text)
     assert obj == json.loads(json.dumps(js.jobspec))
     return obj
-
-
-# ---------------------------------------------------------------- seed examples
 
 
 def test_seed_bin_true_exact_structure():
@@ -44,13 +37,10 @@ def test_seed_bin_true_exact_structure():
         "attributes": {"system": {"duration": 0, "environment": {}}},
         "version": 1,
     }
-    assert js.version == 1 and js.duration == 0
-    assert js.cwd is None  # flux-core's from_command leaves cwd unset
+    assert js.version == 1 and js.duration == 0 and js.cwd is None  # flux-core leaves cwd unset
     assert pj.summary(_roundtrip(js)) == {
-        "nnodes": 0, "nslots": 1, "slots_per_node": None, "cores_per_slot": 1,
-        "gpus_per_slot": 0, "exclusive": False, "duration": 0.0, "ntasks": 1,
-        "per_slot": 1, "total": None,
-    }
+        "nnodes": 0, "nslots": 1, "slots_per_node": None, "cores_per_slot": 1, "gpus_per_slot": 0,
+        "exclusive": False, "duration": 0.0, "ntasks": 1, "per_slot": 1, "total": None}
 
 
 def test_seed_hostname_four_tasks_two_cores():
@@ -60,17 +50,16 @@ def test_seed_hostname_four_tasks_two_cores():
     assert js.tasks[0]["count"] == {"per_slot": 1}
     s = pj.summary(_roundtrip(js))
     assert (s["nslots"], s["cores_per_slot"], s["ntasks"], s["nnodes"]) == (4, 2, 4, 0)
+    js = JobspecV1.from_command(("echo", "hi"), environment={})  # a tuple is fine
+    assert js.tasks[0]["command"] == ["echo", "hi"]
 
 
 def test_environment_defaults_to_os_environ_copy(monkeypatch):
     monkeypatch.setenv("JOBSPEC_TEST_VAR", "hello")
     js = JobspecV1.from_command(["true"])
     assert js.environment["JOBSPEC_TEST_VAR"] == "hello"
-    assert js.environment == dict(os.environ)
-    assert js.environment is not os.environ
+    assert js.environment == dict(os.environ) and js.environment is not os.environ
 
-
-# --------------------------------------------------- from_command combinations
 
 COMBOS = [
     # kwargs, (nnodes, nslots, slots_per_node, cores, gpus, exclusive, ntasks, per_slot, total)
@@ -81,10 +70,8 @@ COMBOS = [
     (dict(num_tasks=4, num_nodes=2), (2, 4, 2, 1, 0, False, 4, 1, None)),
     (dict(num_tasks=4, num_nodes=4, exclusive=True), (4, 4, 1, 1, 0, True, 4, 1, None)),
     (dict(num_tasks=5, num_nodes=4), (4, 8, 2, 1, 0, False, 5, None, 5)),
-    (dict(num_tasks=7, num_nodes=3, cores_per_task=2, gpus_per_task=2),
-     (3, 9, 3, 2, 2, False, 7, None, 7)),
-    (dict(num_tasks=16, num_nodes=4, gpus_per_task=1, exclusive=True),
-     (4, 16, 4, 1, 1, True, 16, 1, None)),
+    (dict(num_tasks=7, num_nodes=3, cores_per_task=2, gpus_per_task=2), (3, 9, 3, 2, 2, False, 7, None, 7)),
+    (dict(num_tasks=16, num_nodes=4, gpus_per_task=1, exclusive=True), (4, 16, 4, 1, 1, True, 16, 1, None)),
 ]
 
 
@@ -152,6 +139,9 @@ def test_extra_options():
     js2.unbuffered = False
     assert js2.attributes["system"]["shell"]["options"] == {}
     _roundtrip(js)
+    for attr in ("output", "error", "input", "queue", "unbuffered"):
+        with pytest.raises(TypeError):
+            setattr(js, attr, 5)
 
 
 @pytest.mark.parametrize("out", ["none", "kvs"])
@@ -211,22 +201,6 @@ def test_from_command_bad_command(command):
         JobspecV1.from_command(command, environment={})
 
 
-def test_from_command_tuple_command_becomes_list():
-    js = JobspecV1.from_command(("echo", "hi"), environment={})
-    assert js.tasks[0]["command"] == ["echo", "hi"]
-
-
-def test_stdio_setter_type_error():
-    js = JobspecV1.from_command(["true"], environment={})
-    with pytest.raises(TypeError):
-        js.output = 5
-    with pytest.raises(TypeError):
-        js.queue = 5
-
-
-# ------------------------------------------------------------ nest and batch
-
-
 def test_from_nest_command():
     js = JobspecV1.from_nest_command(["sleep", "1"], num_slots=2, cores_per_slot=4,
                                      num_nodes=2, broker_opts=["-Sfoo=bar"],
@@ -267,20 +241,29 @@ def test_add_file_from_path(tmp_path):
         js.add_file("x", 5)
 
 
-# ---------------------------------------------------------------- validation
-
 BASE = {
     "resources": [{"type": "node", "count": 2, "with": [
         {"type": "slot", "count": 2, "label": "task",
          "with": [{"type": "core", "count": 2}, {"type": "gpu", "count": 1}]}]}],
     "tasks": [{"command": ["app"], "slot": "task", "count": {"per_slot": 1}}],
-    "attributes": {"system": {"duration": 0}},
-    "version": 1,
+    "attributes": {"system": {"duration": 0}}, "version": 1,
 }
 
 
 def _slot(js):
     return js["resources"][0]["with"][0]
+
+
+def _res(**kw):
+    return lambda j: j["resources"][0].update(**kw)
+
+
+def _sys(**kw):
+    return lambda j: j["attributes"]["system"].update(**kw)
+
+
+def _task(**kw):
+    return lambda j: j["tasks"][0].update(**kw)
 
 
 def _mutate(fn):
@@ -301,15 +284,13 @@ INVALID = [
     ("version bool", lambda j: j.update(version=True), "jobspec: version:"),
     ("extra top key", lambda j: j.update(foo=1), "jobspec: foo: unknown top-level key"),
     ("missing tasks", lambda j: j.pop("tasks"), "jobspec: tasks: missing"),
-    ("empty command", lambda j: j["tasks"][0].update(command=[]), r"tasks\[0\]\.command"),
-    ("string command", lambda j: j["tasks"][0].update(command="app"), r"tasks\[0\]\.command"),
-    ("non-str arg", lambda j: j["tasks"][0].update(command=["app", 3]), r"tasks\[0\]\.command"),
-    ("node count 0", lambda j: j["resources"][0].update(count=0), r"resources\[0\]\.count"),
-    ("node count -1", lambda j: j["resources"][0].update(count=-1), r"resources\[0\]\.count"),
-    ("node count float", lambda j: j["resources"][0].update(count=2.0), r"resources\[0\]\.count"),
-    ("node count bool", lambda j: j["resources"][0].update(count=True), r"resources\[0\]\.count"),
-    ("node count range", lambda j: j["resources"][0].update(count={"min": 1}),
-     r"resources\[0\]\.count: .*range"),
+    ("empty command", _task(command=[]), r"tasks\[0\]\.command"),
+    ("string command", _task(command="app"), r"tasks\[0\]\.command"),
+    ("non-str arg", _task(command=["app", 3]), r"tasks\[0\]\.command"),
+    ("node count 0", _res(count=0), r"resources\[0\]\.count"),
+    ("node count float", _res(count=2.0), r"resources\[0\]\.count"),
+    ("node count bool", _res(count=True), r"resources\[0\]\.count"),
+    ("node count range", _res(count={"min": 1}), r"resources\[0\]\.count: .*range"),
     ("slot count 0", lambda j: _slot(j).update(count=0), r"resources\[0\]\.with\[0\]\.count"),
     ("core count 0", lambda j: _slot(j)["with"][0].update(count=0),
      r"resources\[0\]\.with\[0\]\.with\[0\]\.count"),
@@ -329,52 +310,37 @@ INVALID = [
      r"resources\[0\]\.type"),
     ("slot label missing", lambda j: _slot(j).pop("label"), r"with\[0\]\.label"),
     ("unknown vertex key", lambda j: _slot(j).update(color="red"), r"with\[0\]\.color"),
-    ("exclusive non-bool", lambda j: j["resources"][0].update(exclusive="yes"),
-     r"resources\[0\]\.exclusive"),
+    ("exclusive non-bool", _res(exclusive="yes"), r"resources\[0\]\.exclusive"),
     ("two tasks", lambda j: j["tasks"].append(copy.deepcopy(j["tasks"][0])),
      "jobspec: tasks: must be a list of exactly one task"),
-    ("slot label mismatch", lambda j: j["tasks"][0].update(slot="other"),
+    ("slot label mismatch", _task(slot="other"),
      r"tasks\[0\]\.slot: 'other' does not match the slot label 'task'"),
     ("per_slot and total", lambda j: j["tasks"][0]["count"].update(total=4),
      r"tasks\[0\]\.count: must have exactly one of per_slot or total"),
-    ("no count key", lambda j: j["tasks"][0].update(count={}), r"tasks\[0\]\.count"),
-    ("per_resource", lambda j: j["tasks"][0].update(count={"per_resource": {"type": "core"}}),
+    ("no count key", _task(count={}), r"tasks\[0\]\.count"),
+    ("per_resource", _task(count={"per_resource": {"type": "core"}}),
      r"tasks\[0\]\.count\.per_resource"),
-    ("per_slot 0", lambda j: j["tasks"][0].update(count={"per_slot": 0}),
-     r"tasks\[0\]\.count\.per_slot"),
-    ("total float", lambda j: j["tasks"][0].update(count={"total": 2.5}),
-     r"tasks\[0\]\.count\.total"),
-    ("total > slots", lambda j: j["tasks"][0].update(count={"total": 5}),
-     r"tasks\[0\]\.count\.total: must be between"),
-    ("total < nodes", lambda j: j["tasks"][0].update(count={"total": 1}),
-     r"tasks\[0\]\.count\.total: must be between"),
-    ("unknown task key", lambda j: j["tasks"][0].update(distribution="x"),
-     r"tasks\[0\]\.distribution"),
+    ("per_slot 0", _task(count={"per_slot": 0}), r"tasks\[0\]\.count\.per_slot"),
+    ("total float", _task(count={"total": 2.5}), r"tasks\[0\]\.count\.total"),
+    ("total > slots", _task(count={"total": 5}), r"tasks\[0\]\.count\.total: must be between"),
+    ("total < nodes", _task(count={"total": 1}), r"tasks\[0\]\.count\.total: must be between"),
+    ("unknown task key", _task(distribution="x"), r"tasks\[0\]\.distribution"),
     ("no system", lambda j: j.update(attributes={}), r"attributes\.system: missing"),
     ("no duration", lambda j: j["attributes"].update(system={"cwd": "/"}),
      r"attributes\.system\.duration: missing"),
-    ("negative duration", lambda j: j["attributes"]["system"].update(duration=-1),
-     r"attributes\.system\.duration"),
-    ("string duration", lambda j: j["attributes"]["system"].update(duration="10m"),
-     r"attributes\.system\.duration"),
-    ("bool duration", lambda j: j["attributes"]["system"].update(duration=True),
-     r"attributes\.system\.duration"),
-    ("env non-string", lambda j: j["attributes"]["system"].update(environment={"A": 1}),
-     r"attributes\.system\.environment\.A"),
-    ("env list", lambda j: j["attributes"]["system"].update(environment=["A=1"]),
-     r"attributes\.system\.environment"),
-    ("cwd int", lambda j: j["attributes"]["system"].update(cwd=1), r"attributes\.system\.cwd"),
-    ("queue int", lambda j: j["attributes"]["system"].update(queue=1), r"system\.queue"),
-    ("job name int", lambda j: j["attributes"]["system"].update(job={"name": 1}),
-     r"system\.job\.name"),
-    ("shell options list", lambda j: j["attributes"]["system"].update(shell={"options": []}),
-     r"system\.shell\.options"),
-    ("dependency no scheme", lambda j: j["attributes"]["system"].update(
-        dependencies=[{"value": "x"}]), r"system\.dependencies\[0\]\.scheme"),
-    ("constraint bad op", lambda j: j["attributes"]["system"].update(
-        constraints={"xor": []}), r"system\.constraints\.xor"),
-    ("unknown attributes section", lambda j: j["attributes"].update(foo={}),
-     r"attributes\.foo"),
+    ("negative duration", _sys(duration=-1), r"attributes\.system\.duration"),
+    ("string duration", _sys(duration="10m"), r"attributes\.system\.duration"),
+    ("bool duration", _sys(duration=True), r"attributes\.system\.duration"),
+    ("env non-string", _sys(environment={"A": 1}), r"attributes\.system\.environment\.A"),
+    ("env list", _sys(environment=["A=1"]), r"attributes\.system\.environment"),
+    ("cwd int", _sys(cwd=1), r"attributes\.system\.cwd"),
+    ("queue int", _sys(queue=1), r"system\.queue"),
+    ("job name int", _sys(job={"name": 1}), r"system\.job\.name"),
+    ("shell options list", _sys(shell={"options": []}), r"system\.shell\.options"),
+    ("dependency no scheme", _sys(dependencies=[{"value": "x"}]),
+     r"system\.dependencies\[0\]\.scheme"),
+    ("constraint bad op", _sys(constraints={"xor": []}), r"system\.constraints\.xor"),
+    ("unknown attributes section", lambda j: j["attributes"].update(foo={}), r"attributes\.foo"),
     ("user not dict", lambda j: j["attributes"].update(user=[]), r"attributes\.user"),
 ]
 
@@ -384,8 +350,7 @@ def test_validate_rejects(why, mutate, pattern):
     js = _mutate(mutate)
     with pytest.raises(JobspecError, match=pattern) as info:
         pj.validate(js)
-    msg = str(info.value)
-    assert msg.startswith("jobspec: ") and "\n" not in msg
+    assert str(info.value).startswith("jobspec: ") and "\n" not in str(info.value)
     with pytest.raises(JobspecError):
         pj.decode(json.dumps(js))
     if set(js) == Jobspec.top_level_keys:
@@ -394,18 +359,17 @@ def test_validate_rejects(why, mutate, pattern):
 
 
 VALID_EXTRAS = [
-    lambda j: j["attributes"]["system"].update(unknown_thing={"a": [1]}),  # RFC 14: no error
+    _sys(unknown_thing={"a": [1]}),  # RFC 14: no error
     lambda j: j["attributes"].update(user={"anything": [1, {"x": None}]}),
-    lambda j: j["attributes"]["system"].update(environment={"A": "1", "B": None}),
-    lambda j: j["attributes"]["system"].update(duration=12.5, cwd="/tmp", queue="q"),
-    lambda j: j["attributes"]["system"].update(
-        dependencies=[{"scheme": "afterok", "value": "f1"}],
-        constraints={"and": [{"properties": ["amd"]}, {"not": [{"hostlist": ["n1"]}]}]}),
-    lambda j: j["tasks"][0].update(count={"total": 3}),
-    lambda j: j["tasks"][0].update(count={"per_slot": 2}),  # flux-core accepts > 1
-    lambda j: j["tasks"][0].update(attributes={"x": 1}),
+    _sys(environment={"A": "1", "B": None}),
+    _sys(duration=12.5, cwd="/tmp", queue="q"),
+    _sys(dependencies=[{"scheme": "afterok", "value": "f1"}],
+         constraints={"and": [{"properties": ["amd"]}, {"not": [{"hostlist": ["n1"]}]}]}),
+    _task(count={"total": 3}),
+    _task(count={"per_slot": 2}),  # flux-core accepts > 1
+    _task(attributes={"x": 1}),
     lambda j: _slot(j)["with"].pop(1),  # no gpu
-    lambda j: j["resources"][0].update(exclusive=False, unit="x"),
+    _res(exclusive=False, unit="x"),
     lambda j: j.update(resources=[_slot(j)]),  # top-level slot
 ]
 
@@ -418,28 +382,21 @@ def test_validate_accepts(mutate):
 
 
 def test_summary_per_slot_and_top_slot():
-    js = _mutate(lambda j: j["tasks"][0].update(count={"per_slot": 2}))
+    js = _mutate(_task(count={"per_slot": 2}))
     assert pj.summary(js)["ntasks"] == 8
     js = _mutate(lambda j: j.update(resources=[_slot(j)]))
     s = pj.summary(js)
     assert (s["nnodes"], s["nslots"], s["slots_per_node"], s["gpus_per_slot"]) == (0, 2, None, 1)
-
-
-def test_summary_of_garbage_raises():
     with pytest.raises(JobspecError, match="cannot summarize"):
         pj.summary({"resources": []})
 
 
-@pytest.mark.parametrize("data", [b"{", "{\"version\": 1", b"\xff\xfe", "[1, 2", b"{} x"])
+@pytest.mark.parametrize("data", [b"{", '{"version": 1', b"\xff\xfe", "[1, 2", b"{} x",
+                                  '{"x": NaN}', "", "  "])
 def test_decode_bad_json(data):
     with pytest.raises(JobspecError, match="jobspec: invalid JSON"):
         pj.decode(data)
-
-
-def test_decode_rejects_nan_and_non_mapping():
-    with pytest.raises(JobspecError, match="NaN"):
-        pj.decode('{"x": NaN}')
-    with pytest.raises(JobspecError, match="must be a mapping"):
+    with pytest.raises(JobspecError, match="jobspec: must be a mapping"):
         pj.decode("[1]")
 
 
@@ -449,23 +406,11 @@ resources:
   - type: node
     count: 4
     with:
-      - type: slot
-        count: 1
-        label: default
-        with:
-          - type: core
-            count: 2
+      - {type: slot, count: 1, label: default, with: [{type: core, count: 2}]}
 tasks:
-  - command: [ "app" ]
-    slot: default
-    count:
-      per_slot: 1
+  - {command: [ "app" ], slot: default, count: {per_slot: 1}}
 attributes:
-  system:
-    duration: 3600.
-    cwd: "/home/flux"
-    environment:
-      HOME: "/home/flux"
+  system: {duration: 3600., cwd: /home/flux, environment: {HOME: /home/flux}}
 """
 
 
@@ -530,8 +475,7 @@ def test_canonical_jobspec_is_looser():
     with pytest.raises(JobspecError, match=r"count\.min"):
         Jobspec(**bad)
     with pytest.raises(JobspecError, match=r"tasks\[0\]\.command"):
-        Jobspec(rfc14["resources"], [{"command": [], "slot": "x", "count": {"total": 1}}],
-                {}, 1)
+        Jobspec(rfc14["resources"], [{"command": [], "slot": "x", "count": {"total": 1}}], {}, 1)
 
 
 @given(ntasks=st.integers(1, 64), cores=st.integers(1, 8), gpus=st.integers(0, 4),

@@ -103,7 +103,7 @@ def test_decode_merges_split_rank_entries():
 def test_decode_without_nodelist_and_times():
     rs = rv1.decode({"version": 1, "execution": {"R_lite": []}})
     assert rs.ranks == {} and rs.nodelist == [] and rs.starttime == 0.0
-    assert rs.host is not None and rs.hosts() == {}
+    assert rs.rank_list() == [] and rs.hosts() == {} and rs.ncores == 0
 
 
 def test_unknown_keys_ignored():

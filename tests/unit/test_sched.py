@@ -504,7 +504,6 @@ def test_easy_backfill_never_delays_head_reservation(jobs):
         heapq.heappush(events, (t, 1, "submit", jobid))
     promised = {}
     started_at = {}
-    n = itertools.count(100)
     while events:
         t = events[0][0]
         while events and events[0][0] == t:
@@ -517,7 +516,6 @@ def test_easy_backfill_never_delays_head_reservation(jobs):
         for jobid, alloc in s.schedule(t):
             started_at[jobid] = t
             heapq.heappush(events, (t + jobs[jobid][1], 0, "end", jobid))
-            next(n)
         if s.reservation is not None:
             promised.setdefault(s.reservation.jobid, s.reservation.start)
     assert len(started_at) == len(jobs) and s.pool.is_idle()

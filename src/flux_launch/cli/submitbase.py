@@ -113,9 +113,10 @@ def jobspec(args, command=None, env=None):
         ntasks = args.tasks_per_node * args.nodes
     elif ntasks is None:
         ntasks = args.nodes or 1
+    # As flux-core's commands do: -N without -n asks for whole nodes.
+    exclusive = args.exclusive or (args.nodes is not None and args.ntasks is None and not args.tasks_per_node)
     js = JobspecV1.from_command(command or args.command, num_tasks=ntasks, cores_per_task=args.cores_per_task,
-                                gpus_per_task=args.gpus_per_task, num_nodes=args.nodes,
-                                exclusive=args.exclusive)
+                                gpus_per_task=args.gpus_per_task, num_nodes=args.nodes, exclusive=exclusive)
     js.environment = environment(args) if env is None else env
     js.cwd = args.cwd or os.getcwd()
     if args.time_limit:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 __all__ = ["JobspecError", "validate", "validate_canonical", "parse", "decode", "summary"]
 
@@ -44,19 +43,19 @@ def _err(field: str, why: str) -> JobspecError:
     return JobspecError(f"jobspec: {field}: {why}" if field else f"jobspec: {why}")
 
 
-def _tname(v: Any) -> str:
+def _tname(v: object) -> str:
     return "null" if v is None else type(v).__name__
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _pos_int(v: Any, field: str) -> int:
+def _pos_int(v: object, field: str) -> int:
     if isinstance(v, dict):
         raise _err(field, "must be a positive integer (RFC 25 V1 does not allow range counts)")
     if not _is_int(v):
@@ -66,7 +65,7 @@ def _pos_int(v: Any, field: str) -> int:
     return v
 
 
-def _check_top(obj: Any) -> None:
+def _check_top(obj: object) -> None:
     if not isinstance(obj, dict):
         raise _err("", f"must be a mapping (got {_tname(obj)})")
     for key in _TOP_KEYS:
@@ -77,7 +76,7 @@ def _check_top(obj: Any) -> None:
             raise _err(str(key), "unknown top-level key")
 
 
-def _vertex(v: Any, field: str, types: tuple[str, ...]) -> dict:
+def _vertex(v: object, field: str, types: tuple[str, ...]) -> dict:
     if not isinstance(v, dict):
         raise _err(field, f"must be a resource vertex mapping (got {_tname(v)})")
     rtype = v.get("type")
@@ -103,7 +102,7 @@ def _vertex(v: Any, field: str, types: tuple[str, ...]) -> dict:
     return v
 
 
-def _slot(v: Any, field: str) -> dict:
+def _slot(v: object, field: str) -> dict:
     _vertex(v, field, ("slot",))
     label = v.get("label")
     if not isinstance(label, str) or not label:
@@ -123,7 +122,7 @@ def _slot(v: Any, field: str) -> dict:
     return v
 
 
-def _resources(resources: Any) -> tuple[dict | None, dict]:
+def _resources(resources: object) -> tuple[dict | None, dict]:
     if not isinstance(resources, list) or len(resources) != 1:
         raise _err("resources", "must be a list of exactly one node or slot vertex")
     top = _vertex(resources[0], "resources[0]", ("node", "slot"))
@@ -135,12 +134,12 @@ def _resources(resources: Any) -> tuple[dict | None, dict]:
     return top, _slot(children[0], "resources[0].with[0]")
 
 
-def _command(cmd: Any, field: str) -> None:
+def _command(cmd: object, field: str) -> None:
     if not isinstance(cmd, list) or not cmd or not all(isinstance(a, str) for a in cmd):
         raise _err(field, "must be a non-empty list of strings")
 
 
-def _tasks(tasks: Any, node: dict | None, slot: dict) -> None:
+def _tasks(tasks: object, node: dict | None, slot: dict) -> None:
     if not isinstance(tasks, list) or len(tasks) != 1:
         n = len(tasks) if isinstance(tasks, list) else _tname(tasks)
         raise _err("tasks", f"must be a list of exactly one task (got {n})")
@@ -177,14 +176,14 @@ def _tasks(tasks: Any, node: dict | None, slot: dict) -> None:
                        f"must be between the node count ({nnodes}) and the slot count ({nslots}) (got {n})")
 
 
-def _nonneg_number(v: Any, field: str) -> None:
+def _nonneg_number(v: object, field: str) -> None:
     if not _is_number(v):
         raise _err(field, f"must be a number of seconds (got {_tname(v)} {v!r})")
     if not math.isfinite(v) or v < 0:
         raise _err(field, f"must be a finite number >= 0 (got {v!r})")
 
 
-def _constraints(c: Any, field: str) -> None:
+def _constraints(c: object, field: str) -> None:
     if not isinstance(c, dict):
         raise _err(field, "must be a mapping (RFC 31)")
     for op, args in c.items():
@@ -199,7 +198,7 @@ def _constraints(c: Any, field: str) -> None:
                 raise _err(f"{field}.{op}[{i}]", "must be a string")
 
 
-def _system(system: Any, v1: bool) -> None:
+def _system(system: object, v1: bool) -> None:
     field = "attributes.system"
     if not isinstance(system, dict):
         raise _err(field, "must be a mapping")
@@ -241,7 +240,7 @@ def _system(system: Any, v1: bool) -> None:
         raise _err(f"{field}.files", "must be a mapping (RFC 37)")
 
 
-def _dependencies(deps: Any, field: str) -> None:
+def _dependencies(deps: object, field: str) -> None:
     if not isinstance(deps, list):
         raise _err(field, "must be a list (RFC 26)")
     for i, dep in enumerate(deps):
@@ -252,7 +251,7 @@ def _dependencies(deps: Any, field: str) -> None:
                 raise _err(f"{field}[{i}].{key}", "must be a string")
 
 
-def _attributes(attrs: Any, v1: bool) -> None:
+def _attributes(attrs: object, v1: bool) -> None:
     if not isinstance(attrs, dict):
         raise _err("attributes", "must be a mapping")
     for key in attrs:
@@ -266,7 +265,7 @@ def _attributes(attrs: Any, v1: bool) -> None:
         raise _err("attributes.system", "missing (required in jobspec V1)")
 
 
-def validate(obj: Any) -> dict:
+def validate(obj: object) -> dict:
     """Validate a decoded jobspec (normally a dict from JSON) against RFC 25 V1.
 
     Returns:
@@ -311,7 +310,7 @@ def _range(count: dict, field: str) -> None:
             raise _err(f"{field}.min", "must be > 1 for operator '^'")
 
 
-def _canonical_vertices(vertices: Any, field: str) -> None:
+def _canonical_vertices(vertices: object, field: str) -> None:
     if not isinstance(vertices, list):
         raise _err(field, "must be a list")
     for i, v in enumerate(vertices):
@@ -340,7 +339,7 @@ def _canonical_vertices(vertices: Any, field: str) -> None:
             _canonical_vertices(v["with"], f"{vf}.with")
 
 
-def validate_canonical(obj: Any) -> dict:
+def validate_canonical(obj: object) -> dict:
     """Validate a decoded jobspec against the looser RFC 14 canonical rules.
 
     Resource counts may be RFC 14 range mappings, any resource types are
@@ -386,14 +385,14 @@ def validate_canonical(obj: Any) -> dict:
     return obj
 
 
-def _reject_constant(c: str) -> Any:
+def _reject_constant(c: str) -> object:
     raise ValueError(f"{c} is not valid JSON")
 
 
 _decoder = json.JSONDecoder(parse_constant=_reject_constant)  # no NaN/Infinity
 
 
-def parse(data: bytes | str) -> Any:
+def parse(data: bytes | str) -> object:
     """Parse JSON, or YAML when the text is not JSON, without validating.
 
     ``data`` is text, or UTF-8 ``bytes``.  Returns the decoded object.

@@ -216,8 +216,7 @@ class ResourceSet:
 
     def to_dict(self) -> dict:
         """Return the R version 1 document (see :func:`encode`)."""
-        return encode(self.ranks, self.nodelist or None, self.starttime,
-                      self.expiration, self.properties or None)
+        return encode(self)
 
     def copy(self) -> ResourceSet:
         """Return an independent copy."""
@@ -297,7 +296,9 @@ def encode(alloc: Mapping[object, Mapping[str, object]],
 
     Args:
         alloc: ``{rank: {"core": ids, "gpu": ids}}``; ids are iterables of
-            ints or idset strings, "gpu" may be missing or empty.
+            ints or idset strings, "gpu" may be missing or empty.  A
+            :class:`ResourceSet` is accepted too (the other arguments are
+            then ignored).
         nodelist: host names (or hostlist strings) of the ranks in
             ascending rank order; omitted from the result when ``None``.
         starttime: seconds since the epoch, 0 for unset.

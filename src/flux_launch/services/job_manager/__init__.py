@@ -56,7 +56,8 @@ class JobManager:
         self._sched_scheduled = False
         epoch, last = self._restore()
         self.fluid = FluidGenerator(0, epoch_ms=epoch, start_timestamp=last)
-        for prefix in ("job-ingest", "job-manager", "job-info", "job-list"):
+        self.drainers = []
+        for prefix in ("job-ingest", "job-manager", "job-info", "job-list", "sched"):
             broker.register(prefix, self.handle)
         broker.on_run.append(self._fetch_resources)
         broker.subscribers.append(("overlay.lost", self.exec.ranks_lost))
@@ -178,6 +179,7 @@ class JobManager:
                     ranks = {r: {"cores": list(range(p["ncores"])), "gpus": [], "hostname": p["hostname"],
                                  "properties": []}
                              for r, p in info.items() if p}
+                    self.resources = {r: {"core": v["cores"], "gpu": v["gpus"]} for r, v in ranks.items()}
                     self.sched = Scheduler(Pool(ranks))
                     self.hostnames = {r: p["hostname"] for r, p in info.items() if p}
                     for r, p in info.items():
@@ -185,8 +187,8 @@ class JobManager:
                             self.sched.pool.set_down(r)
                     self.pool_ready = True
                     for job in sorted(self.jobs.values(), key=lambda j: j.id):
-                        if job.state == "SCHED" and not self._check_feasible(job):
-                            continue
+                        if job.state == "SCHED" and self._check_feasible(job):
+                            self.sched.submit(job.id, job.summary, job.priority, job.t_submit)
                     self.schedule()
             return cb
 
@@ -276,6 +278,13 @@ class JobManager:
         job.t_inactive = now
         job.finish_result()
         self._notify_waiters(job)
+        if self.drainers and not self._active():
+            for req in self.drainers:
+                self.broker.respond(req, {})
+            self.drainers = []
+
+    def _active(self):
+        return any(j.state != "INACTIVE" for j in self.jobs.values())
 
     def _notify_waiters(self, job):
         if not job.waitable:
@@ -437,9 +446,57 @@ class JobManager:
         else:
             self.waiters.append((msg, job.id))
 
+    def _rpc_job_manager__drain(self, msg, p):
+        if self._active():
+            self.drainers.append(msg)
+        else:
+            self.broker.respond(msg, {})
+
+    def _rpc_sched__resource_status(self, msg, p):
+        if self.sched is None:
+            raise RequestError(errno.EAGAIN, "resources are not known yet: the instance is still starting")
+        from flux_launch.core.hostlist import Hostlist
+
+        pool = self.sched.pool
+        out = {}
+        for state in ("free", "allocated", "down"):
+            out[state] = {"ranks": [], "ncores": 0, "ngpus": 0}
+        for rank in pool.ranks:
+            total = self._rank_total(rank)
+            free = pool.free_resources(rank)
+            if not pool.is_up(rank):
+                entry = out["down"]
+                entry["ranks"].append(rank)
+                entry["ncores"] += len(total["core"])
+                entry["ngpus"] += len(total["gpu"])
+                continue
+            nfree, gfree = len(free["core"]), len(free["gpu"])
+            if nfree or gfree:
+                out["free"]["ranks"].append(rank)
+                out["free"]["ncores"] += nfree
+                out["free"]["ngpus"] += gfree
+            if nfree < len(total["core"]) or gfree < len(total["gpu"]):
+                out["allocated"]["ranks"].append(rank)
+                out["allocated"]["ncores"] += len(total["core"]) - nfree
+                out["allocated"]["ngpus"] += len(total["gpu"]) - gfree
+        for entry in out.values():
+            hosts = Hostlist()
+            for rank in entry["ranks"]:
+                hosts.append(pool.hostname(rank))
+            entry["nnodes"] = len(entry["ranks"])
+            entry["nodelist"] = str(hosts)
+            from flux_launch.core.idset import encode
+
+            entry["ranks"] = encode(entry["ranks"])
+        self.broker.respond(msg, out)
+
+    def _rank_total(self, rank):
+        return self.resources[rank]
+
     def _disconnect(self, msg):
         route = msg.get("route")
         self.waiters = [(r, j) for r, j in self.waiters if r.get("route") != route]
+        self.drainers = [r for r in self.drainers if r.get("route") != route]
         self.kvs.handle({**msg, "topic": "kvs.disconnect"})
 
     def _rpc_job_info__lookup(self, msg, p):

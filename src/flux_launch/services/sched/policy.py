@@ -173,6 +173,7 @@ class Scheduler:
     def _start(self, job: PendingJob, alloc: Alloc, now: float) -> None:
         self._unqueue(job)
         dur = job.request.duration
+        alloc = {r: {"core": list(v["core"]), "gpu": list(v["gpu"])} for r, v in alloc.items()}
         self.running[job.jobid] = RunningJob(job.jobid, job.request, alloc, now,
                                              now + dur if dur > 0 else math.inf)
 

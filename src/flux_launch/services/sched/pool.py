@@ -131,10 +131,9 @@ def _spread(need: int, caps: list[int]) -> list[int]:
     Assumes ``len(caps) <= need <= sum(caps)`` and every cap >= 1; every
     node gets >= 1 slot, extra slots go to the lowest positions.
     """
-    n = len(caps)
+    n, left = len(caps), need
     counts = [0] * n
     order = sorted(range(n), key=lambda i: (caps[i], i))
-    left = need
     for j, i in enumerate(order):
         fair, rem = divmod(left, n - j)
         if caps[i] <= fair:  # saturated: give it all it holds
@@ -154,8 +153,7 @@ def _plan(req: Request, entries: Iterable[tuple[int, int, int]]) -> list[tuple[i
         ``[(rank, nslots_on_rank)]`` in rank order, or None if it cannot be
         placed.  Complete: None only if no placement exists at all.
     """
-    cps, gps, need = req.cores_per_slot, req.gpus_per_slot, req.nslots
-    n = req.nnodes
+    cps, gps, need, n = req.cores_per_slot, req.gpus_per_slot, req.nslots, req.nnodes
     if n == 0:
         out = []
         for rank, nc, ng in entries:
@@ -178,11 +176,8 @@ def _plan(req: Request, entries: Iterable[tuple[int, int, int]]) -> list[tuple[i
                 if len(out) == n:
                     return out
         return None
-    cands = []
-    for rank, nc, ng in entries:
-        cap = _cap(nc, ng, cps, gps)
-        if cap > 0:
-            cands.append((rank, min(cap, need)))
+    cands = [(rank, min(cap, need)) for rank, nc, ng in entries
+             if (cap := _cap(nc, ng, cps, gps)) > 0]
     if len(cands) < n:
         return None
     chosen = cands[:n]

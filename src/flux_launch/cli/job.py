@@ -1,0 +1,242 @@
+"""``flux job SUBCOMMAND``: attach, info, eventlog, wait-event, status, wait, last,
+kill, cancel, urgency, id.
+
+Every job id may be given in any encoding (f58, decimal, hex, dothex, kvs, words).
+An unknown job: ``flux-job: ƒXYZ: no such job``, exit 1.
+"""
+
+import json
+import os
+import sys
+
+from flux_launch.cli.base import Parser, handle
+from flux_launch.core.jobid import JobID
+
+
+def _jobid(p, text):
+    try:
+        return JobID(text)
+    except ValueError as exc:
+        p.error(str(exc))
+
+
+def _parser():
+    p = Parser("job")
+    sub = p.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
+    s = sub.add_parser("attach", help="print a job's output and wait for it")
+    s.add_argument("-l", "--label-io", action="store_true")
+    s.add_argument("id")
+    s = sub.add_parser("info", help="print jobspec, R or an eventlog of a job")
+    s.add_argument("id")
+    s.add_argument("key", nargs="+")
+    s = sub.add_parser("eventlog", help="print a job's eventlog")
+    s.add_argument("-f", "--format", choices=("text", "json"), default="text")
+    s.add_argument("-p", "--path", default="eventlog", help="eventlog path (default: eventlog)")
+    s.add_argument("-w", "--watch", action="store_true", help="follow it until the job ends")
+    s.add_argument("id")
+    s = sub.add_parser("wait-event", help="wait for an event of a job")
+    s.add_argument("-t", "--timeout", type=float, help="give up after this many seconds")
+    s.add_argument("-p", "--path", default="eventlog")
+    s.add_argument("-f", "--format", choices=("text", "json"), default="text")
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.add_argument("-v", "--verbose", action="store_true", help="print the events before it too")
+    s.add_argument("id")
+    s.add_argument("event")
+    s = sub.add_parser("status", help="wait for jobs and exit with the highest exit code")
+    s.add_argument("-v", "--verbose", action="count", default=0)
+    s.add_argument("ids", nargs="+", metavar="ID")
+    s = sub.add_parser("wait", help="wait for a waitable job (or --all)")
+    s.add_argument("-a", "--all", action="store_true")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.add_argument("id", nargs="?")
+    s = sub.add_parser("last", help="print the id of your last submitted job")
+    s = sub.add_parser("kill", help="send a signal to a job's tasks")
+    s.add_argument("-s", "--signal", default="SIGTERM")
+    s.add_argument("ids", nargs="+", metavar="ID")
+    s = sub.add_parser("cancel", help="cancel jobs")
+    s.add_argument("-m", "--message", default="")
+    s.add_argument("ids", nargs="+", metavar="ID")
+    s = sub.add_parser("urgency", help="change a pending job's urgency")
+    s.add_argument("id")
+    s.add_argument("urgency")
+    s = sub.add_parser("id", help="convert job ids between encodings")
+    s.add_argument("-t", "--to", default="dec",
+                   choices=("dec", "hex", "dothex", "kvs", "f58", "f58plain", "words", "emoji"))
+    s.add_argument("ids", nargs="*", metavar="ID")
+    return p
+
+
+def main(cmd, argv):
+    p = _parser()
+    args = p.parse_args(argv)
+    return globals()["_" + args.sub.replace("-", "_")](p, args)
+
+
+def _attach(p, args):
+    from flux_launch.cli.attach import attach
+
+    jobid = _jobid(p, args.id)
+    return attach(handle(), jobid, cmd="job", label=args.label_io)
+
+
+def _info(p, args):
+    jobid = _jobid(p, args.id)
+    resp = handle().rpc("job-info.lookup", {"id": int(jobid), "keys": args.key}).get()
+    for key in args.key:
+        value = resp[key]
+        print(value.rstrip("\n") if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
+    return 0
+
+
+def _print_event(ev, fmt):
+    if fmt == "json":
+        print(json.dumps(dict(ev), separators=(",", ":")), flush=True)
+    else:
+        print(ev, flush=True)
+
+
+def _eventlog(p, args):
+    from flux_launch.job.event import EventWatch
+
+    jobid = _jobid(p, args.id)
+    h = handle()
+    if not args.watch:
+        from flux_launch.job.event import EventLogEvent
+        from flux_launch.proto.eventlog import decode
+
+        value = h.rpc("job-info.lookup", {"id": int(jobid), "keys": [args.path]}).get()[args.path]
+        for entry in decode(value):
+            _print_event(EventLogEvent(entry), args.format)
+        return 0
+    watch = EventWatch(h, jobid, args.path)
+    for ev in watch:
+        _print_event(ev, args.format)
+        if args.path == "eventlog" and ev.name == "clean":
+            break
+    return 0
+
+
+def _wait_event(p, args):
+    from flux_launch.job.event import EventWatch
+
+    jobid = _jobid(p, args.id)
+    h = handle()
+    if args.timeout is not None:
+        import signal
+
+        def expire(_sig, _frame):
+            raise TimeoutError
+
+        signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, args.timeout)
+    try:
+        for ev in EventWatch(h, jobid, args.path):
+            if ev.name == args.event or args.verbose:
+                if not args.quiet:
+                    _print_event(ev, args.format)
+            if ev.name == args.event:
+                return 0
+            if args.path == "eventlog" and ev.name == "clean":
+                break
+    except TimeoutError:
+        sys.stderr.write(f"flux-job: wait-event timeout on event '{args.event}'\n")
+        return 1
+    sys.stderr.write(f"flux-job: {jobid}: the job ended without event '{args.event}'\n")
+    return 1
+
+
+def _status(p, args):
+    from flux_launch.job.wait import result
+
+    h = handle()
+    rc = 0
+    for text in args.ids:
+        jobid = _jobid(p, text)
+        info = result(h, jobid)
+        code = info.returncode
+        if args.verbose:
+            ws = info._info.get("waitstatus")
+            what = f"exited with exit code {code}" if ws is None or not ws & 0x7f \
+                else f"killed by signal {ws & 0x7f}"
+            if info._info.get("exception_occurred"):
+                what = f"exception {info._info.get('exception_type')}: {info._info.get('exception_note')}"
+            sys.stderr.write(f"{jobid}: {what}\n")
+        rc = max(rc, code)
+    return rc
+
+
+def _wait(p, args):
+    from flux_launch.job.wait import wait
+
+    h = handle()
+    if args.all:
+        failed = 0
+        while True:
+            try:
+                res = wait(h)
+            except OSError as exc:
+                if exc.errno == 10:  # ECHILD: nothing left to wait for
+                    break
+                raise
+            if not res.success:
+                failed += 1
+                sys.stderr.write(f"{res.jobid}: {res.errstr}\n")
+            elif args.verbose:
+                sys.stderr.write(f"{res.jobid}: Success\n")
+        return 1 if failed else 0
+    res = wait(h, _jobid(p, args.id) if args.id else 0)
+    if not args.id:
+        print(res.jobid)
+    if not res.success:
+        sys.stderr.write(f"flux-job: {res.jobid}: {res.errstr}\n")
+        return 1
+    return 0
+
+
+def _last(p, args):
+    jobs = handle().rpc("job-list.list", {"states": 127, "userid": os.getuid(), "max_entries": 1}).get()["jobs"]
+    if not jobs:
+        raise OSError(2, "you have submitted no job")
+    print(JobID(jobs[0]["id"]))
+    return 0
+
+
+def _kill(p, args):
+    import signal
+
+    name = args.signal.upper()
+    try:
+        signum = int(name) if name.isdigit() else int(signal.Signals(name if name.startswith("SIG") else "SIG" + name))
+    except (KeyError, ValueError):
+        p.error(f"invalid signal {args.signal!r}")
+    h = handle()
+    for text in args.ids:
+        h.rpc("job-manager.kill", {"id": int(_jobid(p, text)), "signum": signum}).get()
+    return 0
+
+
+def _cancel(p, args):
+    h = handle()
+    for text in args.ids:
+        h.rpc("job-manager.raise", {"id": int(_jobid(p, text)), "type": "cancel", "severity": 0,
+                                    "note": args.message}).get()
+    return 0
+
+
+def _urgency(p, args):
+    words = {"hold": 0, "expedite": 31, "default": 16}
+    value = words.get(args.urgency.lower())
+    if value is None:
+        try:
+            value = int(args.urgency)
+        except ValueError:
+            p.error(f"invalid urgency {args.urgency!r}: 0-31, hold, default or expedite")
+    handle().rpc("job-manager.urgency", {"id": int(_jobid(p, args.id)), "urgency": value}).get()
+    return 0
+
+
+def _id(p, args):
+    ids = args.ids or [line.strip() for line in sys.stdin if line.strip()]
+    for text in ids:
+        print(_jobid(p, text).encode(args.to))
+    return 0
