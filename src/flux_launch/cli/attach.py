@@ -40,8 +40,8 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     Raises:
         OSError: no such job.
     """
-    from flux_launch._accel import label_flush, label_lines
-
+    if label:  # the C labeller loads cffi: only when labelling
+        from flux_launch._accel import label_flush, label_lines
     jid = int(jobid)
     main = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "eventlog"}, flags=STREAMING)
     output = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "guest.output"}, flags=STREAMING)

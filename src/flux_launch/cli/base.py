@@ -4,12 +4,25 @@ import argparse
 import sys
 
 
+def _formatter(prog):
+    # The default formatter imports shutil (and with it bz2 and lzma, ~2 ms of every
+    # command's start) just to learn the terminal width.
+    import os
+
+    try:
+        width = int(os.environ.get("COLUMNS", "80")) - 2
+    except ValueError:
+        width = 78
+    return argparse.HelpFormatter(prog, width=width)
+
+
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` named ``flux CMD`` whose usage errors exit with 2."""
 
     def __init__(self, cmd=None, **kw):
         if cmd is not None:
             kw["prog"] = f"flux {cmd}"
+        kw.setdefault("formatter_class", _formatter)
         super().__init__(**kw)
 
     def error(self, message):

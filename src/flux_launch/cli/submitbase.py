@@ -69,11 +69,12 @@ def environment(args, base=None):
     Raises:
         ValueError: a rules file cannot be read.
     """
-    from fnmatch import fnmatchcase
-
     src = dict(os.environ if base is None else base)
     env = dict(src)
     rules = list(args.env) + [f"-{p}" for p in args.env_remove] + [f"^{f}" for f in args.env_file]
+    if not rules:
+        return env
+    from fnmatch import fnmatchcase
 
     def apply(rule):
         if rule.startswith("^"):
