@@ -187,3 +187,28 @@ def test_namespaces(kvs):
     with pytest.raises(OSError) as exc:
         get(kvs, "a", namespace="ns1")
     assert "ns1" in exc.value.strerror
+
+
+def test_structure_changes_persist_exactly(tmp_path):
+    """Puts that turn values into directories (or back) leave sqlite consistent,
+    whether they come in separate commits or in one."""
+    state = str(tmp_path / "state")
+    svc = KVSService(Recorder(), state)
+    put(svc, x=1)
+    put(svc, x__y=2)                      # value x becomes a directory
+    put(svc, d__e=1, d__f=2)
+    put(svc, d="flat")                    # directory d becomes a value
+    call(svc, "kvs.commit", {"ops": [{"op": "put", "key": "p", "value": 1},
+                                     {"op": "put", "key": "p.q", "value": 2}]})
+    last(svc)
+    for _ in range(3):
+        call(svc, "kvs.commit", {"ops": [{"op": "append", "key": "log.a", "value": "x\n"}]})
+    svc.close()
+    again = KVSService(Recorder(), state)
+    assert get(again, "x.y")["value"] == 2
+    assert get(again, "d")["value"] == "flat"
+    assert get(again, "p", dir=True)["dir"] == {"q": {"value": 2}}
+    assert get(again, "log.a")["value"] == "x\nx\nx\n"
+    rows = again.store.db.execute("SELECT key FROM kvs WHERE key IN ('x', 'd.e', 'd.f', 'p')").fetchall()
+    assert rows == [], rows
+    again.close()

@@ -38,6 +38,13 @@ def serve(sock):
 
     builtins()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the broker's to handle
+    # Shells are forked copies of this process: a garbage collection in one would
+    # touch every object and copy every page. Objects alive now are frozen out of
+    # the collector; shells run without it (they are short-lived).
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ, None)
@@ -93,6 +100,9 @@ def _child(sock, sel, shell_main, args):
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         os.setsid()
+        import gc
+
+        gc.disable()
         code = shell_main.run(args)
     finally:
         try:

@@ -243,7 +243,7 @@ class KVSService:
                 changes.append(("mkdir", key))
             else:
                 raise KVSError(errno.EPROTO, f"kvs.commit: unknown op {kind!r}")
-        self.store.commit(ns, changes)
+        self.store.commit(ns, self._mark_simple(root, changes))
         changed = []
         for change in changes:
             kind, key = change[0], change[1]
@@ -258,6 +258,36 @@ class KVSService:
             changed.append(key)
         if self.watches:
             self._notify(ns, root, changed)
+
+    @staticmethod
+    def _mark_simple(root, changes):
+        """Tag puts that change no structure (the key is or becomes a value under
+        existing directories), which the store writes as one upsert instead of
+        clearing subtrees and ancestors first. Any two related keys in one commit
+        (one below the other) disable the shortcut for the whole commit."""
+        keys = sorted(set(c[1] for c in changes))
+        for a, b in zip(keys, keys[1:]):
+            if b.startswith(a + "."):
+                return changes
+        out = []
+        for change in changes:
+            if out and change[0] == "put" and out[-1][0] == "put" and out[-1][1] == change[1]:
+                out.pop()  # successive appends to one key: only the last value is written
+            if change[0] == "put":
+                node = root
+                simple = True
+                for part in change[1].split("."):
+                    if type(node) is not Dir:
+                        simple = False  # a value where a directory must be
+                        break
+                    node = node.get(part)
+                    if node is None:
+                        break
+                if simple and type(node) is Dir:
+                    simple = False
+                change = (*change, simple)
+            out.append(change)
+        return out
 
     # ---- watches ----------------------------------------------------------------
 

@@ -56,8 +56,9 @@ class Store:
     def commit(self, ns, changes):
         """Apply a list of changes in one transaction.
 
-        ``changes`` items: ``("put", key, value)``, ``("mkdir", key)``,
-        ``("delete", key)`` (the key and everything below it).
+        ``changes`` items: ``("put", key, value[, simple])``, ``("mkdir", key)``,
+        ``("delete", key)`` (the key and everything below it). A ``simple`` put
+        changes no structure and is a single upsert.
         """
         db = self.db
         db.execute("BEGIN")
@@ -65,9 +66,12 @@ class Store:
             for change in changes:
                 op, key = change[0], change[1]
                 if op == "put":
+                    value = json.dumps(change[2], separators=(",", ":"), ensure_ascii=False)
+                    if len(change) > 3 and change[3]:  # no structure changes: one upsert
+                        db.execute("INSERT OR REPLACE INTO kvs VALUES (?, ?, ?)", (ns, key, value))
+                        continue
                     self._delete_tree(ns, key)
-                    db.execute("INSERT INTO kvs VALUES (?, ?, ?)",
-                               (ns, key, json.dumps(change[2], separators=(",", ":"), ensure_ascii=False)))
+                    db.execute("INSERT INTO kvs VALUES (?, ?, ?)", (ns, key, value))
                 elif op == "mkdir":
                     self._delete_tree(ns, key)
                     db.execute("INSERT INTO kvs VALUES (?, ?, NULL)", (ns, key))

@@ -273,8 +273,13 @@ class Scheduler:
         if resv is not None:
             self.reservation = Reservation(head.jobid, shadow, resv)
             held = pool.hold(resv)
+        # Resources only shrink during a pass: a request shape that did not fit
+        # will not fit later in the pass (this keeps a long queue of like jobs linear).
+        failed = set()
         try:
             for job in rest:
+                if job.request in failed:
+                    continue
                 alloc = pool.alloc(job.request)
                 if alloc is None and held and job.request.duration > 0 \
                         and now + job.request.duration <= shadow:
@@ -284,6 +289,8 @@ class Scheduler:
                 if alloc is not None:
                     self._start(job, alloc, now)
                     started.append((job.jobid, alloc))
+                else:
+                    failed.add(job.request)
         finally:
             if held:
                 pool.free(held)
