@@ -64,3 +64,62 @@ def wait(flux_handle, jobid=FLUX_JOBID_ANY):
     """
     resp = flux_handle.rpc("job-manager.wait", {"id": int(jobid)}).get()
     return JobWaitResult(JobID(resp["id"]), resp["success"], resp["errstr"])
+
+
+class ResultFuture:
+    """The pending outcome of a job (``result_async``): ``then(cb, *args)`` calls
+    ``cb(future, *args)`` from ``Flux.reactor_run()`` once the job is inactive;
+    ``get_info()`` (a dict) and ``get()`` (a ``JobInfo``) block until then."""
+
+    def __init__(self, flux_handle, jobid):
+        from flux_launch.core.handle import STREAMING
+
+        self.handle = flux_handle
+        self.jobid = JobID(jobid)
+        self._watch = flux_handle.rpc("job-info.eventlog-watch", {"id": int(self.jobid), "path": "eventlog"},
+                                      flags=STREAMING)
+        self._partial = ""
+        self._done = False
+        self._info = None
+
+    def _consume(self):
+        import json
+
+        while not self._done and self._watch._queue:
+            lines = (self._partial + self._watch.get()["value"]).split("\n")
+            self._partial = lines.pop()
+            if any(line and json.loads(line)["name"] == "clean" for line in lines):
+                self._done = True
+                self.handle.rpc("job-info.eventlog-watch-cancel", {"matchtag": self._watch.matchtag}, flags=2)
+        return self._done
+
+    def then(self, callback, *args):
+        def step(_fut):
+            if self._consume():
+                callback(self, *args)
+            else:
+                self._watch.then(step)
+        if self._consume():
+            self.handle._continuations.append((_Ready(), lambda _f: callback(self, *args), ()))
+        else:
+            self._watch.then(step)
+        return self
+
+    def get(self):
+        while not self._consume():
+            self.handle._recv_one(None)
+        if self._info is None:
+            self._info = JobInfo(self.handle.rpc("job-list.list-id", {"id": int(self.jobid)}).get()["job"])
+        return self._info
+
+    def get_info(self):
+        return self.get().get_info()
+
+
+class _Ready:
+    _queue = (True,)
+
+
+def result_async(flux_handle, jobid, flags=0):
+    """``result`` without waiting: a ``ResultFuture``."""
+    return ResultFuture(flux_handle, jobid)

@@ -19,13 +19,14 @@ KILL_TIMEOUT = 5.0
 
 
 class _Exec:
-    __slots__ = ("ranks", "started", "status", "kill_handle")
+    __slots__ = ("ranks", "started", "status", "kill_handle", "test")
 
     def __init__(self, ranks):
         self.ranks = ranks
         self.started = set()
         self.status = {}
         self.kill_handle = None
+        self.test = None  # testexec: ends the fake job
 
 
 class JobExec:
@@ -34,11 +35,53 @@ class JobExec:
         self.broker = manager.broker
 
     def start(self, job):
+        test = job.jobspec.get("attributes", {}).get("system", {}).get("exec", {}).get("test")
+        if test is not None:
+            self._testexec(job, test)
+            return
         ranks = sorted(int(r) for r in job.alloc)
         job.exec = state = _Exec(ranks)
         payload = {"id": job.id, "jobspec": job.jobspec, "R": job.R, "ranks": ranks}
         for rank in ranks:
             self.broker.rpc("rexec.shell", payload, rank, self._callback(job, state, rank), streaming=True)
+
+    def _testexec(self, job, test):
+        """Fake a job without processes (``-S system.exec.test.run_duration=FSD``
+        and optionally ``wait_status=N``, ``mock_exception=init|run``), as flux-core's
+        testexec: for scheduler and state tests. Owner only."""
+        from flux_launch.core import fsd
+
+        if job.userid != self.broker.owner:
+            self.jm.raise_exception(job, "exec", 0, "only the instance owner may use the test exec method")
+            self.jm.finish(job, 1 << 8)
+            return
+        if not isinstance(test, dict):
+            test = {}
+        try:
+            duration = fsd.parse(str(test.get("run_duration", "0")))
+        except ValueError as exc:
+            self.jm.raise_exception(job, "exec", 0, f"testexec: {exc}")
+            self.jm.finish(job, 1 << 8)
+            return
+        status = test.get("wait_status", 0) if isinstance(test.get("wait_status", 0), int) else 0
+        if test.get("mock_exception") == "init":
+            self.jm.raise_exception(job, "exec", 0, "mock initialization exception generated")
+            self.jm.finish(job, 1 << 8)
+            return
+        job.has_started = True
+        self.jm.post(job, "start")
+        state = job.exec = _Exec([])
+
+        def done():
+            state.kill_handle = None
+            if job.exec is state:
+                job.exec = None
+                self.jm.finish(job, status)
+
+        if test.get("mock_exception") == "run":
+            self.broker.loop.call_soon(self.jm.raise_exception, job, "exec", 0, "mock run exception generated")
+        state.kill_handle = self.broker.loop.call_later(duration, done) if duration != float("inf") else None
+        state.test = done
 
     def _callback(self, job, state, rank):
         def cb(payload, errnum, errstr):
@@ -71,6 +114,12 @@ class JobExec:
         """Signal every shell of a running job; with ``escalate``, SIGKILL later."""
         state = job.exec
         if state is None:
+            return
+        if state.test is not None:  # a fake job dies of any signal at once
+            if state.kill_handle is not None:
+                state.kill_handle.cancel()
+            job.exec = None
+            self.jm.finish(job, signum)
             return
         for rank in state.ranks:
             if rank not in state.status:
