@@ -80,6 +80,7 @@ class Shell:
         self.deadlines = {}
         self.futures = []
         self.verbose = int(self.options.get("verbose", 0) or 0)
+        self.task_fd = args.get("task_fd")  # where the fork server learns task pids
         env = {k: v for k, v in (system.get("environment") or {}).items()
                if k not in ENV_BLOCKLIST and not k.startswith(ENV_BLOCKLIST_PREFIX)}
         env.update(FLUX_JOB_ID=str(self.jobid), FLUX_JOB_SIZE=str(self.taskmap.ntasks),
@@ -170,6 +171,11 @@ class Shell:
                 os.close(stdin)
         proc.returncode = 0  # reaped through its pidfd below, not by Popen
         task.pid = proc.pid
+        if self.task_fd is not None:
+            try:
+                os.write(self.task_fd, f"{proc.pid}\n".encode())
+            except OSError:
+                pass
         task.pidfd = os.pidfd_open(proc.pid)
         self.sel.register(task.pidfd, selectors.EVENT_READ, ("exit", task))
         self.running += 1

@@ -69,12 +69,21 @@ def serve(sock):
                     op = m.get("topic")
                     jobid = m.get("id")
                     if op == "start":
+                        # The shell reports each task's pid on this pipe: if the shell
+                        # dies by a signal, its tasks (each in its own session) are
+                        # killed here instead of being left behind.
+                        task_r, task_w = os.pipe()
                         pid = os.fork()
                         if pid == 0:
-                            _child(sock, sel, shell_main, m.get("args") or {})
+                            os.close(task_r)
+                            args = m.get("args") or {}
+                            args["task_fd"] = task_w
+                            _child(sock, sel, shell_main, args)
+                        os.close(task_w)
+                        os.set_blocking(task_r, False)
                         pidfd = os.pidfd_open(pid)
                         shells[jobid] = pid
-                        sel.register(pidfd, selectors.EVENT_READ, (jobid, pid))
+                        sel.register(pidfd, selectors.EVENT_READ, (jobid, pid, task_r))
                         send(topic="started", id=jobid, pid=pid)
                     elif op == "kill":
                         pid = shells.get(jobid)
@@ -84,12 +93,27 @@ def serve(sock):
                             except ProcessLookupError:
                                 pass
             else:
-                jobid, pid = key.data
+                jobid, pid, task_r = key.data
                 sel.unregister(key.fd)
                 os.close(key.fd)
                 _, status = os.waitpid(pid, 0)
                 shells.pop(jobid, None)
+                if status & 0x7F:
+                    _kill_orphans(task_r)
+                os.close(task_r)
                 send(topic="exited", id=jobid, status=status)
+
+
+def _kill_orphans(task_r):
+    try:
+        data = os.read(task_r, 1 << 16)
+    except BlockingIOError:
+        data = b""
+    for word in data.split():
+        try:
+            os.killpg(int(word), signal.SIGKILL)
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
 
 
 def _child(sock, sel, shell_main, args):

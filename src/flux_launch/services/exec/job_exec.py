@@ -97,7 +97,13 @@ class JobExec:
                     job.has_started = True
                     self.jm.post(job, "start")
             elif kind == "finished":
-                self._exited(job, state, rank, payload["status"])
+                status = payload["status"]
+                if status & 0x7F:  # the shell itself died by a signal: its tasks' fate is unknown
+                    import signal
+
+                    self.jm.raise_exception(job, "exec", 0, f"job shell on rank {rank} was killed by "
+                                            f"{signal.Signals(status & 0x7F).name}")
+                self._exited(job, state, rank, status)
         return cb
 
     def _exited(self, job, state, rank, status):
