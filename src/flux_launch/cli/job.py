@@ -206,7 +206,7 @@ def _kill(p, args):
 
     name = args.signal.upper()
     try:
-        signum = int(name) if name.isdigit() else int(signal.Signals(name if name.startswith("SIG") else "SIG" + name))
+        signum = int(name) if name.isdigit() else int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
     except (KeyError, ValueError):
         p.error(f"invalid signal {args.signal!r}")
     h = handle()
