@@ -71,9 +71,11 @@ class JobManager:
 
         try:
             epoch = int(self.kvs.lookup("job-manager.epoch"))
+            self._epoch_saved = True
         except KVSError:
-            epoch = int(time.time() * 1000)
-            self.kvs.commit([{"op": "put", "key": "job-manager.epoch", "value": epoch}])
+            epoch = int(time.time() * 1000)  # saved with the first job
+            self._epoch_saved = False
+        self._epoch = epoch
         last = None
         stale = []
         for name in self.kvs.listdir("job"):
@@ -368,8 +370,12 @@ class JobManager:
         job.set_jobspec(jobspec, summ)
         self.jobs[job.id] = job
         path = kvs_dir(job.id)
+        ops = [{"op": "put", "key": f"{path}.jobspec", "value": jobspec}]
+        if not self._epoch_saved:  # FLUIDs of a restarted instance count from the same epoch
+            ops.append({"op": "put", "key": "job-manager.epoch", "value": self._epoch})
+            self._epoch_saved = True
         self.post(job, "submit", {"userid": job.userid, "urgency": urgency, "flags": flags, "version": 1},
-                  extra_ops=[{"op": "put", "key": f"{path}.jobspec", "value": jobspec}])
+                  extra_ops=ops)
         self.broker.respond(msg, {"id": job.id})
         self.post(job, "validate")
         job.state = "DEPEND"
