@@ -40,8 +40,6 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     Raises:
         OSError: no such job.
     """
-    if label:  # the C labeller loads cffi: only when labelling
-        from flux_launch._accel import label_flush, label_lines
     jid = int(jobid)
     main = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "eventlog"}, flags=STREAMING)
     output = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "guest.output"}, flags=STREAMING)
@@ -86,35 +84,7 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
                 except ConnectionError as exc:
                     sys.stderr.write(f"flux-{cmd}: {exc}\n")
                     return 1
-            while output._queue:
-                try:
-                    value = output.get()["value"]
-                except OSError:
-                    break
-                for line in out_lines.feed(value):
-                    if not line:
-                        continue
-                    ev = json.loads(line)
-                    ctx = ev.get("context") or {}
-                    name = ev.get("name")
-                    if name == "data":
-                        stream = ctx.get("stream", "stdout")
-                        sink = sinks.get(stream, sys.stdout.buffer)
-                        k = (ctx.get("rank"), stream)
-                        if "data" in ctx:
-                            data = ctx["data"]
-                            data = base64.b64decode(data) if ctx.get("encoding") == "base64" else data.encode()
-                            if label:
-                                data, partial[k] = label_lines(f"{ctx.get('rank')}: ".encode(), data,
-                                                               partial.get(k, b""))
-                            sink.write(data)
-                            sink.flush()
-                        if ctx.get("eof") and label and partial.get(k):
-                            sink.write(label_flush(f"{ctx.get('rank')}: ".encode(), partial.pop(k)))
-                            sink.flush()
-                    elif name == "log":
-                        level = LEVELS.get(ctx.get("level", 3), "ERROR")
-                        sys.stderr.write(f"flux-shell[{ctx.get('rank', 0)}]: {level}: {ctx.get('message')}\n")
+            _print_output(output, out_lines, partial, sinks, label)
             while main._queue:
                 try:
                     value = main.get()["value"]
@@ -137,6 +107,13 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
                         status = ctx.get("status", 0)
                     elif name == "clean":
                         done = True
+        # The output watch answered after the main one: a round trip through the same
+        # service as a barrier brings whatever it sent before, then print that too.
+        try:
+            h.rpc("job-info.lookup", {"id": jid, "keys": []}).get()
+        except OSError:
+            pass
+        _print_output(output, out_lines, partial, sinks, label)
     finally:
         signal.set_wakeup_fd(old_fd)
         for sig, handler in old.items():
@@ -150,6 +127,40 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     if status & 0x7F:
         return 128 + (status & 0x7F)
     return (status >> 8) & 0xFF
+
+
+def _print_output(output, out_lines, partial, sinks, label):
+    """Print the output eventlog entries received so far (RFC 24)."""
+    if label:  # the C labeller loads cffi: only when labelling
+        from flux_launch._accel import label_flush, label_lines
+    while output._queue:
+        try:
+            value = output.get()["value"]
+        except OSError:
+            return
+        for line in out_lines.feed(value):
+            if not line:
+                continue
+            ev = json.loads(line)
+            ctx = ev.get("context") or {}
+            name = ev.get("name")
+            if name == "data":
+                stream = ctx.get("stream", "stdout")
+                sink = sinks.get(stream, sys.stdout.buffer)
+                k = (ctx.get("rank"), stream)
+                if "data" in ctx:
+                    data = ctx["data"]
+                    data = base64.b64decode(data) if ctx.get("encoding") == "base64" else data.encode()
+                    if label:
+                        data, partial[k] = label_lines(f"{ctx.get('rank')}: ".encode(), data, partial.get(k, b""))
+                    sink.write(data)
+                    sink.flush()
+                if ctx.get("eof") and label and partial.get(k):
+                    sink.write(label_flush(f"{ctx.get('rank')}: ".encode(), partial.pop(k)))
+                    sink.flush()
+            elif name == "log":
+                level = LEVELS.get(ctx.get("level", 3), "ERROR")
+                sys.stderr.write(f"flux-shell[{ctx.get('rank', 0)}]: {level}: {ctx.get('message')}\n")
 
 
 def _input_key(jid):

@@ -25,9 +25,11 @@ import time
 from flux_launch.shell import rcalc
 from flux_launch.shell.plugstack import PlugStack
 
-# Variables of an enclosing job or instance that must not leak into tasks.
-ENV_BLOCKLIST_PREFIX = ("PMI_", "SLURM_", "FLUX_JOB_", "FLUX_TASK_", "OMPI_")
-ENV_BLOCKLIST = {"FLUX_URI", "FLUX_KVS_NAMESPACE", "FLUX_ENCLOSING_ID", "FLUX_PROXY_REMOTE",
+# Variables of an enclosing job or instance that must not leak into tasks (the
+# others, e.g. FLUX_JOB_CC, are the user's).
+ENV_BLOCKLIST_PREFIX = ("PMI_", "SLURM_")
+ENV_BLOCKLIST = {"FLUX_JOB_ID", "FLUX_ENCLOSING_ID", "FLUX_JOB_SIZE", "FLUX_JOB_NNODES", "FLUX_JOB_TMPDIR",
+                 "FLUX_TASK_RANK", "FLUX_TASK_LOCAL_ID", "FLUX_URI", "FLUX_KVS_NAMESPACE", "FLUX_PROXY_REMOTE",
                  "FLUX_PMI_LIBRARY_PATH", "I_MPI_PMI_LIBRARY"}
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM, signal.SIGUSR1,
                      signal.SIGUSR2, signal.SIGCONT)
@@ -81,6 +83,7 @@ class Shell:
         self.futures = []
         self.verbose = int(self.options.get("verbose", 0) or 0)
         self.task_fd = args.get("task_fd")  # where the fork server learns task pids
+        self.signal_fd = args.get("signal_fd")  # signals caught since the fork (catch_signals)
         env = {k: v for k, v in (system.get("environment") or {}).items()
                if k not in ENV_BLOCKLIST and not k.startswith(ENV_BLOCKLIST_PREFIX)}
         env.update(FLUX_JOB_ID=str(self.jobid), FLUX_JOB_SIZE=str(self.taskmap.ntasks),
@@ -183,12 +186,7 @@ class Shell:
             out.task_started(task)
 
     def _signals(self):
-        r, w = os.pipe()
-        os.set_blocking(r, False)
-        os.set_blocking(w, False)
-        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        for sig in FORWARDED_SIGNALS:
-            signal.signal(sig, lambda *_: None)
+        r = self.signal_fd if self.signal_fd is not None else catch_signals()
         self.sel.register(r, selectors.EVENT_READ, ("signal", None))
 
     def kill_tasks(self, sig):
@@ -274,6 +272,18 @@ class Shell:
             except (ConnectionError, TimeoutError):
                 break
             self._check_rpcs()
+
+
+def catch_signals():
+    """Catch the forwarded signals into a pipe; returns its read end. Signals that
+    arrive before the tasks exist wait there and are forwarded once they run."""
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, lambda *_: None)
+    return r
 
 
 def _exit_timeout(value):

@@ -50,6 +50,7 @@ def serve(sock):
     sel.register(sock, selectors.EVENT_READ, None)
     decoder = _msg.Decoder()
     shells = {}  # jobid -> pid
+    tasks = {}  # jobid -> (read end of the task-pid pipe, pids read so far)
 
     def send(**fields):
         sock.sendall(_msg.frame({"type": "ctl", **fields}))
@@ -73,23 +74,32 @@ def serve(sock):
                         # dies by a signal, its tasks (each in its own session) are
                         # killed here instead of being left behind.
                         task_r, task_w = os.pipe()
+                        # Signals stay blocked across the fork until the shell catches
+                        # them: a kill right after "started" reaches the tasks, not the shell.
+                        mask = signal.pthread_sigmask(signal.SIG_BLOCK, shell_main.FORWARDED_SIGNALS)
                         pid = os.fork()
                         if pid == 0:
                             os.close(task_r)
                             args = m.get("args") or {}
                             args["task_fd"] = task_w
-                            _child(sock, sel, shell_main, args)
+                            _child(sock, sel, shell_main, args, mask)
+                        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                         os.close(task_w)
                         os.set_blocking(task_r, False)
                         pidfd = os.pidfd_open(pid)
                         shells[jobid] = pid
                         sel.register(pidfd, selectors.EVENT_READ, (jobid, pid, task_r))
+                        tasks[jobid] = (task_r, [])
                         send(topic="started", id=jobid, pid=pid)
                     elif op == "kill":
                         pid = shells.get(jobid)
-                        if pid is not None:
+                        signum = int(m.get("signum", signal.SIGTERM))
+                        if pid is not None and signum in (signal.SIGKILL, signal.SIGSTOP):
+                            # uncatchable: it goes to the tasks, the shell lives on to report
+                            _signal_tasks(tasks[jobid], signum)
+                        elif pid is not None:
                             try:
-                                os.kill(pid, int(m.get("signum", signal.SIGTERM)))
+                                os.kill(pid, signum)
                             except ProcessLookupError:
                                 pass
             else:
@@ -98,32 +108,35 @@ def serve(sock):
                 os.close(key.fd)
                 _, status = os.waitpid(pid, 0)
                 shells.pop(jobid, None)
+                entry = tasks.pop(jobid)
                 if status & 0x7F:
-                    _kill_orphans(task_r)
+                    _signal_tasks(entry, signal.SIGKILL)
                 os.close(task_r)
                 send(topic="exited", id=jobid, status=status)
 
 
-def _kill_orphans(task_r):
+def _signal_tasks(entry, signum):
+    """Signal the process group of every task a shell reported."""
+    task_r, pids = entry
     try:
-        data = os.read(task_r, 1 << 16)
-    except BlockingIOError:
-        data = b""
-    for word in data.split():
+        pids.extend(int(w) for w in os.read(task_r, 1 << 16).split())
+    except (BlockingIOError, ValueError):
+        pass
+    for pid in pids:
         try:
-            os.killpg(int(word), signal.SIGKILL)
-        except (ProcessLookupError, ValueError, PermissionError):
+            os.killpg(pid, signum)
+        except (ProcessLookupError, PermissionError):
             pass
 
 
-def _child(sock, sel, shell_main, args):
+def _child(sock, sel, shell_main, args, mask):
     code = 1
     try:
         sel.close()
         sock.close()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
         os.setsid()
+        args["signal_fd"] = shell_main.catch_signals()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         import gc
 
         gc.disable()

@@ -23,6 +23,7 @@ import time
 
 from flux_launch.services.job_manager.job import (FLAG_WAITABLE, PENDING, URGENCY_DEFAULT,
                                                   URGENCY_EXPEDITE, Job, kvs_dir, priority_of)
+from flux_launch.core.jobid import JobID
 from flux_launch.services.kvs.service import KVSError
 
 log = logging.getLogger("flux_launch.job-manager")
@@ -50,13 +51,13 @@ class JobManager:
         self.sched = None
         self.pool_ready = False
         self.waiters = []  # (req, jobid or 0)
+        self.drainers = []  # job-manager.drain requests
         self.exec = JobExec(self)
         self._pending_ops = []
         self._flush_scheduled = False
         self._sched_scheduled = False
         epoch, last = self._restore()
         self.fluid = FluidGenerator(0, epoch_ms=epoch, start_timestamp=last)
-        self.drainers = []
         for prefix in ("job-ingest", "job-manager", "job-info", "job-list", "sched"):
             broker.register(prefix, self.handle)
         broker.on_run.append(self._fetch_resources)
@@ -78,7 +79,10 @@ class JobManager:
         self._epoch = epoch
         last = None
         stale = []
-        for name in self.kvs.listdir("job"):
+        names = [""]
+        for _ in range(4):  # job.XXXX.XXXX.XXXX.XXXX (dothex)
+            names = [f"{n}.{c}" if n else c for n in names for c in self.kvs.listdir(f"job.{n}" if n else "job")]
+        for name in names:
             path = f"job.{name}"
             try:
                 jobid = int(name.replace(".", ""), 16)
@@ -101,9 +105,16 @@ class JobManager:
             if job.state != "INACTIVE":
                 stale.append(job)
         for job in stale:
-            # Its shells belonged to the previous instance: nothing runs it any more.
-            job.alloc = None
-            self.raise_exception(job, "exec", 0, "the instance restarted while the job was active")
+            if job.state in ("RUN", "CLEANUP"):
+                # Its shells belonged to the previous instance: nothing runs it any more.
+                job.alloc = None
+                self.post(job, "exception", {"type": "exec", "severity": 0, "userid": self.broker.owner,
+                                             "note": "the instance restarted while the job ran"})
+                if job.exception is None:
+                    job.exception = {"type": "exec", "severity": 0, "note": "instance restarted"}
+                self.finish(job, 1 << 8)
+            else:
+                job.state = "SCHED"  # still pending: queued again once resources are known
         now = int(time.time() * 1000) - epoch
         return epoch, max(now, last or 0)
 
@@ -189,7 +200,7 @@ class JobManager:
                             self.sched.pool.set_down(r)
                     self.pool_ready = True
                     for job in sorted(self.jobs.values(), key=lambda j: j.id):
-                        if job.state == "SCHED" and self._check_feasible(job):
+                        if job.state == "SCHED" and job.priority and self._check_feasible(job):
                             self.sched.submit(job.id, job.summary, job.priority, job.t_submit)
                     self.schedule()
             return cb
@@ -336,11 +347,9 @@ class JobManager:
             raise RequestError(errno.EPROTO, f"{msg['topic']}: id must be a job id (an integer)")
         job = self.jobs.get(jobid)
         if job is None:
-            from flux_launch.core.jobid import JobID
-
             raise RequestError(errno.ENOENT, f"{JobID(jobid)}: no such job")
         if msg.get("rolemask", 1) != 1 and job.userid != msg.get("userid"):
-            raise RequestError(errno.EPERM, f"{job.id}: permission denied: not your job")
+            raise RequestError(errno.EPERM, f"{JobID(job.id)}: permission denied: not your job")
         return job
 
     def _rpc_job_ingest__submit(self, msg, p):
@@ -385,7 +394,7 @@ class JobManager:
         job.priority = priority_of(urgency)
         self.post(job, "priority", {"priority": job.priority})
         job.state = "SCHED"
-        if self.sched is not None:
+        if self.sched is not None and job.priority > 0:  # priority 0: held
             self.sched.submit(job.id, summ, job.priority, now)
             self.schedule()
 
@@ -397,7 +406,7 @@ class JobManager:
         if not isinstance(etype, str) or not etype or type(severity) is not int or not isinstance(note, str):
             raise RequestError(errno.EPROTO, "job-manager.raise: type, severity and note are required")
         if job.state == "INACTIVE":
-            raise RequestError(errno.EINVAL, f"{job.id}: job is inactive")
+            raise RequestError(errno.EINVAL, f"{JobID(job.id)}: job is inactive")
         self.raise_exception(job, etype, severity, note, msg.get("userid"))
         self.broker.respond(msg, {})
 
@@ -407,7 +416,7 @@ class JobManager:
         if type(signum) is not int or not 0 < signum < 65:  # noqa: E721
             raise RequestError(errno.EINVAL, f"invalid signal number {signum!r}")
         if job.state != "RUN":
-            raise RequestError(errno.EINVAL, f"{job.id}: job is not running")
+            raise RequestError(errno.EINVAL, f"{JobID(job.id)}: job is not running")
         self.exec.kill(job, signum)
         self.broker.respond(msg, {})
 
@@ -417,7 +426,7 @@ class JobManager:
         if type(urgency) is not int or not 0 <= urgency <= URGENCY_EXPEDITE:  # noqa: E721
             raise RequestError(errno.EINVAL, f"urgency must be an integer 0-{URGENCY_EXPEDITE}")
         if job.state not in PENDING:
-            raise RequestError(errno.EINVAL, f"{job.id}: urgency can only change while the job is pending")
+            raise RequestError(errno.EINVAL, f"{JobID(job.id)}: urgency can only change while the job is pending")
         old = job.urgency
         job.urgency = urgency
         job.priority = priority_of(urgency)
@@ -425,8 +434,9 @@ class JobManager:
         self.post(job, "priority", {"priority": job.priority})
         if job.state == "SCHED" and self.sched is not None:
             self.sched.cancel(job.id)
-            self.sched.submit(job.id, job.summary, job.priority, job.t_submit)
-            self.schedule()
+            if job.priority > 0:
+                self.sched.submit(job.id, job.summary, job.priority, job.t_submit)
+                self.schedule()
         self.broker.respond(msg, {"old_urgency": old})
 
     def _rpc_job_manager__wait(self, msg, p):
@@ -443,9 +453,9 @@ class JobManager:
             return
         job = self._job(msg, p)
         if not job.waitable:
-            raise RequestError(errno.EINVAL, f"{job.id}: job was not submitted with --flags=waitable")
+            raise RequestError(errno.EINVAL, f"{JobID(job.id)}: job was not submitted with --flags=waitable")
         if job.waited:
-            raise RequestError(errno.ECHILD, f"{job.id}: job was already waited for")
+            raise RequestError(errno.ECHILD, f"{JobID(job.id)}: job was already waited for")
         if job.state == "INACTIVE":
             job.waited = True
             self._respond_wait(msg, job)
