@@ -107,13 +107,14 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
                         status = ctx.get("status", 0)
                     elif name == "clean":
                         done = True
-        # The output watch answered after the main one: a round trip through the same
-        # service as a barrier brings whatever it sent before, then print that too.
-        try:
-            h.rpc("job-info.lookup", {"id": jid, "keys": []}).get()
-        except OSError:
-            pass
-        _print_output(output, out_lines, partial, sinks, label)
+        if not _output_complete(partial):
+            # The output watch may answer after the main one: a round trip through the
+            # same service is a barrier that brings whatever it sent before.
+            try:
+                h.rpc("job-info.lookup", {"id": jid, "keys": []}).get()
+            except OSError:
+                pass
+            _print_output(output, out_lines, partial, sinks, label)
     finally:
         signal.set_wakeup_fd(old_fd)
         for sig, handler in old.items():
@@ -129,8 +130,15 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     return (status >> 8) & 0xFF
 
 
+def _output_complete(state):
+    """True once the header and an eof for every task's stdout and stderr arrived."""
+    count = state.get("_count")
+    return count is not None and state.get("_eofs", 0) >= 2 * count
+
+
 def _print_output(output, out_lines, partial, sinks, label):
-    """Print the output eventlog entries received so far (RFC 24)."""
+    """Print the output eventlog entries received so far (RFC 24); ``partial``
+    holds labelled partial lines, and the header's task count and eofs seen."""
     if label:  # the C labeller loads cffi: only when labelling
         from flux_launch._accel import label_flush, label_lines
     while output._queue:
@@ -155,9 +163,13 @@ def _print_output(output, out_lines, partial, sinks, label):
                         data, partial[k] = label_lines(f"{ctx.get('rank')}: ".encode(), data, partial.get(k, b""))
                     sink.write(data)
                     sink.flush()
-                if ctx.get("eof") and label and partial.get(k):
-                    sink.write(label_flush(f"{ctx.get('rank')}: ".encode(), partial.pop(k)))
-                    sink.flush()
+                if ctx.get("eof"):
+                    partial["_eofs"] = partial.get("_eofs", 0) + 1
+                    if label and partial.get(k):
+                        sink.write(label_flush(f"{ctx.get('rank')}: ".encode(), partial.pop(k)))
+                        sink.flush()
+            elif name == "header":
+                partial["_count"] = (ctx.get("count") or {}).get("stdout", 0)
             elif name == "log":
                 level = LEVELS.get(ctx.get("level", 3), "ERROR")
                 sys.stderr.write(f"flux-shell[{ctx.get('rank', 0)}]: {level}: {ctx.get('message')}\n")
