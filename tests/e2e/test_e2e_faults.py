@@ -11,7 +11,7 @@ import time
 import pytest
 
 from flux_launch.core.handle import STREAMING, Flux
-from flux_launch.testing import flux
+from flux_launch.testing import flux, wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -176,17 +176,6 @@ def test_partial_frame_then_disconnect(instance4):
 
 # ---- clients that go away mid-request -----------------------------------------------
 
-def _gone(pid, deadline_s=10.0):
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-
 
 def test_disconnect_during_kvs_watch(make_instance):
     inst = make_instance(size=2)
@@ -221,7 +210,7 @@ def test_disconnect_kills_rexec_process(make_instance, rank):
     with open(f"/proc/{pid}/cmdline", "rb") as f:
         assert f.read().split(b"\0")[:2] == [b"sleep", b"100"]
     h.close()
-    assert _gone(pid), f"sleep (pid {pid}) on rank {rank} outlived the client that started it"
+    assert wait_gone(pid), f"sleep (pid {pid}) on rank {rank} outlived the client that started it"
     _still_serves(inst)
     assert inst.flux("exec", "-r", str(rank), "echo", "ok").stdout == "ok\n"
 

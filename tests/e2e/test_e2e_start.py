@@ -5,22 +5,10 @@ import time
 
 import pytest
 
-from flux_launch.testing import flux
+from flux_launch.testing import flux, wait_gone
 
 pytestmark = pytest.mark.e2e
 
-
-def _gone(pid, deadline_s=10.0):
-    """True once no process ``pid`` exists (polls until the deadline)."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
 
 
 def test_exec_all_ranks_of_size4():
@@ -70,7 +58,7 @@ def test_exit_code_propagates_and_no_broker_remains(tmp_path):
         pids[int(rank)] = int(pid)
     assert sorted(pids) == [0, 1, 2, 3], lines
     assert len(set(pids.values())) == 4
-    alive = [pid for pid in pids.values() if not _gone(pid)]
+    alive = [pid for pid in pids.values() if not wait_gone(pid)]
     assert alive == [], f"broker processes still alive after flux start exited: {alive}"
     rundir = lines[-1]
     assert rundir.startswith("/")
@@ -107,7 +95,7 @@ def test_exec_command_killed_at_instance_exit(tmp_path):
     r = flux("start", "--test-size=2", "sh", "-c", prog)
     assert r.returncode == 0, r.stderr
     pid = int(pidfile.read_text())
-    assert _gone(pid), f"sleep (pid {pid}) started by flux exec outlived the instance"
+    assert wait_gone(pid), f"sleep (pid {pid}) started by flux exec outlived the instance"
 
 
 @pytest.mark.parametrize("accel", ["c", "py"])

@@ -176,8 +176,9 @@ def _print_output(output, out_lines, partial, sinks, label):
 
 
 def _input_key(jid):
-    h = f"{jid:016x}"
-    return f"job.{h[0:4]}.{h[4:8]}.{h[8:12]}.{h[12:16]}.guest.input"
+    from flux_launch.core.jobid import encode
+
+    return f"{encode(jid, 'kvs')}.guest.input"
 
 
 def _entry(name, ctx):

@@ -192,3 +192,16 @@ def flux(*args, timeout=60, env=None, input=None):
         out, err = proc.communicate()
         raise CommandError(f"flux {' '.join(args)} timed out after {timeout}s\nstdout: {out}\nstderr: {err}") from None
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def wait_gone(pid, timeout=10.0):
+    """True once no process ``pid`` exists; False if it still does after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)

@@ -20,14 +20,11 @@ FLAG_WAITABLE = 4
 FLAG_DEBUG = 1
 
 
-def dothex(jobid):
-    """The dotted-hex form used in KVS paths: ``0000.0004.b200.0000``."""
-    h = f"{jobid:016x}"
-    return f"{h[0:4]}.{h[4:8]}.{h[8:12]}.{h[12:16]}"
-
-
 def kvs_dir(jobid):
-    return f"job.{dothex(jobid)}"
+    """The job's KVS directory, ``job.0000.0004.b200.0000`` (RFC 19 kvs form)."""
+    from flux_launch.core.jobid import encode
+
+    return encode(jobid, "kvs")
 
 
 def priority_of(urgency):

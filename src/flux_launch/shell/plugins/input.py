@@ -32,9 +32,7 @@ class Input:
         self.writers[task.id] = [w, bytearray(), False]
 
     def start(self):
-        from flux_launch.shell.plugins.output import _dothex
-
-        key = f"job.{_dothex(self.shell.jobid)}.guest.input"
+        key = f"{self.shell.jobid.kvs}.guest.input"
         for task in self.shell.tasks:
             if task.stdin_fd is not None:
                 os.close(task.stdin_fd)

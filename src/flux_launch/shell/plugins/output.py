@@ -30,7 +30,7 @@ def _entry(name, context):
 class Output:
     def __init__(self, shell):
         self.shell = shell
-        self.key = f"job.{_dothex(shell.jobid)}.guest.output"
+        self.key = f"{shell.jobid.kvs}.guest.output"
         self.pending = []
         self.pending_bytes = 0
         self.first_pending = None
@@ -110,11 +110,6 @@ class Output:
         self.pending = []
         self.pending_bytes = 0
         self.shell.rpc("kvs.commit", {"ops": [{"op": "append", "key": self.key, "value": value}]})
-
-
-def _dothex(jobid):
-    h = f"{int(jobid):016x}"
-    return f"{h[0:4]}.{h[4:8]}.{h[8:12]}.{h[12:16]}"
 
 
 def _init(shell, _task):
