@@ -1,7 +1,6 @@
 """flux start: sizes, exit codes, labelled output, and nothing left behind."""
 
 import os
-import time
 
 import pytest
 

@@ -76,8 +76,11 @@ def _launch(size, attrs, command, args):
     # Brokers are forked from this process with their modules already imported:
     # N interpreter start-ups and N imports of asyncio and zeromq (~75 ms of CPU
     # each) would otherwise dominate the start of an instance.
-    from flux_launch.broker import boot, main as broker_main, overlay  # noqa: F401
-    from flux_launch.services.kvs import service  # noqa: F401
+    import importlib
+
+    for name in ("flux_launch.broker.boot", "flux_launch.broker.main", "flux_launch.broker.overlay",
+                 "flux_launch.services.kvs.service", "flux_launch.services.job_manager"):
+        importlib.import_module(name)
 
     made = None
     rundir = attrs.get("rundir")

@@ -17,13 +17,11 @@ from .pmi1 import (
     _REPLIES,
     _UNIMPLEMENTED,
     PMIProtocolError,
-    Maxes,
     DEFAULT_MAXES,
     _short,
     _to_text,
     parse,
     format,
-    request,
 )
 
 

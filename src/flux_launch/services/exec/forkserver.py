@@ -29,10 +29,11 @@ from flux_launch.proto import message as _msg
 def serve(sock):
     """Serve the broker on ``sock`` until EOF; never returns."""
     # The point of this process: everything a shell needs, imported once, here.
-    import subprocess  # noqa: F401
+    import importlib
 
-    from flux_launch.core import handle, jobid  # noqa: F401
-    from flux_launch.proto import jobspec, rv1  # noqa: F401
+    for name in ("subprocess", "flux_launch.core.handle", "flux_launch.core.jobid", "flux_launch.proto.jobspec",
+                 "flux_launch.proto.rv1"):
+        importlib.import_module(name)
     from flux_launch.shell import main as shell_main
     from flux_launch.shell.plugins import builtins
 
