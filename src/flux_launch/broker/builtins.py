@@ -21,6 +21,7 @@ def register(broker):
     broker.register("event", lambda msg: _event(broker, msg))
     broker.register("overlay", lambda msg: _overlay(broker, msg))
     broker.register("resource", lambda msg: _resource(broker, msg))
+    broker.register("service", lambda msg: _service(broker, msg))
     server = _rexec.RexecServer(broker)
     broker.rexec = server
     broker.register("rexec", server.handle)
@@ -63,6 +64,47 @@ def _resource(broker, msg):
                              "hostname": broker.attrs.get("hostname")})
     elif msg["topic"] != "resource.disconnect":
         broker.respond_error(msg, errno.ENOSYS, f"unknown method {msg['topic']}")
+
+
+class ClientService:
+    """A service served by a local client: requests are passed to it as they are,
+    and its responses are routed back like any other (flux_service_register)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __call__(self, msg):
+        self.client.send(msg)
+
+
+def _service(broker, msg):
+    topic = msg["topic"]
+    if topic == "service.disconnect":
+        return
+    route = msg.get("route", ())
+    client = broker.connector.clients.get(route[-1]) if len(route) == 1 else None
+    name = _payload(msg).get("name")
+    if client is None:
+        broker.respond_error(msg, errno.EPROTO, f"{topic}: only local clients may provide services")
+    elif not isinstance(name, str) or not name or "." in name:
+        broker.respond_error(msg, errno.EINVAL, f"{topic}: name must be a non-empty string without '.'")
+    elif topic == "service.add":
+        if name in broker.services:
+            broker.respond_error(msg, errno.EEXIST, f"service {name} already exists")
+            return
+        broker.services[name] = ClientService(client)
+        client.provides.add(name)
+        broker.respond(msg, {})
+    elif topic == "service.remove":
+        handler = broker.services.get(name)
+        if getattr(handler, "client", None) is not client:
+            broker.respond_error(msg, errno.ENOENT, f"service {name} is not yours")
+            return
+        del broker.services[name]
+        client.provides.discard(name)
+        broker.respond(msg, {})
+    else:
+        broker.respond_error(msg, errno.ENOSYS, f"unknown method {topic}")
 
 
 def _attr(broker, msg):

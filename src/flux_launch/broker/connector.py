@@ -32,7 +32,7 @@ class Client:
     """One connected client: its transport, credentials, subscriptions and the
     (service, nodeid) pairs it has sent requests to (told of its disconnect)."""
 
-    __slots__ = ("id", "hop", "transport", "uid", "pid", "subscriptions", "services", "closed")
+    __slots__ = ("id", "hop", "transport", "uid", "pid", "subscriptions", "services", "closed", "provides")
 
     def __init__(self, cid, transport, uid, pid):
         self.id = cid
@@ -43,6 +43,7 @@ class Client:
         self.subscriptions = []
         self.services = set()
         self.closed = False
+        self.provides = set()  # service names this client serves (service.add)
 
     def send(self, msg):
         if not self.closed:

@@ -234,10 +234,19 @@ class Broker(Router):
                 client.services.add((topic.split(".", 1)[0], msg.get("nodeid", -1)))
             msg["route"] = []
             self.route_request(msg, client.hop)
+        elif mtype == "resp" and client.provides:
+            # an answer from a client that serves a service (service.add)
+            if isinstance(msg.get("route"), list) and all(isinstance(h, str) and h for h in msg["route"]):
+                self.route_response(msg)
+            else:
+                log.error("connector: client %d sent a response with a bad route; dropped", client.id)
         else:
             log.error("connector: client %d sent a %r message; only requests are accepted", client.id, mtype)
 
     def client_disconnected(self, client):
+        for name in client.provides:
+            if self.services.get(name) is not None and getattr(self.services[name], "client", None) is client:
+                del self.services[name]
         for service, nodeid in client.services:
             if service in ("event",):
                 continue

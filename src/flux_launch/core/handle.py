@@ -131,6 +131,7 @@ class Flux:
         self._next_tag = 1
         self._closed = False
         self._continuations = []
+        self.requests = deque()
 
     def close(self):
         """Close the connection; pending futures fail with ``ConnectionError``."""
@@ -190,6 +191,16 @@ class Flux:
                 fut, callback, args = entry
                 callback(fut, *args)
 
+    def service_register(self, name):
+        """Serve requests ``name.*`` sent to this broker's rank; they arrive in
+        ``requests`` and are answered with ``respond``. Returns the registration's
+        ``Future``."""
+        return self.rpc("service.add", {"name": name})
+
+    def respond(self, req, payload=None, errnum=0, errstr=None):
+        """Answer a request received in ``requests``."""
+        self.send(_msg.response(req, payload, errnum, errstr))
+
     def event_subscribe(self, topic):
         """Receive events whose topic starts with ``topic`` (empty: all)."""
         self.rpc("event.subscribe", {"topic": topic}).get()
@@ -237,6 +248,8 @@ class Flux:
                 fut._queue.append(m)
         elif mtype == "ev":
             self._events.append(m)
+        elif mtype == "req":  # for a service this client provides (service_register)
+            self.requests.append(m)
         elif mtype == "ctl" and m.get("errnum"):
             # The broker refused the connection (e.g. wrong user) before any request.
             self.close()

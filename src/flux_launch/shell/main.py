@@ -38,7 +38,7 @@ EXIT_TIMEOUT = 30.0
 
 class Task:
     __slots__ = ("id", "local_id", "cmd", "env", "cwd", "pid", "pidfd", "status", "code", "open_streams",
-                 "stdin_fd")
+                 "stdin_fd", "pass_fds", "after_spawn")
 
     def __init__(self, taskid, local_id, cmd, env, cwd):
         self.id = taskid
@@ -52,6 +52,8 @@ class Task:
         self.code = None
         self.open_streams = 0
         self.stdin_fd = None
+        self.pass_fds = []  # descriptors the task inherits (e.g. PMI_FD)
+        self.after_spawn = []  # callables run once the task is spawned (or failed to)
 
 
 class Shell:
@@ -72,14 +74,15 @@ class Shell:
         system = self.jobspec.get("attributes", {}).get("system", {})
         self.options = system.get("shell", {}).get("options", {}) or {}
         self.alloc = rv1.decode(self.R).ranks
-        self.taskmap = rcalc.compute(self.alloc, self.summary)
+        self.taskmap = rcalc.compute(self.alloc, self.summary, self.options.get("per-resource"))
         self.node_index = self.taskmap.node_index(self.rank)
         self.leader = self.node_index == 0
         self.sel = selectors.DefaultSelector()
         self.handle = None
         self.tasks = []
         self.running = 0
-        self.deadlines = {}
+        self.deadlines = {}  # name -> monotonic time
+        self.timers = {}  # name -> callback when its deadline passes (others: exit-timeout)
         self.futures = []
         self.verbose = int(self.options.get("verbose", 0) or 0)
         self.task_fd = args.get("task_fd")  # where the fork server learns task pids
@@ -95,6 +98,8 @@ class Shell:
 
         self.plugins = PlugStack(builtins())
         self.output = None  # the output plugin's state, set in shell.init
+        self.broker_hooks = []  # called after each message from the broker
+        self.fatal = None  # set by raise_exception: the job is failing
 
     # ---- services for plugins -------------------------------------------------------
 
@@ -120,6 +125,13 @@ class Shell:
             self.output.log(level, text)
         else:
             os.write(2, f"flux-shell[{self.node_index}]: {level}: {text}\n".encode())
+
+    def raise_exception(self, etype, note):
+        """A fatal job exception (the job ends; its tasks are killed by exec)."""
+        if self.fatal is None:
+            self.fatal = note
+            self.log("FATAL", note)
+            self.rpc("job-manager.raise", {"id": int(self.jobid), "type": etype, "severity": 0, "note": note})
 
     def watch_fd(self, fd, events, callback):
         self.sel.register(fd, events, ("fd", callback))
@@ -158,7 +170,7 @@ class Shell:
 
             proc = subprocess.Popen(task.cmd, env=task.env, cwd=task.cwd, stdin=stdin,
                                     stdout=fds.get("stdout"), stderr=fds.get("stderr"),
-                                    start_new_session=True, close_fds=True)
+                                    start_new_session=True, close_fds=True, pass_fds=task.pass_fds)
         except OSError as exc:
             code = 127 if exc.errno == errno.ENOENT else 126
             what = f"cwd {task.cwd}" if exc.filename == task.cwd and task.cwd else task.cmd[0]
@@ -172,6 +184,8 @@ class Shell:
         finally:
             if task.stdin_fd is None:
                 os.close(stdin)
+            for fn in task.after_spawn:
+                fn()
         proc.returncode = 0  # reaped through its pidfd below, not by Popen
         task.pid = proc.pid
         if self.task_fd is not None:
@@ -234,9 +248,14 @@ class Shell:
                     for b in os.read(key.fd, 64):
                         self.kill_tasks(b)
             now = time.monotonic()
-            if self.deadlines.get("exit-timeout", float("inf")) <= now:
-                del self.deadlines["exit-timeout"]
-                if self.running:
+            for name, when in list(self.deadlines.items()):
+                if when > now:
+                    continue
+                del self.deadlines[name]
+                callback = self.timers.pop(name, None)
+                if callback is not None:
+                    callback()
+                elif name == "exit-timeout" and self.running:
                     self.log("ERROR", f"exit-timeout expired: killing the {self.running} remaining task(s)")
                     self.kill_tasks(signal.SIGKILL)
             if out is not None:
@@ -251,9 +270,8 @@ class Shell:
             self.kill_tasks(signal.SIGKILL)
             raise SystemExit(1)
         self._check_rpcs()
-        watch = getattr(self, "input_watch", None)
-        if watch is not None:
-            watch.receive()
+        for hook in list(self.broker_hooks):
+            hook()
 
     def _check_rpcs(self):
         for fut in list(self.futures):

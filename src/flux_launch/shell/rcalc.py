@@ -35,17 +35,29 @@ class TaskMap:
         return self.ranks.index(rank)
 
 
-def compute(alloc, summary):
+def compute(alloc, summary, per_resource=None):
     """The ``TaskMap`` of a job.
 
     Args:
         alloc: ``{rank: {"core": [...], ...}}`` (rank keys may be strings).
         summary: ``proto.jobspec.summary()`` of the jobspec.
+        per_resource: the shell option ``per-resource`` (flux-core's): ``{"type":
+            "core"|"node", "count": N}`` runs N tasks per allocated core or node
+            instead of the jobspec's counts (this is how a job oversubscribes).
 
     Raises:
-        ValueError: the allocation holds no slot, or fewer slots than tasks need.
+        ValueError: the allocation holds no slot, or ``per-resource`` is invalid.
     """
     ranks = sorted(int(r) for r in alloc)
+    if per_resource:
+        if not isinstance(per_resource, dict) or per_resource.get("type") not in ("core", "node"):
+            raise ValueError("per-resource.type must be core or node")
+        count = per_resource.get("count", 1)
+        if type(count) is not int or count < 1:  # noqa: E721
+            raise ValueError("per-resource.count must be a positive integer")
+        if per_resource["type"] == "node":
+            return TaskMap(ranks, [count] * len(ranks))
+        return TaskMap(ranks, [count * len(alloc.get(r, alloc.get(str(r), {})).get("core", ())) for r in ranks])
     cps = max(1, summary.get("cores_per_slot", 1))
     slots = [len(alloc.get(r, alloc.get(str(r), {})).get("core", ())) // cps for r in ranks]
     nslots = sum(slots)

@@ -38,7 +38,7 @@ class Input:
                 os.close(task.stdin_fd)
         self.watch = self.shell.rpc("kvs.watch", {"key": key, "append": True, "waitcreate": True},
                                     streaming=True)
-        self.shell.input_watch = self
+        self.shell.broker_hooks.append(self.receive)
 
     def receive(self):
         while self.watch._queue:

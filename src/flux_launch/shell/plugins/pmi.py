@@ -1,0 +1,286 @@
+"""pmi: PMI-1 (simple wire protocol, RFC 13) for the tasks, wired across nodes.
+
+Each task gets one end of a socketpair as ``PMI_FD`` with ``PMI_RANK`` and
+``PMI_SIZE`` (MPICH's built-in client needs nothing more), and
+``FLUX_PMI_LIBRARY_PATH`` naming our ``libpmi.so`` for MPIs that load a PMI
+library. The engine (``proto/pmi1_server.py``) answers gets from a node-local
+cache, so a get never costs a round trip; ``PMI_process_mapping`` and
+``flux.taskmap`` are put before the tasks start.
+
+A barrier completes when every local task has entered it; the keys put since
+the last barrier are then exchanged among the job's shells over a k-ary tree
+(``-o pmi-simple.exchange.k=N``, default 2): each shell registers the service
+``shell-<jobid>`` on its broker, gathers its children's keys, sends the union to
+its parent and hands the full set it gets back down to its children.
+
+Faults: a task that sends garbage has its PMI connection closed and the job
+gets an ``exec`` exception naming it and the line; a task that initialized PMI
+and exits before ``PMI_Finalize``, and ``PMI_Abort``, also end the job with an
+exception (its message shown), so no peer waits in a barrier forever.
+
+Topics: ``shell.init`` (engine, service), ``task.init`` (socketpair, env),
+``task.exit``. Options: ``-o pmi=simple|off``, ``-o verbose=2`` traces every
+PMI line (``pmi-simple: RANK: C: cmd=...``).
+"""
+
+import errno
+import json
+import os
+import selectors
+import socket
+
+from flux_launch.shell.plugstack import Plugin
+
+EXCHANGE_RETRY = 0.01  # a parent shell not yet serving: retry after this long
+
+
+def _library_path():
+    import flux_launch
+
+    path = os.path.join(os.path.dirname(flux_launch.__file__), "lib", "libpmi.so")
+    return path if os.path.exists(path) else None
+
+
+def _taskmap(counts):
+    """RFC 34 taskmap: runs of consecutive nodes with the same task count."""
+    blocks = []
+    for node, n in enumerate(counts):
+        if blocks and blocks[-1][2] == n and blocks[-1][0] + blocks[-1][1] == node:
+            blocks[-1][1] += 1
+        else:
+            blocks.append([node, 1, n, 1])
+    return json.dumps({"version": 1, "map": blocks}, separators=(",", ":"))
+
+
+class _Ops:
+    def __init__(self, pmi):
+        self.pmi = pmi
+
+    def barrier_enter(self, pending_puts):
+        self.pmi.barrier(pending_puts)
+
+    def abort(self, client, exitcode, msg):
+        text = f"MPI_Abort: {msg}" if msg else f"MPI_Abort with exit code {exitcode}"
+        self.pmi.shell.raise_exception("exec", f"task {client}: {text}")
+
+    def finalize(self, client):
+        pass
+
+    def trace(self, client, direction, line):
+        self.pmi.shell.log("TRACE", f"pmi-simple: {client}: {direction}: {line}")
+
+
+class PMI:
+    def __init__(self, shell):
+        from flux_launch.proto.pmi1 import Maxes, process_mapping_from_counts
+        from flux_launch.proto.pmi1_server import SimpleServer
+
+        self.shell = shell
+        tm = shell.taskmap
+        local = tm.local(shell.rank)
+        # Hydra's limits: MPICH aborts when kvsname_max + keylen_max exceeds 737.
+        self.engine = SimpleServer(tm.ntasks, _Ops(self), nlocal=len(local), kvsname=f"kvs_{int(shell.jobid)}",
+                                   maxes=Maxes(kvsname_max=256, keylen_max=64, vallen_max=1024),
+                                   trace=shell.verbose >= 2)
+        mapping = process_mapping_from_counts(tm.counts)
+        if len(mapping) < 1024:
+            self.engine.preput("PMI_process_mapping", mapping)
+        taskmap = _taskmap(tm.counts)
+        if len(taskmap) < 1024:
+            self.engine.preput("flux.taskmap", taskmap)
+        self.socks = {}
+        self.buffers = {}
+        self.initialized = set()
+        self.library = _library_path()
+        self.nshells = len(tm.ranks)
+        self.exchange = _Exchange(self) if self.nshells > 1 else None
+
+    # ---- tasks --------------------------------------------------------------------
+
+    def task_init(self, task):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        task.pass_fds.append(theirs.fileno())
+        task.env.update(PMI_FD=str(theirs.fileno()), PMI_RANK=str(task.id), PMI_SIZE=str(self.shell.taskmap.ntasks))
+        if self.library:
+            task.env["FLUX_PMI_LIBRARY_PATH"] = self.library
+        self.socks[task.id] = ours
+        self.buffers[task.id] = b""
+        task.after_spawn.append(theirs.close)
+        self.shell.watch_fd(ours.fileno(), selectors.EVENT_READ, lambda fd, ev, t=task.id: self._read(t))
+
+    def _read(self, taskid):
+        from flux_launch.proto.pmi1 import PMIProtocolError
+
+        sock = self.socks.get(taskid)
+        if sock is None:
+            return
+        try:
+            data = sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._closed(taskid)
+            return
+        buf = self.buffers[taskid] + data
+        *lines, rest = buf.split(b"\n")
+        self.buffers[taskid] = rest
+        if len(rest) > self.engine.max_line:
+            self._garbage(taskid, f"a line over {self.engine.max_line} bytes", rest[:40])
+            return
+        for line in lines:
+            if line.startswith(b"cmd=init"):
+                self.initialized.add(taskid)
+            try:
+                replies = self.engine.handle(taskid, line + b"\n")
+            except PMIProtocolError as exc:
+                self._garbage(taskid, str(exc), line[:40])
+                return
+            self._send(taskid, replies)
+
+    def _send(self, taskid, replies):
+        sock = self.socks.get(taskid)
+        if sock is None:
+            return
+        try:
+            for reply in replies:
+                sock.sendall(reply)
+        except OSError:
+            pass
+
+    def _garbage(self, taskid, why, line):
+        self.shell.log("ERROR", f"pmi-simple: task {taskid}: {why}: {line!r}")
+        self._drop(taskid)
+        self.shell.raise_exception("exec", f"task {taskid}: PMI protocol error: {why}")
+
+    def _closed(self, taskid):
+        finalized = self.engine.finalized(taskid) if taskid in self.initialized else True
+        self._drop(taskid)
+        if not finalized and self.shell.fatal is None:
+            self.shell.raise_exception("exec", f"task {taskid} exited before PMI_Finalize (it may have failed)")
+
+    def _drop(self, taskid):
+        sock = self.socks.pop(taskid, None)
+        if sock is None:
+            return
+        self.shell.unwatch_fd(sock.fileno())
+        sock.close()
+        for client, reply in self.engine.disconnect(taskid):
+            self._send(client, [reply])
+
+    # ---- barriers -------------------------------------------------------------------
+
+    def barrier(self, pending_puts):
+        if self.exchange is None:
+            self._complete(0, {})
+        else:
+            self.exchange.enter(pending_puts)
+
+    def _complete(self, rc, remote):
+        for client, reply in self.engine.barrier_complete(rc, remote):
+            self._send(client, [reply])
+
+
+class _Exchange:
+    """Allgather of PMI keys among the job's shells over a k-ary tree."""
+
+    def __init__(self, pmi):
+        shell = pmi.shell
+        self.pmi = pmi
+        self.shell = shell
+        opts = shell.options.get("pmi-simple") or {}
+        k = int(opts.get("exchange", {}).get("k", 2)) if isinstance(opts, dict) else 2
+        k = max(1, k)
+        n = pmi.nshells
+        i = shell.node_index
+        self.index = i
+        self.parent = None if i == 0 else (i - 1) // k
+        self.children = [c for c in range(i * k + 1, i * k + k + 1) if c < n]
+        self.service = f"shell-{int(shell.jobid)}"
+        self.seq = 0
+        self.rounds = {}  # seq -> {"local": dict|None, "kids": {index: (req, data)}}
+        shell.rpc("service.add", {"name": self.service})
+        shell.broker_hooks.append(self._requests)
+
+    def enter(self, puts):
+        self.seq += 1
+        self._round(self.seq)["local"] = dict(puts)
+        self._progress(self.seq)
+
+    def _round(self, seq):
+        return self.rounds.setdefault(seq, {"local": None, "kids": {}})
+
+    def _requests(self):
+        h = self.shell.handle
+        while h.requests:
+            req = h.requests.popleft()
+            p = req.get("payload") or {}
+            if req.get("topic") != f"{self.service}.pmi-exchange" or "seq" not in p:
+                h.respond(req, errnum=errno.ENOSYS, errstr=f"{req.get('topic')}: not served by this shell")
+                continue
+            self._round(p["seq"])["kids"][p.get("from")] = (req, p.get("data") or {})
+            self._progress(p["seq"])
+
+    def _progress(self, seq):
+        rnd = self.rounds.get(seq)
+        if rnd is None or rnd["local"] is None or len(rnd["kids"]) < len(self.children):
+            return
+        merged = dict(rnd["local"])
+        for _req, data in rnd["kids"].values():
+            merged.update(data)
+        if self.parent is None:
+            self._done(seq, merged)
+        else:
+            self._send_up(seq, merged)
+
+    def _send_up(self, seq, merged):
+        parent_rank = self.shell.taskmap.ranks[self.parent]
+        fut = self.shell.handle.rpc(f"{self.service}.pmi-exchange", {"seq": seq, "from": self.index,
+                                                                      "data": merged}, parent_rank)
+
+        def check():
+            if not fut._queue:
+                return
+            self.shell.broker_hooks.remove(check)
+            try:
+                full = fut.get()["data"]
+            except OSError as exc:
+                if exc.errno == errno.ENOSYS:  # the parent shell is not serving yet
+                    self.shell.deadlines[f"pmi-retry-{seq}"] = _now() + EXCHANGE_RETRY
+                    self.shell.timers[f"pmi-retry-{seq}"] = lambda: self._send_up(seq, merged)
+                    return
+                self.shell.raise_exception("exec", f"PMI exchange with the shell of rank {parent_rank} "
+                                           f"failed: {exc.strerror}")
+                self.pmi._complete(-1, {})
+                return
+            self._done(seq, full)
+
+        self.shell.broker_hooks.append(check)
+
+    def _done(self, seq, full):
+        rnd = self.rounds.pop(seq)
+        for req, _data in rnd["kids"].values():
+            self.shell.handle.respond(req, {"data": full})
+        self.pmi._complete(0, full)
+
+
+def _now():
+    import time
+
+    return time.monotonic()
+
+
+def _enabled(shell):
+    return str(shell.options.get("pmi", "simple")) not in ("off", "none")
+
+
+def _init(shell, _task):
+    if _enabled(shell):
+        shell.pmi = PMI(shell)
+
+
+def _task_init(shell, task):
+    if getattr(shell, "pmi", None) is not None:
+        shell.pmi.task_init(task)
+
+
+plugin = Plugin("pmi", {"shell.init": _init, "task.init": _task_init})
