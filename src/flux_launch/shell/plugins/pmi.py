@@ -103,6 +103,11 @@ class PMI:
         task.env.update(PMI_FD=str(theirs.fileno()), PMI_RANK=str(task.id), PMI_SIZE=str(self.shell.taskmap.ntasks))
         if self.library:
             task.env["FLUX_PMI_LIBRARY_PATH"] = self.library
+        tmpdir = getattr(self.shell, "tmpdir", None)
+        if tmpdir:
+            # Open MPI names its shared-memory segments after the job id: two "nodes"
+            # on one host would share them. Each node's job tmpdir keeps them apart.
+            task.env.setdefault("OMPI_MCA_btl_vader_backing_directory", tmpdir)
         self.socks[task.id] = ours
         self.buffers[task.id] = b""
         task.after_spawn.append(theirs.close)
