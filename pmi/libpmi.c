@@ -231,9 +231,7 @@ int PMI_Abort (int exit_code, const char *error_msg)
             if (*p == '\n')
                 *p = ' ';
         snprintf (line, sizeof (line), "cmd=abort exitcode=%d error_msg=%s\n", exit_code, msg);
-        send_line (line);
-        /* RFC 13 answers abort with an empty line; wait for it (or EOF) briefly */
-        recv_line (line, sizeof (line));
+        send_line (line);  /* no reply comes: the job is ending */
     }
     if (error_msg && *error_msg)
         fprintf (stderr, "PMI_Abort: %s\n", error_msg);

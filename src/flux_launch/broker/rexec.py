@@ -69,11 +69,16 @@ class ForkServerClient:
             self._send({"type": "ctl", "topic": "kill", "id": jobid, "signum": signum})
 
     def _send(self, msg):
+        if self.sock.fileno() < 0:
+            return
         self.sock.setblocking(True)
         try:
             self.sock.sendall(self.frame(msg))
+        except OSError as exc:  # the fork server is gone; _read reports it
+            log.debug("rexec: cannot reach the shell fork server: %s", exc)
         finally:
-            self.sock.setblocking(False)
+            if self.sock.fileno() >= 0:
+                self.sock.setblocking(False)
 
     def _read(self):
         try:

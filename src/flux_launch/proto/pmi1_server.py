@@ -47,8 +47,8 @@ class Ops:
     def abort(self, client, exitcode, msg):
         """A client sent ``cmd=abort``: abort the job.
 
-        The engine then answers the empty line RFC 13 defines (``S:abort = LF``):
-        clients that wait for it (MPICH's ``PMI_Abort``) then exit by themselves.
+        The engine sends no reply: MPICH's client reads none, and the job is
+        ending (RFC 13 describes an empty line; MPICH prints an error on it).
 
         ``exitcode`` is 1 if missing or not an integer; ``msg`` is "" if none.
         """
@@ -166,7 +166,7 @@ class SimpleServer:
         Returns:
             list of response lines (bytes) for this client now: none for
             ``barrier_in`` (see :meth:`barrier_complete`) and the first lines of
-            a spawn request; a bare ``b"\\n"`` for ``abort`` (RFC 13).
+            a spawn request; nothing for ``abort``.
 
         Raises:
             PMIProtocolError: a malformed line naming no command with a response
@@ -361,9 +361,9 @@ class SimpleServer:
             exitcode = 1
         msg = req.get("error_msg", req.get("msg", ""))
         self._ops.abort(client, exitcode, msg)
-        if self._trace is not None:
-            self._trace(client, "S", "")
-        return [b"\n"]
+        # No reply: MPICH's client does not read one (an empty line makes it print
+        # "getval cmd failed"); the job is ending anyway.
+        return []
 
     def _unimplemented(self, client, st, req):
         cmd = req["cmd"]

@@ -181,10 +181,13 @@ def spawn():
     pid = os.fork()
     if pid == 0:
         parent.close()
-        code = 1
         try:
             serve(child)
+        except BaseException:  # noqa: BLE001 - say why before the broker notices the EOF
+            import traceback
+
+            traceback.print_exc()
         finally:
-            os._exit(code)
+            os._exit(1)
     child.close()
     return parent, pid

@@ -110,11 +110,23 @@ class JobExec:
         if rank in state.status:
             return
         state.status[rank] = status
+        if status and len(state.status) < len(state.ranks) and state.kill_handle is None:
+            # exit-timeout is job-wide: the other nodes' tasks may wait for this one
+            # (e.g. in an MPI barrier) forever.
+            timeout = _exit_timeout(job)
+            if timeout is not None:
+                state.kill_handle = self.broker.loop.call_later(timeout, self._exit_timeout, job, state, rank)
         if len(state.status) == len(state.ranks):
             if state.kill_handle is not None:
                 state.kill_handle.cancel()
             job.exec = None
             self.jm.finish(job, max(state.status.values(), key=_severity))
+
+    def _exit_timeout(self, job, state, rank):
+        state.kill_handle = None
+        if job.exec is state:
+            self.jm.raise_exception(job, "exec", 0, f"exit-timeout expired: tasks on rank {rank} failed and "
+                                    "the others did not finish")
 
     def kill(self, job, signum, escalate=False):
         """Signal every shell of a running job; with ``escalate``, SIGKILL later."""
@@ -144,6 +156,20 @@ class JobExec:
                 self.jm.raise_exception(job, "exec", 0, f"lost contact with rank {gone[0]} running the job")
                 for rank in gone:
                     self._exited(job, state, rank, 1 << 8)
+
+
+def _exit_timeout(job):
+    """The job's exit-timeout in seconds (shell option, default 30), or None."""
+    from flux_launch.core import fsd
+
+    opts = job.jobspec.get("attributes", {}).get("system", {}).get("shell", {}).get("options", {}) or {}
+    value = opts.get("exit-timeout", 30.0)
+    if value == "none":
+        return None
+    try:
+        return float(value) if isinstance(value, (int, float)) else fsd.parse(str(value))
+    except ValueError:
+        return 30.0
 
 
 def _severity(status):

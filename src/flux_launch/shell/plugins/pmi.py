@@ -91,6 +91,7 @@ class PMI:
         self.socks = {}
         self.buffers = {}
         self.initialized = set()
+        self.gone = set()  # tasks that exited without ever initializing PMI
         self.library = _library_path()
         self.nshells = len(tm.ranks)
         self.exchange = _Exchange(self) if self.nshells > 1 else None
@@ -135,6 +136,8 @@ class PMI:
         for line in lines:
             if line.startswith(b"cmd=init"):
                 self.initialized.add(taskid)
+                if self.gone:
+                    self._peer_gone(min(self.gone))
             try:
                 replies = self.engine.handle(taskid, line + b"\n")
             except PMIProtocolError as exc:
@@ -158,10 +161,24 @@ class PMI:
         self.shell.raise_exception("exec", f"task {taskid}: PMI protocol error: {why}")
 
     def _closed(self, taskid):
-        finalized = self.engine.finalized(taskid) if taskid in self.initialized else True
+        finalized = taskid in self.initialized and self.engine.finalized(taskid)
         self._drop(taskid)
-        if not finalized and self.shell.fatal is None:
-            self.shell.raise_exception("exec", f"task {taskid} exited before PMI_Finalize (it may have failed)")
+        if finalized:
+            return
+        if taskid in self.initialized:
+            if self.shell.fatal is None:
+                self.shell.raise_exception("exec", f"task {taskid} exited before PMI_Finalize (it may have failed)")
+        else:
+            # Never used PMI: fine for a non-MPI job, fatal if its peers do (they
+            # would wait for it in a barrier forever).
+            self.gone.add(taskid)
+            if self.initialized:
+                self._peer_gone(taskid)
+
+    def _peer_gone(self, taskid):
+        if self.shell.fatal is None:
+            self.shell.raise_exception("exec", f"task {taskid} exited without taking part in PMI "
+                                       "while other tasks use it")
 
     def _drop(self, taskid):
         sock = self.socks.pop(taskid, None)
