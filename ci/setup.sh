@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the project needs: an interpreter with venv and headers, a C
-# compiler for the cffi accelerations, setpriv (util-linux) for the access tests.
-PKGS="python3 python3-venv python3-dev gcc libc6-dev make util-linux"
+# compiler for the cffi accelerations and libpmi.so, setpriv (util-linux) for the
+# access tests, MPICH and Open MPI for the MPI tests (mpi4py is built against MPICH).
+PKGS="python3 python3-venv python3-dev gcc libc6-dev make util-linux mpich libmpich-dev openmpi-bin libopenmpi-dev"
 
 missing=""
 for p in $PKGS; do
@@ -34,6 +35,14 @@ fi
     | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation -e '.[test]' 2>&1 \
     | grep -v "^WARNING: Location" || true
+# mpi4py built against MPICH (a wheel from PyPI would bring its own MPI).
+if ! .venv/bin/python -c "from mpi4py import MPI; import sys; sys.exit('MPICH' not in MPI.Get_library_version())" \
+        2>/dev/null; then
+    echo "setup: building mpi4py against MPICH (a few minutes)"
+    MPICC=mpicc.mpich .venv/bin/python -m pip install -q --disable-pip-version-check --no-cache-dir \
+        --no-binary=mpi4py --force-reinstall mpi4py 2>&1 | grep -v "^WARNING: Location" || true
+fi
+
 # Bytecode for the editable sources now: where PYTHONDONTWRITEBYTECODE is set, every
 # command would otherwise compile them again at each start.
 .venv/bin/python -m compileall -q src >/dev/null

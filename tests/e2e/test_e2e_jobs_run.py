@@ -158,8 +158,9 @@ def test_env_remove_all_then_import_path(run2):
     names = {line.partition("=")[0] for line in r.stdout.splitlines()}
     assert "PATH" in names, r.stdout
     assert not names & {"SOMEVAR", "HOME"}, r.stdout
-    # only PATH and what the shell itself sets remain (FLUX_*, and PMI_* for MPI)
-    assert all(n == "PATH" or n.startswith(("FLUX_", "PMI_")) for n in names), r.stdout
+    # only PATH and what the shell itself sets remain (FLUX_*, and PMI_* and the Open MPI
+    # shared-memory directory for MPI)
+    assert all(n == "PATH" or n.startswith(("FLUX_", "PMI_", "OMPI_MCA_btl_vader")) for n in names), r.stdout
 
 
 def test_env_file_missing_fails(run2, tmp_path):

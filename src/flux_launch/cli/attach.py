@@ -20,7 +20,7 @@ import time
 
 from flux_launch.core.handle import STREAMING
 
-LEVELS = {0: "EMERG", 1: "ALERT", 2: "FATAL", 3: "ERROR", 4: "WARN", 5: "NOTICE", 6: "INFO", 7: "DEBUG"}
+LEVELS = {0: "EMERG", 1: "ALERT", 2: "FATAL", 3: "ERROR", 4: "WARN", 5: "NOTICE", 6: "INFO", 7: "DEBUG", 8: "TRACE"}
 
 
 class _Lines:

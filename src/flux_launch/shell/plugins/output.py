@@ -19,7 +19,7 @@ from flux_launch.shell.plugstack import Plugin
 
 BATCH_BYTES = 64 * 1024
 BATCH_DELAY = 0.005
-LEVELS = {"FATAL": 2, "ERROR": 3, "WARN": 4, "WARNING": 4, "INFO": 6, "DEBUG": 7}
+LEVELS = {"FATAL": 2, "ERROR": 3, "WARN": 4, "WARNING": 4, "INFO": 6, "DEBUG": 7, "TRACE": 8}
 
 
 def _entry(name, context):
