@@ -114,3 +114,11 @@ def test_verbose_2_traces_pmi_lines(inst2, mpich):
     res = inst2.flux("run", "-n1", "-o", "verbose=2", mpich["hello"], timeout=60)
     assert "flux-shell[0]: TRACE: pmi-simple: 0: C: cmd=init" in res.stderr, res.stderr
     assert "pmi-simple: 0: S: cmd=response_to_init" in res.stderr, res.stderr
+
+
+def test_eof_mid_line_ends_cleanly(inst2):
+    """A task that writes half a PMI line and exits: no hang, the instance goes on."""
+    code = "import os; os.write(int(os.environ['PMI_FD']), b'cmd=init pmi_ver'); raise SystemExit(4)"
+    res = inst2.flux("run", "-n1", sys.executable, "-c", code, check=False, timeout=60)
+    assert res.returncode == 4, res.stderr
+    assert inst2.flux("run", "-n1", "true", timeout=30).returncode == 0
