@@ -122,3 +122,10 @@ def test_eof_mid_line_ends_cleanly(inst2):
     res = inst2.flux("run", "-n1", sys.executable, "-c", code, check=False, timeout=60)
     assert res.returncode == 4, res.stderr
     assert inst2.flux("run", "-n1", "true", timeout=30).returncode == 0
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_exchange_tree_fanout(inst4, mpich, k):
+    """pmi-simple.exchange.k shapes the tree of shells: a chain (1) or wider (3)."""
+    res = inst4.flux("run", "-N4", "-n4", "-o", f"pmi-simple.exchange.k={k}", mpich["hello"], timeout=120)
+    check_hello(res, 4)
