@@ -49,6 +49,9 @@ try:
     from build_accel import ffibuilder
 
     ext_modules.append(ffibuilder.distutils_extension(tmpdir="build/cffi"))
+    from build_topo import ffibuilder as topo_builder  # hwloc (libhwloc-dev); optional like the rest
+
+    ext_modules.append(topo_builder.distutils_extension(tmpdir="build/cffi"))
 except Exception as exc:  # noqa: BLE001
     sys.stderr.write(f"WARNING: cannot prepare the C accelerations ({exc}); using the Python twins\n")
 

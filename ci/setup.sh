@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the project needs: an interpreter with venv and headers, a C
-# compiler for the cffi accelerations and libpmi.so, setpriv (util-linux) for the
+# compiler for the cffi accelerations and libpmi.so, hwloc for resource discovery, setpriv (util-linux) for the
 # access tests, MPICH and Open MPI for the MPI tests (mpi4py is built against MPICH).
-PKGS="python3 python3-venv python3-dev gcc libc6-dev make util-linux mpich libmpich-dev openmpi-bin libopenmpi-dev"
+PKGS="python3 python3-venv python3-dev gcc libc6-dev make util-linux libhwloc-dev mpich libmpich-dev openmpi-bin libopenmpi-dev"
 
 missing=""
 for p in $PKGS; do

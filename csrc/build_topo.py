@@ -1,0 +1,28 @@
+"""cffi (API mode) description of the hwloc wrapper: builds flux_launch.resource._hwloc."""
+
+import os
+
+from cffi import FFI
+
+ffibuilder = FFI()
+ffibuilder.cdef("""
+void *flx_topo_load (const char *xmlpath, char *err, int errlen);
+void flx_topo_destroy (void *t);
+int flx_topo_ncores (void *t);
+int flx_topo_npus (void *t);
+int flx_topo_nnuma (void *t);
+int flx_topo_core_pus (void *t, int core, int *pus, int max);
+int flx_topo_nosdev (void *t);
+int flx_topo_osdev (void *t, int index, char *name, int namelen, char *busid, int buslen,
+                    unsigned *vendor, int *kind);
+int flx_topo_kind_gpu (void);
+int flx_topo_kind_coproc (void);
+""")
+ffibuilder.set_source(
+    "flux_launch.resource._hwloc",
+    '#include "topo.h"',
+    sources=[os.path.join("csrc", "topo.c")],
+    include_dirs=["csrc"],
+    libraries=["hwloc"],
+    extra_compile_args=["-O2"],
+)
