@@ -58,10 +58,11 @@ def _broker(broker, msg):
 
 def _resource(broker, msg):
     if msg["topic"] == "resource.info":
-        import os
-
-        broker.respond(msg, {"rank": broker.rank, "ncores": len(os.sched_getaffinity(0)),
-                             "hostname": broker.attrs.get("hostname")})
+        topo = broker.topology or {}
+        broker.respond(msg, {"rank": broker.rank, "ncores": topo.get("ncores", 0), "npus": topo.get("npus", 0),
+                             "gpus": [{"index": g["index"], "vendor": g["vendor"], "busid": g["busid"]}
+                                      for g in topo.get("gpus", ())],
+                             "source": topo.get("source", "?"), "hostname": broker.attrs.get("hostname")})
     elif msg["topic"] != "resource.disconnect":
         broker.respond_error(msg, errno.ENOSYS, f"unknown method {msg['topic']}")
 

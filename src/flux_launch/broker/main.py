@@ -47,6 +47,7 @@ class Broker(Router):
     def __init__(self, attrs, command=None, forkserver=None):
         super().__init__(0, 1, int(attrs.get("tbon.fanout", "2")))
         self.forkserver = forkserver
+        self.topology = None  # resource.discover() of this node
         self.loop = None
         self.on_run = []  # callables run once the quorum is reached
         self.attrs = attrs
@@ -350,11 +351,22 @@ def run_broker(attrs, command=None):
     os.chmod(attrs["rundir"], 0o700)
     if not attrs.get("statedir"):
         attrs["statedir"] = os.path.join(attrs["rundir"], f"state-{os.environ.get('PMI_RANK', '0')}")
+    from flux_launch.resource import TopologyError, discover
+
+    xml = os.environ.get("FLUX_HWLOC_XMLFILE") or None
+    try:
+        topology = discover(xml)
+    except TopologyError as exc:
+        print(f"flux-broker: FLUX_HWLOC_XMLFILE: {exc}" if xml else f"flux-broker: {exc}", file=sys.stderr)
+        if made_rundir:
+            shutil.rmtree(made_rundir, ignore_errors=True)
+        return 1
     from flux_launch.services.exec import forkserver
 
     # Forked now, before the event loop and zeromq exist: a clean fork.
     fs_sock, fs_pid = forkserver.spawn()
     broker = Broker(attrs, command, forkserver=(fs_sock, fs_pid))
+    broker.topology = topology
     try:
         return asyncio.run(broker.run())
     except (BootError, StoreError) as exc:

@@ -129,8 +129,11 @@ class RexecServer:
         if self.forkserver is None:
             broker.respond_error(msg, errno.ENOSYS, "rexec.shell: no shell fork server on this rank")
             return
+        topo = broker.topology or {}
         args = {"id": p["id"], "jobspec": p.get("jobspec"), "R": p.get("R"), "rank": broker.rank,
-                "uri": broker.attrs["local-uri"], "rundir": broker.attrs["rundir"]}
+                "uri": broker.attrs["local-uri"], "rundir": broker.attrs["rundir"],
+                "topology": {"cores": topo.get("cores", []), "source": topo.get("source"),
+                             "gpus": [{"index": g["index"], "vendor": g["vendor"]} for g in topo.get("gpus", ())]}}
 
         def cb(kind, fields):
             if kind == "started":

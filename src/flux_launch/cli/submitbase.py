@@ -132,6 +132,9 @@ def jobspec(args, command=None, env=None):
         _set_path(options, key, _json_or_str(value) if sep else 1)
     if args.unbuffered:
         options.setdefault("output", {})
+    from flux_launch.proto.shellopts import check
+
+    check(options, bool(args.gpus_per_task))
     for key, value in options.items():
         js.setattr_shell_option(key, value)
     for attr in args.setattr:

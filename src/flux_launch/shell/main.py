@@ -38,7 +38,7 @@ EXIT_TIMEOUT = 30.0
 
 class Task:
     __slots__ = ("id", "local_id", "cmd", "env", "cwd", "pid", "pidfd", "status", "code", "open_streams",
-                 "stdin_fd", "pass_fds", "after_spawn")
+                 "stdin_fd", "pass_fds", "after_spawn", "cpus")
 
     def __init__(self, taskid, local_id, cmd, env, cwd):
         self.id = taskid
@@ -54,6 +54,7 @@ class Task:
         self.stdin_fd = None
         self.pass_fds = []  # descriptors the task inherits (e.g. PMI_FD)
         self.after_spawn = []  # callables run once the task is spawned (or failed to)
+        self.cpus = None  # CPU ids to bind the task to (cpu-affinity)
 
 
 class Shell:
@@ -87,6 +88,7 @@ class Shell:
         self.verbose = int(self.options.get("verbose", 0) or 0)
         self.task_fd = args.get("task_fd")  # where the fork server learns task pids
         self.signal_fd = args.get("signal_fd")  # signals caught since the fork (catch_signals)
+        self.topology = args.get("topology") or {}  # this node's cores (PUs) and GPUs
         env = {k: v for k, v in (system.get("environment") or {}).items()
                if k not in ENV_BLOCKLIST and not k.startswith(ENV_BLOCKLIST_PREFIX)}
         env.update(FLUX_JOB_ID=str(self.jobid), FLUX_JOB_SIZE=str(self.taskmap.ntasks),
@@ -165,6 +167,12 @@ class Shell:
         out = self.output
         fds = out.task_fds(task) if out is not None else {}
         stdin = task.stdin_fd if task.stdin_fd is not None else os.open(os.devnull, os.O_RDONLY)
+        saved = None
+        if task.cpus:
+            # The child inherits the affinity set here, before it executes: the shell is
+            # single-threaded, so setting its own and restoring it right after is safe.
+            saved = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, task.cpus)
         try:
             import subprocess
 
@@ -182,6 +190,8 @@ class Shell:
             self.plugins.call("task.exit", self, task)
             return
         finally:
+            if saved is not None:
+                os.sched_setaffinity(0, saved)
             if task.stdin_fd is None:
                 os.close(stdin)
             for fn in task.after_spawn:

@@ -189,9 +189,10 @@ class JobManager:
             def cb(payload, errnum, errstr):
                 info[rank] = payload if not errnum else None
                 if len(info) == size:
-                    ranks = {r: {"cores": list(range(p["ncores"])), "gpus": [], "hostname": p["hostname"],
-                                 "properties": []}
+                    ranks = {r: {"cores": list(range(p["ncores"])), "gpus": list(range(len(p.get("gpus", ())))),
+                                 "hostname": p["hostname"], "properties": []}
                              for r, p in info.items() if p}
+                    self.rank_info = {r: p for r, p in info.items() if p}
                     self.resources = {r: {"core": v["cores"], "gpu": v["gpus"]} for r, v in ranks.items()}
                     self.sched = Scheduler(Pool(ranks))
                     self.hostnames = {r: p["hostname"] for r, p in info.items() if p}

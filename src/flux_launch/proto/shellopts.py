@@ -1,0 +1,56 @@
+"""Checks of job shell options that must fail at submit, not in the shell (no I/O).
+
+Used by the CLI before submitting and by the shell plugins when they start.
+"""
+
+
+def _lists(value, what):
+    from flux_launch.core.idset import IDset
+
+    out = []
+    for part in value[4:].split(";"):
+        try:
+            ids = IDset(part)
+        except ValueError as exc:
+            raise ValueError(f"{what}: bad list {part!r} in {value!r}: {exc}") from None
+        if not len(ids):
+            raise ValueError(f"{what}: empty list in {value!r}")
+        out.append(sorted(ids))
+    return out
+
+
+def cpu_affinity(value):
+    """``(mode, maps)`` for ``-o cpu-affinity``; ValueError naming what is wrong."""
+    if value in (None, "", 1, True, "on"):
+        return "on", None
+    if value in ("off", 0, False):
+        return "off", None
+    if value == "per-task":
+        return "per-task", None
+    if isinstance(value, str) and value.startswith("map:"):
+        return "map", [set(x) for x in _lists(value, "cpu-affinity")]
+    raise ValueError(f"cpu-affinity: invalid value {value!r} (use on, off, per-task or map:LIST)")
+
+
+def gpu_affinity(value, requested):
+    """``(mode, maps)`` for ``-o gpu-affinity``; the default is per-task when GPUs
+    are requested, else on. ValueError naming what is wrong."""
+    if value in (None, ""):
+        return ("per-task" if requested else "on"), None
+    if value in ("on", "per-task", "off"):
+        return value, None
+    if isinstance(value, str) and value.startswith("map:"):
+        return "map", _lists(value, "gpu-affinity")
+    raise ValueError(f"gpu-affinity: invalid value {value!r} (use on, off, per-task or map:LIST)")
+
+
+def check(options, gpus_requested=False):
+    """Validate the options a user gave; raises ValueError with a one-line reason."""
+    cpu_affinity(options.get("cpu-affinity"))
+    gpu_affinity(options.get("gpu-affinity"), gpus_requested)
+    pr = options.get("per-resource")
+    if pr is not None:
+        if not isinstance(pr, dict) or pr.get("type") not in ("core", "node"):
+            raise ValueError("per-resource.type must be core or node")
+        if type(pr.get("count", 1)) is not int or pr.get("count", 1) < 1:  # noqa: E721
+            raise ValueError("per-resource.count must be a positive integer")
