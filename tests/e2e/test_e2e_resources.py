@@ -91,3 +91,21 @@ def test_broker_refuses_a_bad_topology_file(tmp_path, content, why):
 def test_bad_affinity_map_fails_at_submit():
     r = flux("start", "flux", "run", "-o", "cpu-affinity=map:x", "true")
     assert r.returncode == 1 and "cpu-affinity" in r.stderr, r.stderr
+
+
+def test_gpus_per_node_and_verbose_sources(corona2):
+    r = corona2.flux("run", "-N2", "-n4", "--gpus-per-node=4", "printenv", "ROCR_VISIBLE_DEVICES")
+    assert sorted(r.stdout.split()) == ["0,1", "0,1", "2,3", "2,3"]
+    out = corona2.flux("resource", "list", "-v").stdout
+    assert "rank 0: hwloc" in out and "corona.xml" in out and "rank 1: hwloc" in out
+
+
+def test_cores_total_option(corona2):
+    import json
+
+    js = json.loads(corona2.flux("run", "--cores=4", "--dry-run", "true").stdout)
+    assert js["resources"][0]["count"] == 4 and js["resources"][0]["with"][0]["count"] == 1
+    js = json.loads(corona2.flux("run", "--cores=8", "-n2", "--dry-run", "true").stdout)
+    assert js["resources"][0]["count"] == 2 and js["resources"][0]["with"][0]["count"] == 4
+    r = corona2.flux("run", "--cores=5", "-n2", "true", check=False)
+    assert r.returncode == 1 and "not a multiple" in r.stderr

@@ -9,6 +9,7 @@ def main(cmd, argv):
     ls = sub.add_parser("list", help="list resources by state")
     ls.add_argument("-s", "--states", default="free,allocated,down", help="states to show")
     ls.add_argument("-n", "--no-header", action="store_true")
+    ls.add_argument("-v", "--verbose", action="store_true", help="also say how each rank found its resources")
     args = p.parse_args(argv)
     h = handle()
     status = h.rpc("sched.resource-status", {}).get()
@@ -19,5 +20,8 @@ def main(cmd, argv):
             p.error(f"unknown state {state!r} (use free, allocated, down)")
         lines.append(f"{state:>10} {entry['nnodes']:>6} {entry['ncores']:>8} {entry['ngpus']:>8} "
                      f"{entry['nodelist']}".rstrip())
+    if args.verbose:
+        for rank, source in sorted(status.get("sources", {}).items(), key=lambda kv: int(kv[0])):
+            lines.append(f"rank {rank}: {source}")
     print("\n".join(lines))
     return 0

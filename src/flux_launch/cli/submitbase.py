@@ -20,6 +20,8 @@ def add_options(p):
     p.add_argument("-g", "--gpus-per-task", type=int, metavar="N", help="GPUs per task")
     p.add_argument("-N", "--nodes", type=int, metavar="N", help="number of nodes")
     p.add_argument("--tasks-per-node", type=int, metavar="N", help="tasks on each node")
+    p.add_argument("--gpus-per-node", type=int, metavar="N", help="GPUs on each node (with -N)")
+    p.add_argument("--cores", type=int, metavar="N", help="total cores (one task per core unless -n)")
     p.add_argument("--exclusive", action="store_true", help="allocate whole nodes")
     p.add_argument("-t", "--time-limit", metavar="FSD", help="time limit (e.g. 30s, 5m, 1h)")
     p.add_argument("--job-name", metavar="NAME", help="the job's name")
@@ -110,14 +112,30 @@ def jobspec(args, command=None, env=None):
     from flux_launch.job.jobspec import JobspecV1
 
     ntasks = args.ntasks
+    cores_per_task = args.cores_per_task
+    gpus_per_task = args.gpus_per_task
     if args.tasks_per_node and args.nodes:
         ntasks = args.tasks_per_node * args.nodes
-    elif ntasks is None:
+    if args.cores:
+        if ntasks is None:
+            ntasks = args.cores
+        if args.cores % ntasks:
+            raise ValueError(f"--cores={args.cores} is not a multiple of the {ntasks} tasks")
+        cores_per_task = args.cores // ntasks
+    if ntasks is None:
         ntasks = args.nodes or 1
+    if args.gpus_per_node:
+        if not args.nodes:
+            raise ValueError("--gpus-per-node needs -N/--nodes")
+        per_node = max(1, ntasks // args.nodes)
+        if args.gpus_per_node % per_node:
+            raise ValueError(f"--gpus-per-node={args.gpus_per_node} does not divide among the {per_node} "
+                             "tasks of each node")
+        gpus_per_task = args.gpus_per_node // per_node
     # As flux-core's commands do: -N without -n asks for whole nodes.
     exclusive = args.exclusive or (args.nodes is not None and args.ntasks is None and not args.tasks_per_node)
-    js = JobspecV1.from_command(command or args.command, num_tasks=ntasks, cores_per_task=args.cores_per_task,
-                                gpus_per_task=args.gpus_per_task, num_nodes=args.nodes, exclusive=exclusive)
+    js = JobspecV1.from_command(command or args.command, num_tasks=ntasks, cores_per_task=cores_per_task,
+                                gpus_per_task=gpus_per_task, num_nodes=args.nodes, exclusive=exclusive)
     js.environment = environment(args) if env is None else env
     js.cwd = args.cwd or os.getcwd()
     if args.time_limit:
@@ -134,7 +152,7 @@ def jobspec(args, command=None, env=None):
         options.setdefault("output", {})
     from flux_launch.proto.shellopts import check
 
-    check(options, bool(args.gpus_per_task))
+    check(options, bool(gpus_per_task))
     for key, value in options.items():
         js.setattr_shell_option(key, value)
     for attr in args.setattr:

@@ -505,6 +505,7 @@ class JobManager:
             from flux_launch.core.idset import encode
 
             entry["ranks"] = encode(entry["ranks"])
+        out["sources"] = {str(r): p.get("source", "?") for r, p in getattr(self, "rank_info", {}).items()}
         self.broker.respond(msg, out)
 
     def _rank_total(self, rank):
