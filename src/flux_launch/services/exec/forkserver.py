@@ -31,8 +31,9 @@ def serve(sock):
     # The point of this process: everything a shell needs, imported once, here.
     import importlib
 
-    for name in ("subprocess", "flux_launch.core.handle", "flux_launch.core.jobid", "flux_launch.proto.jobspec",
-                 "flux_launch.proto.rv1"):
+    for name in ("subprocess", "flux_launch.core.handle", "flux_launch.core.jobid", "flux_launch.core.idset",
+                 "flux_launch.core.fsd", "flux_launch.proto.jobspec", "flux_launch.proto.rv1",
+                 "flux_launch.proto.pmi1", "flux_launch.proto.pmi1_server", "flux_launch.proto.shellopts"):
         importlib.import_module(name)
     from flux_launch.shell import main as shell_main
     from flux_launch.shell.plugins import builtins
