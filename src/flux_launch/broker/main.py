@@ -331,7 +331,7 @@ def setup_logging(attrs, rank_hint="0"):
     root.propagate = False
 
 
-def run_broker(attrs, command=None):
+def run_broker(attrs, command=None, topology=None):
     """Run one broker to completion and return its exit code.
 
     Creates the rundir (and, on rank 0, the statedir) when not given, and removes
@@ -355,7 +355,8 @@ def run_broker(attrs, command=None):
 
     xml = os.environ.get("FLUX_HWLOC_XMLFILE") or None
     try:
-        topology = discover(xml)
+        if topology is None:  # flux start --test-size discovers once for all its brokers
+            topology = discover(xml)
     except TopologyError as exc:
         print(f"flux-broker: FLUX_HWLOC_XMLFILE: {exc}" if xml else f"flux-broker: {exc}", file=sys.stderr)
         if made_rundir:

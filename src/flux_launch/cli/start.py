@@ -79,8 +79,16 @@ def _launch(size, attrs, command, args):
     import importlib
 
     for name in ("flux_launch.broker.boot", "flux_launch.broker.main", "flux_launch.broker.overlay",
-                 "flux_launch.services.kvs.service", "flux_launch.services.job_manager"):
+                 "flux_launch.services.kvs.service", "flux_launch.services.job_manager",
+                 "flux_launch.services.exec.forkserver"):
         importlib.import_module(name)
+    sys.modules["flux_launch.services.exec.forkserver"].preload()
+    import gc
+
+    # What is imported now is shared by every broker and fork server: keep the
+    # collector from walking (and so copying) it in each of them.
+    gc.collect()
+    gc.freeze()
 
     made = None
     rundir = attrs.get("rundir")
@@ -92,6 +100,18 @@ def _launch(size, attrs, command, args):
         attrs.setdefault("tbon.interface-hint", "127.0.0.1")
     for var in _PMI_VARS:
         os.environ.pop(var, None)
+    # Every broker of a test instance runs on this machine: read its topology once
+    # (hwloc takes ~10 ms) and let the forked brokers inherit it.
+    from flux_launch.resource import TopologyError, discover
+
+    xml = os.environ.get("FLUX_HWLOC_XMLFILE") or None
+    try:
+        topology = discover(xml)
+    except TopologyError as exc:
+        print(f"flux-start: FLUX_HWLOC_XMLFILE: {exc}" if xml else f"flux-start: {exc}", file=sys.stderr)
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+        return 1
     server = LocalPMIServer(size)
     pids = {}
     sys.stdout.flush()
@@ -100,7 +120,7 @@ def _launch(size, attrs, command, args):
         for rank in range(size):
             pid = os.fork()
             if pid == 0:
-                _broker_child(rank, size, server, attrs, command)
+                _broker_child(rank, size, server, attrs, command, topology)
             pids[rank] = pid
             if args.verbose:
                 print(f"flux-start: rank {rank} pid {pid}", file=sys.stderr)
@@ -130,7 +150,7 @@ def _launch(size, attrs, command, args):
     return rc
 
 
-def _broker_child(rank, size, server, attrs, command):
+def _broker_child(rank, size, server, attrs, command, topology):
     """Become the broker of ``rank`` (in a forked child); never returns."""
     code = 1
     try:
@@ -142,7 +162,7 @@ def _broker_child(rank, size, server, attrs, command):
         os.environ.update(PMI_FD=str(fd), PMI_RANK=str(rank), PMI_SIZE=str(size))
         from flux_launch.broker.main import run_broker
 
-        code = run_broker(dict(attrs), command if rank == 0 else None)
+        code = run_broker(dict(attrs), command if rank == 0 else None, topology)
     except BaseException as exc:  # noqa: BLE001 - a forked child must never return
         try:
             print(f"flux-broker[{rank}]: {exc}", file=sys.stderr)

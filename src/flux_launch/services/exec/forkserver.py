@@ -29,16 +29,8 @@ from flux_launch.proto import message as _msg
 def serve(sock):
     """Serve the broker on ``sock`` until EOF; never returns."""
     # The point of this process: everything a shell needs, imported once, here.
-    import importlib
-
-    for name in ("subprocess", "flux_launch.core.handle", "flux_launch.core.jobid", "flux_launch.core.idset",
-                 "flux_launch.core.fsd", "flux_launch.proto.jobspec", "flux_launch.proto.rv1",
-                 "flux_launch.proto.pmi1", "flux_launch.proto.pmi1_server", "flux_launch.proto.shellopts"):
-        importlib.import_module(name)
+    preload()
     from flux_launch.shell import main as shell_main
-    from flux_launch.shell.plugins import builtins
-
-    builtins()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the broker's to handle
     # Shells are forked copies of this process: a garbage collection in one would
     # touch every object and copy every page. Objects alive now are frozen out of
@@ -115,6 +107,24 @@ def serve(sock):
                     _signal_tasks(entry, signal.SIGKILL)
                 os.close(task_r)
                 send(topic="exited", id=jobid, status=status)
+
+
+SHELL_MODULES = ("subprocess", "flux_launch.core.handle", "flux_launch.core.jobid", "flux_launch.core.idset",
+                 "flux_launch.core.fsd", "flux_launch.proto.jobspec", "flux_launch.proto.rv1",
+                 "flux_launch.proto.pmi1", "flux_launch.proto.pmi1_server", "flux_launch.proto.shellopts",
+                 "flux_launch.shell.main")
+
+
+def preload():
+    """Import what a job shell needs (flux start --test-size does it before forking
+    its brokers, so that their fork servers inherit it)."""
+    import importlib
+
+    for name in SHELL_MODULES:
+        importlib.import_module(name)
+    from flux_launch.shell.plugins import builtins
+
+    builtins()
 
 
 def _signal_tasks(entry, signum):
