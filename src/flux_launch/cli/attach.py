@@ -115,6 +115,9 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
             except OSError:
                 pass
             _print_output(output, out_lines, partial, sinks, label)
+        for key, tail in list(partial.items()):  # streams that never got their eof (a shell died)
+            if isinstance(key, tuple) and tail:
+                sinks.get(key[1], sys.stdout.buffer).write(f"{key[0]}: ".encode() + tail + b"\n" if label else tail)
     finally:
         signal.set_wakeup_fd(old_fd)
         for sig, handler in old.items():
@@ -141,6 +144,8 @@ def _print_output(output, out_lines, partial, sinks, label):
     holds labelled partial lines, and the header's task count and eofs seen."""
     if label:  # the C labeller loads cffi: only when labelling
         from flux_launch._accel import label_flush, label_lines
+    else:  # whole lines only, so that tasks' lines never splice (pure Python is enough)
+        from flux_launch._accel._py import label_flush, label_lines
     while output._queue:
         try:
             value = output.get()["value"]
@@ -156,17 +161,18 @@ def _print_output(output, out_lines, partial, sinks, label):
                 stream = ctx.get("stream", "stdout")
                 sink = sinks.get(stream, sys.stdout.buffer)
                 k = (ctx.get("rank"), stream)
+                prefix = f"{ctx.get('rank')}: ".encode() if label else b""
                 if "data" in ctx:
                     data = ctx["data"]
                     data = base64.b64decode(data) if ctx.get("encoding") == "base64" else data.encode()
-                    if label:
-                        data, partial[k] = label_lines(f"{ctx.get('rank')}: ".encode(), data, partial.get(k, b""))
+                    data, partial[k] = label_lines(prefix, data, partial.get(k, b""))
                     sink.write(data)
                     sink.flush()
                 if ctx.get("eof"):
                     partial["_eofs"] = partial.get("_eofs", 0) + 1
-                    if label and partial.get(k):
-                        sink.write(label_flush(f"{ctx.get('rank')}: ".encode(), partial.pop(k)))
+                    tail = partial.pop(k, b"")
+                    if tail:  # a last line without newline: labelled, it gets one; else as it is
+                        sink.write(label_flush(prefix, tail) if label else tail)
                         sink.flush()
             elif name == "header":
                 partial["_count"] = (ctx.get("count") or {}).get("stdout", 0)
