@@ -5,6 +5,7 @@ a job."""
 import json
 import os
 import socket
+import sys
 import time
 
 import pytest
@@ -319,12 +320,10 @@ def test_killed_job_shell_leaves_no_task(tmp_path):
 
 def test_unlabelled_lines_of_tasks_never_splice():
     """Each task writes every line in two pieces; the tasks' lines must still come out whole."""
-    from flux_launch.testing import flux as raw_flux
-
     code = ("import os\n"
             "for _ in range(300):\n"
             "    os.write(1, b'ab'); os.write(1, b'cd\\n')\n")
-    r = raw_flux("start", "--test-size=2", "flux", "run", "-N2", "-n4", sys.executable, "-c", code, timeout=120)
+    r = flux("start", "--test-size=2", "flux", "run", "-N2", "-n4", sys.executable, "-c", code, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 1200 and set(lines) == {"abcd"}, set(lines)
