@@ -212,3 +212,26 @@ def test_structure_changes_persist_exactly(tmp_path):
     rows = again.store.db.execute("SELECT key FROM kvs WHERE key IN ('x', 'd.e', 'd.f', 'p')").fetchall()
     assert rows == [], rows
     again.close()
+
+
+def test_appends_are_stored_as_chunks_and_survive_restart(tmp_path):
+    state = str(tmp_path / "state")
+    svc = KVSService(Recorder(), state)
+    w = call(svc, "kvs.watch", {"key": "out", "append": True, "waitcreate": True}, flags=message.STREAMING)
+    for i in range(50):
+        call(svc, "kvs.commit", {"ops": [{"op": "append", "key": "out", "value": f"line {i}\n"}]})
+    expected = "".join(f"line {i}\n" for i in range(50))
+    assert get(svc, "out")["value"] == expected
+    streamed = "".join(r[1]["value"] for r in svc.broker.responses if r[0] == w["matchtag"] and r[1])
+    assert streamed == expected  # each watcher response carried only what was appended
+    nrows = svc.store.db.execute("SELECT COUNT(*) FROM chunks WHERE key = 'out'").fetchone()[0]
+    assert nrows == 49  # the first append created the key; the others are one row each
+    svc.close()
+    again = KVSService(Recorder(), state)
+    assert get(again, "out")["value"] == expected
+    put(again, out="reset")  # a put replaces the value and its chunks
+    call(again, "kvs.commit", {"ops": [{"op": "append", "key": "out", "value": "+"}]})
+    again.close()
+    third = KVSService(Recorder(), state)
+    assert get(third, "out")["value"] == "reset+"
+    third.close()

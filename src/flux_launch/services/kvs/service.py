@@ -34,6 +34,51 @@ class Dir(dict):
     __slots__ = ()
 
 
+class Rope:
+    """A string value grown by appends (eventlogs, job output): appends cost the
+    appended text only, not a copy of everything before it."""
+
+    __slots__ = ("chunks", "length", "_joined")
+
+    def __init__(self, text=""):
+        self.chunks = [text] if text else []
+        self.length = len(text)
+        self._joined = text
+
+    def append(self, text):
+        self.chunks.append(text)
+        self.length += len(text)
+        self._joined = None
+
+    def value(self):
+        if self._joined is None:
+            self._joined = "".join(self.chunks)
+            self.chunks = [self._joined] if self._joined else []
+        return self._joined
+
+    def tail(self, start):
+        """The text from character ``start`` on."""
+        if start >= self.length:
+            return ""
+        out = []
+        pos = self.length
+        for chunk in reversed(self.chunks):
+            pos -= len(chunk)
+            if pos >= start:
+                out.append(chunk)
+            else:
+                out.append(chunk[start - pos:])
+                break
+            if pos == start:
+                break
+        return "".join(reversed(out))
+
+
+def plain(node):
+    """A stored value as JSON would have it (a Rope becomes its string)."""
+    return node.value() if type(node) is Rope else node
+
+
 class KVSError(Exception):
     def __init__(self, errnum, text):
         super().__init__(text)
@@ -70,7 +115,7 @@ def _listing(node, recursive):
         if type(child) is Dir:
             out[name] = {"dir": _listing(child, True) if recursive else None}
         else:
-            out[name] = {"value": child}
+            out[name] = {"value": plain(child)}
     return out
 
 
@@ -100,13 +145,20 @@ class KVSService:
         self.spaces = {PRIMARY: Dir()}
         self.owners = {PRIMARY: broker.owner}
         self.watches = {}  # (ns, key) -> list of _Watch
-        spaces, rows = self.store.load()
+        spaces, rows, chunks = self.store.load()
         for name, owner in spaces.items():
             self.spaces.setdefault(name, Dir())
             self.owners[name] = owner
         for ns, key, value, is_dir in rows:
             root = self.spaces.setdefault(ns, Dir())
-            self._set(root, key, Dir() if is_dir else value)
+            self._set(root, key, Dir() if is_dir else (Rope(value) if isinstance(value, str) else value))
+        for ns, key, data in chunks:
+            try:
+                node = _lookup(self.spaces[ns], key)
+            except (KVSError, KeyError):
+                continue
+            if type(node) is Rope:
+                node.append(data)
 
     def close(self):
         for watches in self.watches.values():
@@ -172,7 +224,7 @@ class KVSService:
         elif type(node) is Dir:
             raise KVSError(errno.EISDIR, f"{key}: is a directory")
         else:
-            self.broker.respond(msg, {"key": key, "value": node})
+            self.broker.respond(msg, {"key": key, "value": plain(node)})
 
     def _rpc_commit(self, msg, p):
         self.commit(p.get("ops"), p.get("namespace") or PRIMARY)
@@ -187,7 +239,7 @@ class KVSService:
         node = _lookup(self._space({"namespace": namespace})[1], normalize(key))
         if type(node) is Dir:
             raise KVSError(errno.EISDIR, f"{key}: is a directory")
-        return node
+        return plain(node)
 
     def listdir(self, key, namespace=PRIMARY):
         """Names in the directory ``key`` (in-process callers); ``[]`` if absent."""
@@ -225,17 +277,23 @@ class KVSService:
                 value = op.get("value")
                 if not isinstance(value, str):
                     raise KVSError(errno.EINVAL, f"kvs.commit: append to {key}: value must be a string")
-                if key in staged:
+                if key in staged:  # put earlier in this commit: stage the whole value
                     old = staged[key]
-                else:
-                    try:
-                        old = _lookup(root, key)
-                    except KVSError:
-                        old = ""
-                if not isinstance(old, str):
+                    if not isinstance(old, str):
+                        raise KVSError(errno.EINVAL, f"kvs.commit: cannot append to {key}: "
+                                       "its value is not a string")
+                    staged[key] = old + value
+                    changes.append(("put", key, staged[key]))
+                    continue
+                try:
+                    old = _lookup(root, key)
+                except KVSError:  # a new key: a put (it may change the tree's structure)
+                    staged[key] = value
+                    changes.append(("put", key, value))
+                    continue
+                if type(old) is not Rope and not isinstance(old, str):
                     raise KVSError(errno.EINVAL, f"kvs.commit: cannot append to {key}: its value is not a string")
-                staged[key] = old + value
-                changes.append(("put", key, staged[key]))
+                changes.append(("append", key, value))
             elif kind == "unlink":
                 staged.pop(key, None)
                 changes.append(("delete", key))
@@ -248,7 +306,17 @@ class KVSService:
         for change in changes:
             kind, key = change[0], change[1]
             if kind == "put":
-                self._set(root, key, change[2])
+                value = change[2]
+                self._set(root, key, Rope(value) if isinstance(value, str) else value)
+            elif kind == "append":
+                try:
+                    node = _lookup(root, key)
+                except KVSError:
+                    node = None
+                if type(node) is Rope:
+                    node.append(change[2])
+                else:
+                    self._set(root, key, Rope((node or "") + change[2]))
             elif kind == "mkdir":
                 self._set(root, key, Dir())
             elif key == ".":
@@ -273,6 +341,8 @@ class KVSService:
         for change in changes:
             if out and change[0] == "put" and out[-1][0] == "put" and out[-1][1] == change[1]:
                 out.pop()  # successive appends to one key: only the last value is written
+            elif out and change[0] == "append" and out[-1][0] == "append" and out[-1][1] == change[1]:
+                change = ("append", change[1], out.pop()[2] + change[2])  # one chunk, not several
             if change[0] == "put":
                 node = root
                 simple = True
@@ -306,22 +376,26 @@ class KVSService:
         else:
             if type(node) is Dir:
                 raise KVSError(errno.EISDIR, f"{key}: is a directory")
-            if w.append and not isinstance(node, str):
+            if w.append and type(node) is not Rope and not isinstance(node, str):
                 raise KVSError(errno.EINVAL, f"{key}: cannot watch appends to a value that is not a string")
         self.watches.setdefault((ns, key), []).append(w)
         if node is not None:
             self._send(w, node)
 
-    def _send(self, w, value):
+    def _send(self, w, node):
         if w.append:
-            if not isinstance(value, str) or len(value) < w.sent:
+            rope = node if type(node) is Rope else None
+            length = rope.length if rope is not None else (len(node) if isinstance(node, str) else -1)
+            if length < w.sent:
                 self._end(w, errno.EINVAL, f"{w.key}: value was replaced, not appended to")
                 return
-            if len(value) == w.sent and w.sent:
+            if length == w.sent and w.sent:
                 return
-            self.broker.respond(w.req, {"key": w.key, "value": value[w.sent:]})
-            w.sent = len(value)
+            data = rope.tail(w.sent) if rope is not None else node[w.sent:]
+            self.broker.respond(w.req, {"key": w.key, "value": data})
+            w.sent = length
         else:
+            value = plain(node)
             if w.uniq and w.sent and value == w.last:
                 return
             self.broker.respond(w.req, {"key": w.key, "value": value})

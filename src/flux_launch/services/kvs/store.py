@@ -15,6 +15,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kvs (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
                                 PRIMARY KEY (ns, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS namespaces (name TEXT PRIMARY KEY, owner INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (ns TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_key ON chunks (ns, key);
 """
 
 
@@ -45,13 +47,15 @@ class Store:
         """Read everything back.
 
         Returns:
-            ``(namespaces, rows)``: a dict of namespace name to owner, and a list of
-            ``(ns, key, value, is_dir)`` in key order (a directory before its keys).
+            ``(namespaces, rows, chunks)``: a dict of namespace name to owner, a list
+            of ``(ns, key, value, is_dir)`` in key order (a directory before its keys),
+            and ``(ns, key, text)`` appended to string values, in order.
         """
         spaces = dict(self.db.execute("SELECT name, owner FROM namespaces"))
         rows = [(ns, key, None if v is None else json.loads(v), v is None)
                 for ns, key, v in self.db.execute("SELECT ns, key, value FROM kvs ORDER BY ns, key")]
-        return spaces, rows
+        chunks = list(self.db.execute("SELECT ns, key, data FROM chunks ORDER BY rowid"))
+        return spaces, rows, chunks
 
     def commit(self, ns, changes):
         """Apply a list of changes in one transaction.
@@ -69,12 +73,15 @@ class Store:
                     value = json.dumps(change[2], separators=(",", ":"), ensure_ascii=False)
                     if len(change) > 3 and change[3]:  # no structure changes: one upsert
                         db.execute("INSERT OR REPLACE INTO kvs VALUES (?, ?, ?)", (ns, key, value))
+                        db.execute("DELETE FROM chunks WHERE ns = ? AND key = ?", (ns, key))
                         continue
                     self._delete_tree(ns, key)
                     db.execute("INSERT INTO kvs VALUES (?, ?, ?)", (ns, key, value))
                 elif op == "mkdir":
                     self._delete_tree(ns, key)
                     db.execute("INSERT INTO kvs VALUES (?, ?, NULL)", (ns, key))
+                elif op == "append":  # an existing string grows by one row, not a rewrite
+                    db.execute("INSERT INTO chunks VALUES (?, ?, ?)", (ns, key, change[2]))
                 elif op == "delete":
                     self._delete_tree(ns, key)
                     # unlinking leaves the parent directory, even when now empty
@@ -89,15 +96,18 @@ class Store:
     def _delete_tree(self, ns, key):
         if key == ".":
             self.db.execute("DELETE FROM kvs WHERE ns = ?", (ns,))
+            self.db.execute("DELETE FROM chunks WHERE ns = ?", (ns,))
             return
         # '/' sorts right after '.', so [key., key/) is exactly the keys below key
-        self.db.execute("DELETE FROM kvs WHERE ns = ? AND (key = ? OR (key >= ? AND key < ?))",
-                        (ns, key, key + ".", key + "/"))
+        for table in ("kvs", "chunks"):
+            self.db.execute(f"DELETE FROM {table} WHERE ns = ? AND (key = ? OR (key >= ? AND key < ?))",
+                            (ns, key, key + ".", key + "/"))
         # a value at an ancestor path is replaced by the directory the key implies
         parts = key.split(".")
         for i in range(1, len(parts)):
             self.db.execute("DELETE FROM kvs WHERE ns = ? AND key = ? AND value IS NOT NULL",
                             (ns, ".".join(parts[:i])))
+            self.db.execute("DELETE FROM chunks WHERE ns = ? AND key = ?", (ns, ".".join(parts[:i])))
 
     def namespace_create(self, name, owner):
         self.db.execute("INSERT OR REPLACE INTO namespaces VALUES (?, ?)", (name, owner))
@@ -106,6 +116,7 @@ class Store:
         self.db.execute("BEGIN")
         self.db.execute("DELETE FROM namespaces WHERE name = ?", (name,))
         self.db.execute("DELETE FROM kvs WHERE ns = ?", (name,))
+        self.db.execute("DELETE FROM chunks WHERE ns = ?", (name,))
         self.db.execute("COMMIT")
 
     def close(self):
