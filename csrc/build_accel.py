@@ -6,11 +6,15 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+
+def declarations(header):
+    """The header's declarations, without its preprocessor lines (cffi's cdef has none)."""
+    with open(os.path.join(HERE, header)) as f:
+        return "".join(line for line in f if not line.lstrip().startswith("#"))
+
+
 ffibuilder = FFI()
-ffibuilder.cdef("""
-size_t flx_label_lines (const char *prefix, size_t plen, const char *data, size_t len,
-                        char *out, size_t *tail);
-""")
+ffibuilder.cdef(declarations("accel.h"))
 ffibuilder.set_source(
     "flux_launch._accel._c",
     '#include "accel.h"',

@@ -351,14 +351,13 @@ def run_broker(attrs, command=None, topology=None):
     os.chmod(attrs["rundir"], 0o700)
     if not attrs.get("statedir"):
         attrs["statedir"] = os.path.join(attrs["rundir"], f"state-{os.environ.get('PMI_RANK', '0')}")
-    from flux_launch.resource import TopologyError, discover
+    from flux_launch.resource import TopologyError, discover_from_env
 
-    xml = os.environ.get("FLUX_HWLOC_XMLFILE") or None
     try:
         if topology is None:  # flux start --test-size discovers once for all its brokers
-            topology = discover(xml)
+            topology = discover_from_env()
     except TopologyError as exc:
-        print(f"flux-broker: FLUX_HWLOC_XMLFILE: {exc}" if xml else f"flux-broker: {exc}", file=sys.stderr)
+        print(f"flux-broker: {exc}", file=sys.stderr)
         if made_rundir:
             shutil.rmtree(made_rundir, ignore_errors=True)
         return 1

@@ -102,13 +102,12 @@ def _launch(size, attrs, command, args):
         os.environ.pop(var, None)
     # Every broker of a test instance runs on this machine: read its topology once
     # (hwloc takes ~10 ms) and let the forked brokers inherit it.
-    from flux_launch.resource import TopologyError, discover
+    from flux_launch.resource import TopologyError, discover_from_env
 
-    xml = os.environ.get("FLUX_HWLOC_XMLFILE") or None
     try:
-        topology = discover(xml)
+        topology = discover_from_env()
     except TopologyError as exc:
-        print(f"flux-start: FLUX_HWLOC_XMLFILE: {exc}" if xml else f"flux-start: {exc}", file=sys.stderr)
+        print(f"flux-start: {exc}", file=sys.stderr)
         if made:
             shutil.rmtree(made, ignore_errors=True)
         return 1

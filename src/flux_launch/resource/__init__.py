@@ -51,6 +51,19 @@ def group_gpus(osdevs):
     return gpus
 
 
+def discover_from_env(environ=None):
+    """``discover()`` of ``$FLUX_HWLOC_XMLFILE`` or the live machine.
+
+    Raises:
+        TopologyError: one line naming the variable, the file and the cause.
+    """
+    xml = (os.environ if environ is None else environ).get("FLUX_HWLOC_XMLFILE") or None
+    try:
+        return discover(xml)
+    except TopologyError as exc:
+        raise TopologyError(f"FLUX_HWLOC_XMLFILE: {exc}" if xml else str(exc)) from None
+
+
 def discover(xmlpath=None):
     """``{"source", "ncores", "npus", "cores": [[PU os index...] per core], "gpus": [...]}``.
 
