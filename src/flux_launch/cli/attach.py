@@ -58,8 +58,9 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     old = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
     sel.register(rfd, selectors.EVENT_READ, "signal")
     last_int = 0.0
+    ranks = "all" if stdin is True else stdin  # the idset of the tasks that get stdin
     if stdin:
-        _start_input(h, jid, sel)
+        _start_input(h, jid, sel, ranks)
     try:
         while not done:
             for key, _ in sel.select():
@@ -77,7 +78,7 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
                             h.rpc("job-manager.kill", {"id": jid, "signum": sig}, flags=2)
                     continue
                 if key.data == "stdin":
-                    _forward_input(h, jid, sel, key.fd)
+                    _forward_input(h, jid, sel, key.fd, ranks)
                     continue
                 try:
                     h._recv_one(None)
@@ -191,7 +192,7 @@ def _entry(name, ctx):
     return json.dumps({"timestamp": time.time(), "name": name, "context": ctx}, separators=(",", ":")) + "\n"
 
 
-def _start_input(h, jid, sel):
+def _start_input(h, jid, sel, ranks):
     header = _entry("header", {"version": 1, "encoding": {"stdin": "UTF-8"}, "count": {"stdin": 1},
                                "options": {}})
     h.rpc("kvs.commit", {"ops": [{"op": "append", "key": _input_key(jid), "value": header}]}, flags=2)
@@ -199,21 +200,21 @@ def _start_input(h, jid, sel):
         fd = sys.stdin.fileno()
         sel.register(fd, selectors.EVENT_READ, "stdin")
     except (ValueError, OSError, AttributeError):
-        _send_input(h, jid, b"", eof=True)
+        _send_input(h, jid, b"", True, ranks)
 
 
-def _forward_input(h, jid, sel, fd):
+def _forward_input(h, jid, sel, fd, ranks):
     try:
         data = os.read(fd, 65536)
     except OSError:
         data = b""
     if not data:
         sel.unregister(fd)
-    _send_input(h, jid, data, eof=not data)
+    _send_input(h, jid, data, not data, ranks)
 
 
-def _send_input(h, jid, data, eof):
-    ctx = {"stream": "stdin", "rank": "all"}
+def _send_input(h, jid, data, eof, ranks):
+    ctx = {"stream": "stdin", "rank": ranks}
     if data:
         try:
             ctx["data"] = data.decode()

@@ -14,7 +14,11 @@ def main(cmd, argv):
         p.error("a COMMAND is required")
     js = submitbase.jobspec(args)
     flags = submitbase.flags(args)
-    js.setattr_shell_option("input", {"stdin": {"type": "kvs"}})
+    ranks = "all"
+    if args.input:
+        ranks = submitbase.input_ranks(args.input)
+    if ranks is not None:  # stdin of flux run goes to these tasks (a file: the shells read it)
+        js.setattr_shell_option("input", {"stdin": {"type": "kvs"}})
     if args.dry_run:
         print(js.dumps())
         return 0
@@ -25,4 +29,4 @@ def main(cmd, argv):
     jobid = submit(h, js, urgency=args.urgency, **flags)
     if flags.get("debug") or args.setopt and "verbose" in ",".join(args.setopt):
         sys.stderr.write(f"jobid: {jobid}\n")
-    return attach(h, jobid, cmd=cmd, label=args.label_io, stdin=True)
+    return attach(h, jobid, cmd=cmd, label=args.label_io, stdin=ranks)

@@ -35,6 +35,9 @@ def add_options(p):
     p.add_argument("-S", "--setattr", action="append", default=[], metavar="KEY=VAL", help="jobspec attribute")
     p.add_argument("--flags", default="", metavar="FLAGS", help="waitable, debug, novalidate")
     p.add_argument("-u", "--unbuffered", action="store_true", help="do not buffer task output")
+    p.add_argument("--input", metavar="RANKS|FILE", help="stdin only to these task ranks, or from a file")
+    p.add_argument("--output", metavar="TEMPLATE", help="stdout to a file ({{id}} {{name}} {{node.id}} {{taskid}})")
+    p.add_argument("--error", metavar="TEMPLATE", help="stderr to a file (default: with --output)")
     p.add_argument("-l", "--label-io", action="store_true", help="prefix output lines with the task rank")
     p.add_argument("--dry-run", action="store_true", help="print the jobspec instead of submitting it")
     p.add_argument("-q", "--queue", help="submit to this queue")
@@ -142,6 +145,13 @@ def jobspec(args, command=None, env=None):
         js.duration = args.time_limit
     if args.job_name:
         js.setattr("system.job.name", args.job_name)
+    if args.output and args.output != "kvs":
+        js.output = args.output
+        js.error = args.error if args.error and args.error != "kvs" else args.output
+    elif args.error and args.error != "kvs":
+        js.error = args.error
+    if args.input and input_ranks(args.input) is None:
+        js.input = os.path.abspath(args.input)
     if args.queue:
         js.setattr("system.queue", args.queue)
     options = {}
@@ -161,6 +171,18 @@ def jobspec(args, command=None, env=None):
             raise ValueError(f"--setattr {attr!r}: expected KEY=VALUE")
         js.setattr(key, _json_or_str(value))
     return js
+
+
+def input_ranks(value):
+    """The task ranks of ``--input=RANKS`` (an idset or ``all``), or None for a file."""
+    from flux_launch.core.idset import IDset
+
+    if value == "all":
+        return "all"
+    try:
+        return str(IDset(value))
+    except ValueError:
+        return None
 
 
 def flags(args):

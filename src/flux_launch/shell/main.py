@@ -344,6 +344,12 @@ def run(args):
                 shell.log("FATAL", text)
                 shell.output.flush()
                 shell._drain_rpcs()
+            if shell is not None and shell.handle is not None:
+                # the user learns why from the job itself (flux run prints the exception)
+                shell.handle.rpc("job-manager.raise", {"id": int(shell.jobid), "type": "exec", "severity": 0,
+                                                       "note": f"shell on rank {shell.rank}: {text}"}).get(5)
+        except (OSError, TimeoutError, ConnectionError):
+            pass
         finally:
             os.write(2, f"flux-shell: FATAL: {text}\n".encode())
         return 1

@@ -3,7 +3,9 @@
 With the shell option ``input.stdin.type=kvs`` (set by ``flux run``, which
 forwards its own stdin), each task gets a pipe fed from the job's
 ``guest.input`` eventlog: ``data`` entries ``{stream: "stdin", rank: "all"|IDSET,
-data}`` and ``eof``. Otherwise tasks read ``/dev/null``.
+data}`` (``flux run --input=RANKS`` targets some tasks) and ``eof`` (for all).
+With ``input.stdin={type: file, path}`` (``--input=FILE``) every task reads the
+file, opened by the shell on its node. Otherwise tasks read ``/dev/null``.
 
 Topics: ``task.init`` (the pipe), ``shell.start`` (the watch), ``task.exit``.
 Writes never block the shell: what a task does not read yet waits in a buffer.
@@ -66,10 +68,9 @@ class Input:
         data = ctx.get("data", "")
         data = base64.b64decode(data) if ctx.get("encoding") == "base64" else data.encode()
         for taskid, writer in list(self.writers.items()):
-            if ids is not None and taskid not in ids:
-                continue
-            writer[1] += data
-            if ctx.get("eof"):
+            if ids is None or taskid in ids:
+                writer[1] += data
+            if ctx.get("eof"):  # the end of stdin is the end for every task
                 writer[2] = True
             self._write(taskid)
 
@@ -102,12 +103,26 @@ class Input:
             os.close(writer[0])
 
 
-def _enabled(shell):
+def _stdin(shell):
     opt = shell.options.get("input") or {}
-    return isinstance(opt, dict) and (opt.get("stdin") or {}).get("type") == "kvs"
+    return (opt.get("stdin") or {}) if isinstance(opt, dict) else {}
+
+
+def _enabled(shell):
+    return _stdin(shell).get("type") == "kvs"
 
 
 def _task_init(shell, task):
+    spec = _stdin(shell)
+    if spec.get("type") == "file":
+        path = spec.get("path", "")
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise RuntimeError(f"cannot open the input file {path}: {exc.strerror}") from None
+        task.stdin_fd = fd
+        task.after_spawn.append(lambda: os.close(fd))
+        return
     if _enabled(shell):
         if not hasattr(shell, "input"):
             shell.input = Input(shell)

@@ -35,6 +35,8 @@ class Output:
         self.pending_bytes = 0
         self.first_pending = None
         self.streams = 0
+        self.files = {}  # (stream, taskid) -> fd of its output file (--output/--error)
+        self._open_files()
         if shell.leader:
             n = shell.taskmap.ntasks
             self.add(_entry("header", {"version": 1, "encoding": {"stdout": "UTF-8", "stderr": "UTF-8"},
@@ -47,6 +49,44 @@ class Output:
         self.pending_bytes += len(line)
         if self.pending_bytes >= BATCH_BYTES:
             self.flush()
+
+    def _open_files(self):
+        """Open the files of ``--output``/``--error`` for this node's tasks. A template
+        with ``{{taskid}}`` or ``{{node.id}}`` names this shell's own files (truncated);
+        a job-wide one is shared by every shell (appended to).
+
+        Raises:
+            RuntimeError: a file cannot be opened (the message names it).
+        """
+        shell = self.shell
+        spec = shell.options.get("output") or {}
+        if not isinstance(spec, dict):
+            return
+        opened = {}
+        for stream in ("stdout", "stderr"):
+            entry = spec.get(stream)
+            if not isinstance(entry, dict) or entry.get("type") != "file" or not entry.get("path"):
+                continue
+            template = entry["path"]
+            own = "{{taskid}}" in template or "{{node.id}}" in template or "{{node.name}}" in template
+            for taskid in shell.taskmap.local(shell.rank):
+                path = expand(template, shell, taskid)
+                if not os.path.isabs(path) and shell.cwd:
+                    path = os.path.join(shell.cwd, path)
+                fd = opened.get(path)
+                if fd is None:
+                    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if own else os.O_APPEND)
+                    try:
+                        fd = opened[path] = os.open(path, flags, 0o644)
+                    except OSError as exc:
+                        raise RuntimeError(f"cannot open the output file {path}: {exc.strerror}") from None
+                self.files[(stream, taskid)] = fd
+                self.add(_entry("redirect", {"stream": stream, "rank": str(taskid), "path": path}))
+
+    def close_files(self):
+        for fd in set(self.files.values()):
+            os.close(fd)
+        self.files.clear()
 
     def task_fds(self, task):
         fds = {}
@@ -72,6 +112,11 @@ class Output:
             except BlockingIOError:
                 return
             if data:
+                fd_out = self.files.get((stream, task.id))
+                if fd_out is not None:
+                    while data:
+                        data = data[os.write(fd_out, data):]
+                    return
                 ctx = {"stream": stream, "rank": str(task.id)}
                 try:
                     ctx["data"] = data.decode()
@@ -112,12 +157,33 @@ class Output:
         self.shell.rpc("kvs.commit", {"ops": [{"op": "append", "key": self.key, "value": value}]})
 
 
+def expand(template, shell, taskid):
+    """``--output`` template: ``{{id}}`` (and ``.f58 .dec .hex .dothex .words``),
+    ``{{jobid}}``, ``{{name}}``, ``{{node.id}}``, ``{{node.name}}``, ``{{taskid}}``."""
+    jobid = shell.jobid
+    values = {"id": str(jobid), "jobid": str(jobid), "name": _job_name(shell), "taskid": str(taskid),
+              "node.id": str(shell.node_index), "node.name": os.uname().nodename}
+    for enc in ("f58", "dec", "hex", "dothex", "words"):
+        values[f"id.{enc}"] = jobid.encode(enc)
+    out = template
+    for key, value in values.items():
+        out = out.replace("{{" + key + "}}", value)
+    return out
+
+
+def _job_name(shell):
+    system = shell.jobspec.get("attributes", {}).get("system", {})
+    name = (system.get("job") or {}).get("name")
+    return name or (os.path.basename(shell.command[0]) if shell.command else "job")
+
+
 def _init(shell, _task):
     shell.output = Output(shell)
 
 
 def _finish(shell, _task):
     shell.output.flush()
+    shell.output.close_files()
 
 
 plugin = Plugin("output", {"shell.init": _init, "shell.finish": _finish})
