@@ -22,6 +22,7 @@ bench: setup
 	$(VENV)/bin/python bench/start.py
 	$(VENV)/bin/python bench/run_latency.py
 	$(VENV)/bin/python bench/mpi_hello.py
+	$(VENV)/bin/python bench/io.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/flux_launch/_accel/_c*.so
