@@ -4,7 +4,7 @@ Topics: ``shell.init`` (the leader shell writes the ``header``), task pipes are
 read by the shell loop; ``shell.finish`` flushes. Entries are ``data`` events
 ``{stream, rank, data}`` (``encoding: base64`` for bytes that are not UTF-8),
 ``{stream, rank, eof: true}`` at the end of a stream, and ``log`` events for the
-shell's own messages. Entries are batched: a commit when 64 KiB are pending or
+shell's own messages. Entries are batched: a commit when 1 MiB is pending or
 5 ms after the first pending entry, and at the end; the shell waits for every
 commit before it exits, so nothing a task wrote is lost, even if it then dies.
 """
@@ -17,7 +17,7 @@ import time
 
 from flux_launch.shell.plugstack import Plugin
 
-BATCH_BYTES = 64 * 1024
+BATCH_BYTES = 1024 * 1024
 BATCH_DELAY = 0.005
 LEVELS = {"FATAL": 2, "ERROR": 3, "WARN": 4, "WARNING": 4, "INFO": 6, "DEBUG": 7, "TRACE": 8}
 
@@ -108,7 +108,7 @@ class Output:
     def _reader(self, task, stream):
         def read(fd, _events):
             try:
-                data = os.read(fd, 65536)
+                data = os.read(fd, 1 << 18)
             except BlockingIOError:
                 return
             if data:
