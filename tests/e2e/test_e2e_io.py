@@ -74,3 +74,19 @@ def test_unwritable_output_path_fails_naming_it(inst2):
     assert r.returncode != 0
     assert "/nonexistent/dir/x" in r.stderr and "exception" not in r.stdout, r.stderr
     assert inst2.flux("run", "true").returncode == 0  # the instance goes on
+
+
+def test_output_over_the_limit_is_truncated_with_a_message(inst2):
+    r = inst2.flux("run", "-o", "output.limit=10k", "sh", "-c", "seq 100000")
+    assert len(r.stdout.encode()) == 10240
+    assert "output limit of 10240 bytes exceeded" in r.stderr, r.stderr
+    assert inst2.flux("run", "echo", "ok").stdout == "ok\n"  # the instance stays responsive
+
+
+def test_output_written_before_a_task_is_killed_is_all_there(inst2, tmp_path):
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(3_000_000))
+    expected = __import__("base64").encodebytes(data.read_bytes()).decode()  # 76-column lines
+    r = inst2.flux("run", "sh", "-c", f"base64 -w 76 {data}; kill -9 $$", check=False, timeout=120)
+    assert r.returncode == 137
+    assert r.stdout == expected

@@ -88,3 +88,18 @@ def test_share_spreads_items_over_tasks():
     assert [share(list(range(8)), i, 4) for i in range(4)] == [[0, 1], [2, 3], [4, 5], [6, 7]]
     assert [share([0, 1], i, 4) for i in range(4)] == [[0], [0], [1], [1]]
     assert share([], 0, 2) == []
+
+
+@pytest.mark.parametrize("text,size", [("512", 512), ("10k", 10240), ("1.5M", 1572864), ("1G", 1 << 30)])
+def test_output_limit_sizes(text, size):
+    from flux_launch.proto.shellopts import parse_size
+
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-1k", "1T"])
+def test_bad_output_limit_sizes(text):
+    from flux_launch.proto.shellopts import check
+
+    with pytest.raises(ValueError, match="output.limit"):
+        check({"output": {"limit": text}})

@@ -4,6 +4,23 @@ Used by the CLI before submitting and by the shell plugins when they start.
 """
 
 
+_UNITS = {"": 1, "k": 1 << 10, "K": 1 << 10, "m": 1 << 20, "M": 1 << 20, "g": 1 << 30, "G": 1 << 30}
+
+
+def parse_size(text):
+    """``"1G"``, ``"100M"``, ``"10k"``, ``"512"`` in bytes; ValueError otherwise."""
+    text = str(text).strip()
+    unit = text[-1] if text and text[-1] in "kKmMgG" else ""
+    number = text[:-1] if unit else text
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"output.limit: invalid size {text!r} (e.g. 100M, 1G)") from None
+    if value < 0:
+        raise ValueError(f"output.limit: invalid size {text!r}")
+    return int(value * _UNITS[unit])
+
+
 def _lists(value, what):
     from flux_launch.core.idset import IDset
 
@@ -48,6 +65,9 @@ def check(options, gpus_requested=False):
     """Validate the options a user gave; raises ValueError with a one-line reason."""
     cpu_affinity(options.get("cpu-affinity"))
     gpu_affinity(options.get("gpu-affinity"), gpus_requested)
+    out = options.get("output")
+    if isinstance(out, dict) and "limit" in out:
+        parse_size(out["limit"])
     pr = options.get("per-resource")
     if pr is not None:
         if not isinstance(pr, dict) or pr.get("type") not in ("core", "node"):

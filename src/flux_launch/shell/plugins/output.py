@@ -15,9 +15,14 @@ import os
 import selectors
 import time
 
+from flux_launch.proto.shellopts import parse_size
 from flux_launch.shell.plugstack import Plugin
 
 BATCH_BYTES = 1024 * 1024
+# Like flux-core's single-user default: past this much, a job's output is dropped
+# (with one message) instead of overloading the instance's KVS.
+DEFAULT_LIMIT = "1G"
+
 BATCH_DELAY = 0.005
 LEVELS = {"FATAL": 2, "ERROR": 3, "WARN": 4, "WARNING": 4, "INFO": 6, "DEBUG": 7, "TRACE": 8}
 
@@ -36,6 +41,10 @@ class Output:
         self.first_pending = None
         self.streams = 0
         self.files = {}  # (stream, taskid) -> fd of its output file (--output/--error)
+        spec = shell.options.get("output") if isinstance(shell.options.get("output"), dict) else {}
+        self.limit = parse_size(spec.get("limit", DEFAULT_LIMIT))
+        self.forwarded = 0
+        self.truncated = False
         self._open_files()
         if shell.leader:
             n = shell.taskmap.ntasks
@@ -117,6 +126,16 @@ class Output:
                     while data:
                         data = data[os.write(fd_out, data):]
                     return
+                room = self.limit - self.forwarded
+                if len(data) > room:
+                    data = data[:room]
+                    if not self.truncated:
+                        self.truncated = True
+                        self.shell.log("WARN", f"output limit of {self.limit} bytes exceeded: "
+                                       "the rest of the job's output is dropped (-o output.limit=SIZE)")
+                    if not data:
+                        return
+                self.forwarded += len(data)
                 ctx = {"stream": stream, "rank": str(task.id)}
                 try:
                     ctx["data"] = data.decode()
