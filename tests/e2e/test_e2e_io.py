@@ -1,8 +1,10 @@
 """Job I/O: labelled lines in order, stdin to all tasks, to some or from a file,
 output to files from templates, and bad paths."""
 
+import base64
 import glob
 import os
+import time
 
 import pytest
 
@@ -86,7 +88,28 @@ def test_output_over_the_limit_is_truncated_with_a_message(inst2):
 def test_output_written_before_a_task_is_killed_is_all_there(inst2, tmp_path):
     data = tmp_path / "data.bin"
     data.write_bytes(os.urandom(3_000_000))
-    expected = __import__("base64").encodebytes(data.read_bytes()).decode()  # 76-column lines
+    expected = base64.encodebytes(data.read_bytes()).decode()  # 76-column lines
     r = inst2.flux("run", "sh", "-c", f"base64 -w 76 {data}; kill -9 $$", check=False, timeout=120)
     assert r.returncode == 137
     assert r.stdout == expected
+
+
+def test_output_stays_when_the_shell_is_killed(inst2):
+    """A shell killed by SIGKILL: what it forwarded stays, the job gets an exec
+    exception, and a later attach shows the output."""
+    jobid = inst2.flux("submit", "sh", "-c", "echo shell=$PPID; seq 1000; sleep 60").stdout.strip()
+    deadline = time.monotonic() + 30
+    shell_pid = None
+    while shell_pid is None and time.monotonic() < deadline:
+        out = inst2.flux("job", "info", jobid, "guest.output", check=False).stdout
+        if "1000\\n" in out:
+            shell_pid = int(out.split("shell=")[1].split("\\n")[0])
+        else:
+            time.sleep(0.05)
+    assert shell_pid, "the job's output never arrived"
+    os.kill(shell_pid, 9)
+    inst2.flux("job", "wait-event", "-t", "30", jobid, "clean")
+    assert 'type="exec"' in inst2.flux("job", "eventlog", jobid).stdout
+    r = inst2.flux("job", "attach", jobid, check=False)
+    assert r.returncode != 0
+    assert r.stdout.splitlines() == [f"shell={shell_pid}"] + [str(i) for i in range(1, 1001)]
