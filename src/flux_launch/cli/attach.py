@@ -19,19 +19,9 @@ import sys
 import time
 
 from flux_launch.core.handle import STREAMING
+from flux_launch.proto.eventlog import EventlogParser
 
 LEVELS = {0: "EMERG", 1: "ALERT", 2: "FATAL", 3: "ERROR", 4: "WARN", 5: "NOTICE", 6: "INFO", 7: "DEBUG", 8: "TRACE"}
-
-
-class _Lines:
-    def __init__(self, sep):
-        self.partial = ""
-        self.sep = sep
-
-    def feed(self, text):
-        lines = (self.partial + text).split(self.sep)
-        self.partial = lines.pop()
-        return lines
 
 
 def attach(h, jobid, cmd="job", label=False, stdin=False):
@@ -43,7 +33,7 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     jid = int(jobid)
     main = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "eventlog"}, flags=STREAMING)
     output = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "guest.output"}, flags=STREAMING)
-    main_lines, out_lines = _Lines("\n"), _Lines("\n")
+    main_lines, out_lines = EventlogParser(), EventlogParser()
     partial = {}
     sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     status = None
@@ -94,10 +84,7 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
                         raise
                     done = True
                     break
-                for line in main_lines.feed(value):
-                    if not line:
-                        continue
-                    ev = json.loads(line)
+                for ev in main_lines.feed(value):
                     name = ev.get("name")
                     ctx = ev.get("context") or {}
                     if name == "exception" and ctx.get("severity", 0) == 0 and exception is None:
@@ -152,10 +139,7 @@ def _print_output(output, out_lines, partial, sinks, label):
             value = output.get()["value"]
         except OSError:
             return
-        for line in out_lines.feed(value):
-            if not line:
-                continue
-            ev = json.loads(line)
+        for ev in out_lines.feed(value):
             ctx = ev.get("context") or {}
             name = ev.get("name")
             if name == "data":

@@ -11,6 +11,7 @@ import json
 
 from flux_launch.core.handle import STREAMING
 from flux_launch.core.jobid import JobID
+from flux_launch.proto.eventlog import EventlogParser
 
 
 class EventLogEvent(dict):
@@ -49,7 +50,7 @@ class EventWatch:
         self.jobid = JobID(jobid)
         self.fut = flux_handle.rpc("job-info.eventlog-watch", {"id": int(self.jobid), "path": eventlog},
                                    flags=STREAMING)
-        self._partial = ""
+        self._parser = EventlogParser()
         self._queue = []
 
     def __iter__(self):
@@ -63,9 +64,7 @@ class EventWatch:
                 if exc.errno == errno.ENODATA:
                     raise StopIteration from None
                 raise
-            lines = (self._partial + value).split("\n")
-            self._partial = lines.pop()
-            self._queue.extend(EventLogEvent(json.loads(line)) for line in lines if line)
+            self._queue.extend(EventLogEvent(ev) for ev in self._parser.feed(value))
         return self._queue.pop(0)
 
     def cancel(self):

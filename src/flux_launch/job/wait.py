@@ -78,17 +78,15 @@ class ResultFuture:
         self.jobid = JobID(jobid)
         self._watch = flux_handle.rpc("job-info.eventlog-watch", {"id": int(self.jobid), "path": "eventlog"},
                                       flags=STREAMING)
-        self._partial = ""
+        from flux_launch.proto.eventlog import EventlogParser
+
+        self._parser = EventlogParser()
         self._done = False
         self._info = None
 
     def _consume(self):
-        import json
-
         while not self._done and self._watch._queue:
-            lines = (self._partial + self._watch.get()["value"]).split("\n")
-            self._partial = lines.pop()
-            if any(line and json.loads(line)["name"] == "clean" for line in lines):
+            if any(ev["name"] == "clean" for ev in self._parser.feed(self._watch.get()["value"])):
                 self._done = True
                 self.handle.rpc("job-info.eventlog-watch-cancel", {"matchtag": self._watch.matchtag}, flags=2)
         return self._done

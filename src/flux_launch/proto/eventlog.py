@@ -200,22 +200,20 @@ class EventlogParser:
                 raised by the following call (``feed("")`` will do); the bad
                 entry is then discarded and later text stays buffered.
         """
-        self._buf += data
+        # One split per call: a chunk holding thousands of entries costs one pass,
+        # not a copy of the rest of the buffer per entry.
+        *lines, self._buf = (self._buf + data).split("\n")
         events: list[dict] = []
-        while True:
-            nl = self._buf.find("\n")
-            if nl < 0:
-                return events
-            line, self._buf = self._buf[:nl], self._buf[nl + 1:]
-            if events:
-                try:
-                    events.append(decode_event(line))
-                except ValueError:
-                    # report the good events first; re-raise on next feed
-                    self._buf = line + "\n" + self._buf
-                    return events
-            else:
+        for i, line in enumerate(lines):
+            try:
                 events.append(decode_event(line))
+            except ValueError:
+                if events:  # report the good events first; re-raise on the next feed
+                    self._buf = "\n".join(lines[i:] + [self._buf])
+                    return events
+                self._buf = "\n".join(lines[i + 1:] + [self._buf])
+                raise
+        return events
 
     def close(self) -> None:
         """Check that the stream ended on an entry boundary.

@@ -13,7 +13,6 @@ Writes never block the shell: what a task does not read yet waits in a buffer.
 
 import base64
 import errno
-import json
 import os
 import selectors
 
@@ -25,7 +24,9 @@ class Input:
         self.shell = shell
         self.writers = {}  # task id -> [fd, buffer bytearray, eof]
         self.watch = None
-        self.partial = ""
+        from flux_launch.proto.eventlog import EventlogParser
+
+        self.parser = EventlogParser()
 
     def task_init(self, task):
         r, w = os.pipe()
@@ -48,12 +49,8 @@ class Input:
                 resp = self.watch.get()
             except OSError:
                 return
-            text = self.partial + resp["value"]
-            lines = text.split("\n")
-            self.partial = lines.pop()
-            for line in lines:
-                if line:
-                    self._entry(json.loads(line))
+            for ev in self.parser.feed(resp["value"]):
+                self._entry(ev)
 
     def _entry(self, ev):
         ctx = ev.get("context") or {}
