@@ -16,6 +16,7 @@ import sys
 import time
 
 from flux_launch.cli.base import Parser
+from flux_launch.core.proc import exit_now
 
 _PMI_VARS = ("PMI_FD", "PMI_RANK", "PMI_SIZE", "PMI_SPAWNED", "PMI_VERSION", "PMI_SUBVERSION")
 
@@ -168,11 +169,7 @@ def _broker_child(rank, size, server, attrs, command, topology):
         except BaseException:  # noqa: BLE001
             pass
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+        exit_now(code)
 
 
 def _reap(pids, exit_timeout):

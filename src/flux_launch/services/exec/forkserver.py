@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 
+from flux_launch.core.proc import exit_now
 from flux_launch.proto import message as _msg
 
 
@@ -154,11 +155,7 @@ def _child(sock, sel, shell_main, args, mask):
         gc.disable()
         code = shell_main.run(args)
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+        exit_now(code)
 
 
 def _shutdown(shells):
@@ -199,6 +196,6 @@ def spawn():
 
             traceback.print_exc()
         finally:
-            os._exit(1)
+            exit_now(1)
     child.close()
     return parent, pid
