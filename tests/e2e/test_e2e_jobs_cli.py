@@ -21,11 +21,6 @@ def cli2():
         yield inst
 
 
-def _eventlog(inst, jobid):
-    r = inst.flux("job", "eventlog", jobid, check=False)
-    return f"eventlog of {jobid}:\n{r.stdout}{r.stderr}"
-
-
 def _submit(inst, *args):
     jobid = inst.flux("submit", *args).stdout.strip()
     assert jobid.startswith("ƒ"), jobid
@@ -35,7 +30,7 @@ def _submit(inst, *args):
 def _wait_event(inst, jobid, event, timeout=30, path=None):
     extra = ["-p", path] if path else []
     r = inst.flux("job", "wait-event", "-t", str(timeout), *extra, jobid, event, check=False, timeout=timeout + 10)
-    assert r.returncode == 0, f"{jobid}: no {event} event: {r.stderr}\n{_eventlog(inst, jobid)}"
+    assert r.returncode == 0, f"{jobid}: no {event} event: {r.stderr}\n{inst.job_eventlog(jobid)}"
     return r.stdout
 
 
@@ -75,7 +70,7 @@ def test_cancel_running_job(cli2):
     rows = cli2.flux("jobs", "-a", "-o", "{id.f58} {result}").stdout.splitlines()
     assert rows[0].split() == ["JOBID", "RESULT"]
     assert f"{jobid} CANCELED" in rows, rows
-    log = _eventlog(cli2, jobid)
+    log = cli2.job_eventlog(jobid)
     assert re.search(r'exception type="cancel" severity=0', log), log
     assert _field(cli2, jobid, "status_abbrev") == "CA"
 
@@ -84,7 +79,7 @@ def test_cancel_with_message(cli2):
     jobid = _submit(cli2, "sleep", "60")
     cli2.flux("cancel", "-m", "because I said so", jobid)
     _wait_event(cli2, jobid, "clean")
-    log = _eventlog(cli2, jobid)
+    log = cli2.job_eventlog(jobid)
     assert 'note="because I said so"' in log, log
     assert _field(cli2, jobid, "result") == "CANCELED"
 
@@ -215,7 +210,7 @@ def test_cancel_accepts_every_encoding(cli2):
         text = cli2.flux("job", "id", f"--to={enc}", jobid).stdout.strip()
         cli2.flux("cancel", text)
         _wait_event(cli2, jobid, "clean")
-        assert _field(cli2, jobid, "result") == "CANCELED", (enc, _eventlog(cli2, jobid))
+        assert _field(cli2, jobid, "result") == "CANCELED", (enc, cli2.job_eventlog(jobid))
 
 
 @pytest.mark.parametrize("cmd", [("job", "info", "{id}", "jobspec"), ("job", "eventlog", "{id}"),
@@ -242,7 +237,7 @@ def test_job_status_exit_code(cli2):
     jobs = [_submit(cli2, "sh", "-c", f"exit {code}") for code in (0, 5)]
     assert cli2.flux("job", "status", jobs[0], check=False).returncode == 0
     r = cli2.flux("job", "status", jobs[1], check=False)
-    assert r.returncode == 5, (r, _eventlog(cli2, jobs[1]))
+    assert r.returncode == 5, (r, cli2.job_eventlog(jobs[1]))
     r = cli2.flux("job", "status", *jobs, check=False)
     assert r.returncode == 5
     killed = _submit(cli2, "sh", "-c", "kill -9 $$")
@@ -253,7 +248,7 @@ def test_job_wait_waitable(cli2):
     good = _submit(cli2, "--flags=waitable", "true")
     bad = _submit(cli2, "--flags=waitable", "sh", "-c", "exit 3")
     r = cli2.flux("job", "wait", good, check=False)
-    assert r.returncode == 0, (r, _eventlog(cli2, good))
+    assert r.returncode == 0, (r, cli2.job_eventlog(good))
     r = cli2.flux("job", "wait", bad, check=False)
     assert r.returncode == 1, r
     assert "exit code 3" in r.stderr, r.stderr
@@ -293,8 +288,8 @@ def test_job_kill_signal(cli2):
     cli2.flux("job", "kill", "-s", "SIGUSR1", jobid)
     _wait_event(cli2, jobid, "clean")
     out = cli2.flux("job", "eventlog", "-p", "guest.output", jobid).stdout
-    assert "got USR1" in out, out + _eventlog(cli2, jobid)
-    assert _field(cli2, jobid, "result") == "COMPLETED", _eventlog(cli2, jobid)
+    assert "got USR1" in out, out + cli2.job_eventlog(jobid)
+    assert _field(cli2, jobid, "result") == "COMPLETED", cli2.job_eventlog(jobid)
 
 
 @pytest.mark.parametrize("sig, code", [(None, 143), ("9", 137), ("INT", 130)])
@@ -303,7 +298,7 @@ def test_job_kill_other_signals(cli2, sig, code):
     _wait_event(cli2, jobid, "data", path="guest.output")  # the task runs
     cli2.flux("job", "kill", *(["-s", sig] if sig else []), jobid)
     _wait_event(cli2, jobid, "clean")
-    log = _eventlog(cli2, jobid)
+    log = cli2.job_eventlog(jobid)
     assert _field(cli2, jobid, "returncode") == str(code), log
     assert _field(cli2, jobid, "result") == "FAILED"
     if sig != "9":  # SIGKILL cannot be forwarded: it ends the shell itself (an exec exception)
@@ -323,7 +318,7 @@ def test_attach_running_job(cli2):
     jobid = _submit(cli2, "sh", "-c", "echo before; sleep 1; echo after; exit 6")
     _wait_event(cli2, jobid, "start")
     r = cli2.flux("job", "attach", jobid, check=False, timeout=30)
-    assert r.returncode == 6, (r, _eventlog(cli2, jobid))
+    assert r.returncode == 6, (r, cli2.job_eventlog(jobid))
     assert r.stdout == "before\nafter\n", r
 
 
@@ -410,7 +405,7 @@ def test_job_waits_for_busy_cores(make_instance):
     assert r.returncode == 0 and r.stdout == "ran\n", r
     waiter = inst.flux("job", "last").stdout.strip()
     s_ev, w_ev = _events(inst, sleeper), _events(inst, waiter)
-    why = _eventlog(inst, sleeper) + _eventlog(inst, waiter)
+    why = inst.job_eventlog(sleeper) + inst.job_eventlog(waiter)
     assert _ts(w_ev, "submit") < _ts(s_ev, "finish"), why  # it was submitted while the cores were busy
     assert _ts(w_ev, "alloc") >= _ts(s_ev, "free"), why
     assert _field(inst, sleeper, "result") == "COMPLETED"
@@ -447,14 +442,14 @@ def test_urgency_hold_keeps_job_pending(make_instance):
     # a later job runs on the freed cores while the held one stays pending
     r = inst.flux("run", "echo", "later", check=False, timeout=30)
     assert r.returncode == 0, r
-    why = _eventlog(inst, held)
+    why = inst.job_eventlog(held)
     assert _field(inst, held, "status_abbrev") == "S", why
     assert _field(inst, held, "contextual_info") == "held", why
     out = inst.flux("jobs").stdout
     assert "held" in out.split("\n", 1)[1], out
     inst.flux("job", "urgency", held, "default")
     _wait_event(inst, held, "clean")
-    assert _field(inst, held, "result") == "COMPLETED", _eventlog(inst, held)
+    assert _field(inst, held, "result") == "COMPLETED", inst.job_eventlog(held)
 
 
 def test_submit_urgency_zero_is_held(make_instance):
@@ -462,7 +457,7 @@ def test_submit_urgency_zero_is_held(make_instance):
     held = _submit(inst, "--urgency=0", "true")
     _wait_event(inst, held, "priority")
     inst.flux("run", "true", timeout=30)  # the scheduler has had its chance
-    assert _field(inst, held, "status_abbrev") == "S", _eventlog(inst, held)
+    assert _field(inst, held, "status_abbrev") == "S", inst.job_eventlog(held)
     inst.flux("job", "urgency", held, "16")
     _wait_event(inst, held, "clean")
     assert _field(inst, held, "result") == "COMPLETED"

@@ -22,11 +22,6 @@ def run2():
         yield inst
 
 
-def _eventlog(inst, jobid):
-    r = inst.flux("job", "eventlog", jobid, check=False)
-    return f"eventlog of {jobid}:\n{r.stdout}{r.stderr}"
-
-
 def _last(inst):
     return inst.flux("job", "last").stdout.strip()
 
@@ -34,7 +29,7 @@ def _last(inst):
 def _why(inst, r, jobid=None):
     """A failure message: the command's output and the job's eventlog."""
     jobid = jobid or _last(inst)
-    return f"rc={r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}\n{_eventlog(inst, jobid)}"
+    return f"rc={r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}\n{inst.job_eventlog(jobid)}"
 
 
 def _result(inst, jobid):
@@ -120,7 +115,7 @@ def test_flux_job_id_is_what_submit_printed(run2, tmp_path):
     assert jobid.startswith("ƒ")
     r = run2.flux("job", "wait-event", "-t", "30", jobid, "clean", check=False, timeout=40)
     assert r.returncode == 0, _why(run2, r, jobid)
-    assert out.read_text().strip() == jobid, _eventlog(run2, jobid)
+    assert out.read_text().strip() == jobid, run2.job_eventlog(jobid)
 
 
 def test_flux_uri_talks_to_the_tasks_broker(run2):
@@ -242,7 +237,7 @@ def test_time_limit_timeout(run2):
     jobid = _last(run2)
     assert r.returncode != 0, _why(run2, r, jobid)
     assert _result(run2, jobid) == "TIMEOUT", _why(run2, r, jobid)
-    log = _eventlog(run2, jobid)
+    log = run2.job_eventlog(jobid)
     assert 'exception type="timeout"' in log, log
     assert "timeout" in r.stderr, r.stderr
 
@@ -284,7 +279,7 @@ def test_killed_job_shell_raises_exec_exception(run2):
     # The task's parent is its job shell: kill that shell with SIGKILL.
     r = run2.flux("run", "sh", "-c", "kill -9 $PPID; sleep 1", check=False, timeout=30)
     jobid = _last(run2)
-    log = _eventlog(run2, jobid)
+    log = run2.job_eventlog(jobid)
     assert r.returncode != 0, _why(run2, r, jobid)
     assert 'exception type="exec"' in log, log
     assert _result(run2, jobid) == "FAILED", log
@@ -312,7 +307,7 @@ def test_killed_job_shell_leaves_no_task(tmp_path):
             deadline = time.monotonic() + 10  # the job's kill-timeout is 5 s
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            assert not _alive(pid), f"task {pid} still runs after its job ended:\n{_eventlog(inst, _last(inst))}"
+            assert not _alive(pid), f"task {pid} still runs after its job ended:\n{inst.job_eventlog(_last(inst))}"
     finally:
         if pid is not None and _alive(pid):
             os.kill(pid, 9)

@@ -100,6 +100,11 @@ class Instance:
         """``run("flux", *args)``."""
         return self.run(os.path.join(BIN, "flux"), *args, **kw)
 
+    def job_eventlog(self, jobid):
+        """A job's eventlog as text, for failure messages (never raises)."""
+        r = self.flux("job", "eventlog", str(jobid), check=False)
+        return f"eventlog of {jobid}:\n{r.stdout}{r.stderr}"
+
     def broker_pids(self):
         """PIDs of the broker processes, by rank (from ``broker.pid``)."""
         out = self.flux("exec", "-r", "all", "-l", "flux", "getattr", "broker.pid").stdout
