@@ -21,8 +21,8 @@ import errno
 import logging
 import time
 
-from flux_launch.services.job_manager.job import (FLAG_WAITABLE, PENDING, URGENCY_DEFAULT,
-                                                  URGENCY_EXPEDITE, Job, kvs_dir, priority_of)
+from flux_launch.services.job_manager.job import (FLAG_WAITABLE, PENDING, RESULT_BITS, STATE_BITS,
+                                                  URGENCY_DEFAULT, URGENCY_EXPEDITE, Job, kvs_dir, priority_of)
 from flux_launch.core.jobid import JobID
 from flux_launch.services.kvs.service import KVSError
 
@@ -546,10 +546,7 @@ class JobManager:
         maxn = p.get("max_entries", 0)
         out = []
         for job in sorted(self.jobs.values(), key=lambda j: (-j.t_submit, -j.id)):
-            info = None
             if states or results:
-                from flux_launch.services.job_manager.job import RESULT_BITS, STATE_BITS
-
                 st = STATE_BITS[job.state] & states
                 rs = job.state == "INACTIVE" and RESULT_BITS.get(job.result, 0) & results
                 if not (st or rs):
