@@ -10,4 +10,19 @@
 size_t flx_label_lines (const char *prefix, size_t plen,
                         const char *data, size_t len,
                         char *out, size_t *tail);
+
+/* The number of '\n' in data[0..len): data.count(b"\n"), which is 10x slower;
+ * the label_lines wrapper sizes out with it. */
+size_t flx_count_lines (const char *data, size_t len);
+
+/* The longest prefix of in[0..len) that is well-formed UTF-8 (Unicode Table 3-7:
+ * no surrogates, no overlongs, nothing above U+10FFFF) escaped as the inside of
+ * a JSON string, as CPython's json.dumps(..., ensure_ascii=False) escapes it:
+ * '"' and '\\' backslashed, \b \f \n \r \t, other bytes < 0x20 as \u00xx
+ * (lowercase hex), all else copied unchanged. out must hold 6 * len bytes.
+ * Returns the bytes written; *consumed is the length of the prefix and *status
+ * says what follows it: 0 nothing, 1 a sequence valid so far but cut by the end
+ * of data, 2 invalid UTF-8. */
+size_t flx_json_escape (const unsigned char *in, size_t len, char *out,
+                        size_t *consumed, int *status);
 #endif

@@ -68,3 +68,23 @@ def test_selected_backend_is_c_when_built():
 
     assert accel.BACKEND == "c"
     assert accel.label_lines is _cwrap.label_lines
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 2039, 2040, 2041, 2047, 2048, 2049, 4096, 100003])
+def test_count_lines_is_bytes_count(n):
+    """flx_count_lines sizes label_lines' output: it must never undercount."""
+    from flux_launch._accel._c import lib
+
+    for data in (b"\n" * n, b"x\n" * n, (b"\n" * 7 + b"\xff") * n):
+        for start in (0, 1, 3):
+            chunk = data[start:]
+            assert lib.flx_count_lines(chunk, len(chunk)) == chunk.count(b"\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=3000), newlines=st.integers(0, 5000))
+def test_count_lines_any_bytes(data, newlines):
+    from flux_launch._accel._c import lib
+
+    data = data + b"\n" * newlines
+    assert lib.flx_count_lines(data, len(data)) == data.count(b"\n")

@@ -67,3 +67,37 @@ def test_every_rank_is_reached_from_rank_zero(size, k, data):
         hops += 1
     assert hops <= size
     assert sorted(r for r in range(size) if r in subtree_of(0, size, k)) == list(range(size))
+
+
+def test_raw_attachment_round_trips_split_anywhere():
+    blob = bytes(range(256)) * 1000
+    msgs = [message.request("kvs.commit", {"ops": [{"op": "append", "key": "a", "raw": True}], "raw": blob}),
+            message.request("attr.get", {"name": "size"}),
+            message.request("kvs.commit", {"raw": b""})]
+    data = b"".join(message.frame(m) for m in msgs)
+    for step in (1, 5, 4096, len(data)):
+        dec = message.Decoder()
+        out = []
+        for i in range(0, len(data), step):
+            out += dec.feed(data[i:i + step])
+        assert out == msgs
+        assert dec.pending == 0
+
+
+def test_split_raw_leaves_the_message_alone():
+    msg = message.request("x.y", {"raw": b"abc", "n": 1})
+    plain, raw = message.split_raw(msg)
+    assert raw == b"abc" and plain["payload"] == {"raw": True, "n": 1}
+    assert msg["payload"]["raw"] == b"abc"  # the caller's message is not modified
+    assert message.split_raw(message.request("x.y", {"raw": "text"}))[1] is None
+
+
+@pytest.mark.parametrize("body", [struct.pack(">I", 99) + b'{"type":"req","topic":"a","payload":{"raw":true}}',
+                                  struct.pack(">I", 2) + b'{"type":"req","topic":"a","payload":{}}',
+                                  b"ab"])
+def test_a_bad_raw_frame_is_reported_and_the_stream_goes_on(body):
+    dec = message.Decoder()
+    good = message.request("attr.get", {"name": "size"})
+    out = dec.feed(struct.pack(">I", 0x80000000 | len(body)) + body + message.frame(good))
+    assert isinstance(out[0], message.MessageError)
+    assert out[1] == good

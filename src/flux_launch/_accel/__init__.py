@@ -28,7 +28,9 @@ if _c is not None:
     BACKEND = "c"
     label_lines = _c.label_lines
     label_flush = _c.label_flush
+    json_escape = _c.json_escape
 else:
     BACKEND = "py"
     label_lines = _py.label_lines
     label_flush = _py.label_flush
+    json_escape = _py.json_escape

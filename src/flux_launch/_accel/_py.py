@@ -8,7 +8,28 @@ decoded, so any binary data passes through unchanged.
 ``label_flush(prefix, partial)``: at end of stream, the unterminated tail as a line
 of its own (``prefix + partial + \\n``), so that a labelled partial line never runs
 into another source's line; nothing for an empty tail.
+
+``json_escape(data, start=0)`` -> ``(escaped, consumed, status)``: the bytes of
+``data[start:]`` as the inside of a JSON string (RFC 8259), without a detour
+through str in the C backend. The longest prefix of ``data[start:]`` that
+CPython's strict UTF-8 decoder accepts (no surrogates, no overlongs, nothing above
+U+10FFFF) is escaped exactly as ``json.dumps(prefix.decode(), ensure_ascii=False)``
+escapes it (without the quotes): ``"`` and ``\\`` backslashed, ``\\b \\f \\n \\r \\t``
+as two-character escapes, every other code point below 0x20 as ``\\u00xx``
+(lowercase hex), everything else (0x7f and all non-ASCII) copied unchanged as
+UTF-8. ``consumed`` is the length of that prefix in bytes, counted from ``start``
+(the caller resumes at ``start + consumed``). ``status`` says what follows it:
+
+- 0: nothing: all of ``data[start:]`` was consumed;
+- 1: an incomplete UTF-8 sequence cut by the end of data, each of its bytes valid
+  so far (CPython's "unexpected end of data"): hold it back until more bytes come;
+- 2: invalid UTF-8 (the caller falls back to base64 for the rest).
+
+``data`` is any bytes-like object; ``start`` must be in ``0..len(data)``
+(ValueError otherwise).
 """
+
+import json
 
 
 def label_lines(prefix, data, partial=b""):
@@ -22,3 +43,18 @@ def label_lines(prefix, data, partial=b""):
 
 def label_flush(prefix, partial):
     return prefix + partial + b"\n" if partial else b""
+
+
+def json_escape(data, start=0):
+    chunk = memoryview(data).cast("B")
+    if not 0 <= start <= len(chunk):
+        raise ValueError(f"json_escape: start {start} outside 0..{len(chunk)}")
+    chunk = bytes(chunk[start:])
+    status = 0
+    try:
+        text = chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        status = 1 if exc.reason == "unexpected end of data" else 2
+        chunk = chunk[:exc.start]
+        text = chunk.decode("utf-8")
+    return json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8"), len(chunk), status

@@ -22,6 +22,12 @@ log = logging.getLogger("flux_launch.broker")
 
 _PEERCRED = struct.Struct("3i")
 
+# Flow control toward a client that reads slowly (a terminal behind ``flux run``):
+# above HIGH_WATER bytes queued for it, bulk senders (output watches) hold back
+# until the queue drains to LOW_WATER; the data waits in the KVS, not in memory twice.
+HIGH_WATER = 4 * 1024 * 1024
+LOW_WATER = 1024 * 1024
+
 
 def peer_cred(sock):
     """Return ``(pid, uid, gid)`` of the process at the other end of a UNIX socket."""
@@ -32,7 +38,8 @@ class Client:
     """One connected client: its transport, credentials, subscriptions and the
     (service, nodeid) pairs it has sent requests to (told of its disconnect)."""
 
-    __slots__ = ("id", "hop", "transport", "uid", "pid", "subscriptions", "services", "closed", "provides")
+    __slots__ = ("id", "hop", "transport", "uid", "pid", "subscriptions", "services", "closed", "provides",
+                 "paused", "on_resume")
 
     def __init__(self, cid, transport, uid, pid):
         self.id = cid
@@ -44,6 +51,14 @@ class Client:
         self.services = set()
         self.closed = False
         self.provides = set()  # service names this client serves (service.add)
+        self.paused = False  # its socket's send buffer is above the high-water mark
+        self.on_resume = []  # callables to run once it drains below the low-water mark
+
+    def resumed(self):
+        self.paused = False
+        waiting, self.on_resume = self.on_resume, []
+        for fn in waiting:
+            fn()
 
     def send(self, msg):
         if not self.closed:
@@ -74,6 +89,15 @@ class _Protocol(asyncio.Protocol):
             transport.close()
             return
         self.client = self.connector.add_client(transport, uid, pid)
+        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+
+    def pause_writing(self):
+        if self.client is not None:
+            self.client.paused = True
+
+    def resume_writing(self):
+        if self.client is not None:
+            self.client.resumed()
 
     def data_received(self, data):
         client = self.client

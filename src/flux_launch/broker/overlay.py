@@ -160,7 +160,11 @@ class Overlay:
         if self.child_state.get(rank) != "online":
             return False
         try:
-            self.router.send_multipart([str(rank).encode(), _msg.encode(msg)], zmq.NOBLOCK)
+            msg, raw = _msg.split_raw(msg)
+            frames = [str(rank).encode(), _msg.encode(msg)]
+            if raw is not None:
+                frames.append(raw)
+            self.router.send_multipart(frames, zmq.NOBLOCK, copy=raw is None)
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
                 self._lose_child(rank, "connection gone")
@@ -172,7 +176,11 @@ class Overlay:
 
     def send_parent(self, msg):
         try:
-            self.dealer.send(_msg.encode(msg), zmq.NOBLOCK)
+            msg, raw = _msg.split_raw(msg)
+            if raw is None:
+                self.dealer.send(_msg.encode(msg), zmq.NOBLOCK)
+            else:
+                self.dealer.send_multipart([_msg.encode(msg), raw], zmq.NOBLOCK, copy=False)
         except zmq.Again:
             # no link to the parent right now (it is gone, or reconnecting)
             if msg.get("type") != "ctl":
@@ -198,12 +206,14 @@ class Overlay:
         sock = self.router
         while not self._closing and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             frames = sock.recv_multipart(zmq.NOBLOCK)
-            if len(frames) != 2:
+            if len(frames) not in (2, 3):
                 log.error("overlay: dropped a message of %d frames from a child", len(frames))
                 continue
             try:
                 child = int(frames[0])
                 msg = _msg.decode(frames[1])
+                if len(frames) == 3:
+                    _msg.attach_raw(msg, frames[2])
             except ValueError as exc:
                 log.error("overlay: dropped a message from child %r: %s", frames[0][:16], exc)
                 continue
@@ -219,10 +229,14 @@ class Overlay:
     def _drain_dealer(self):
         sock = self.dealer
         while not self._closing and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            data = sock.recv(zmq.NOBLOCK)
+            frames = sock.recv_multipart(zmq.NOBLOCK)
             self.parent_seen = time.monotonic()
             try:
-                msg = _msg.decode(data)
+                if len(frames) > 2:
+                    raise ValueError(f"a message of {len(frames)} frames")
+                msg = _msg.decode(frames[0])
+                if len(frames) == 2:
+                    _msg.attach_raw(msg, frames[1])
             except ValueError as exc:
                 log.error("overlay: dropped a message from the parent: %s", exc)
                 continue

@@ -128,6 +128,14 @@ class Router:
 
     # ---- responses --------------------------------------------------------------
 
+    def local_client(self, req):
+        """The connector client a response to ``req`` goes to, when it is one of this
+        broker's clients (for flow control), else None."""
+        route = req.get("route")
+        if route and route[-1][0] == "c":
+            return self.connector.clients.get(route[-1])
+        return None
+
     def route_response(self, msg):
         route = msg.get("route")
         if not route:

@@ -32,8 +32,8 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     """
     jid = int(jobid)
     main = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "eventlog"}, flags=STREAMING)
-    output = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "guest.output"}, flags=STREAMING)
-    main_lines, out_lines = EventlogParser(), EventlogParser()
+    output = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "guest.output", "raw": True}, flags=STREAMING)
+    main_lines, out_lines = EventlogParser(), _BytesParser()
     partial = {}
     sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
     status = None
@@ -127,43 +127,74 @@ def _output_complete(state):
     return count is not None and state.get("_eofs", 0) >= 2 * count
 
 
+class _BytesParser:
+    """Eventlog entries from chunks of UTF-8 bytes split anywhere."""
+
+    def __init__(self):
+        self._buf = b""
+
+    def feed(self, data):
+        buf = self._buf + data if self._buf else data
+        cut = buf.rfind(b"\n") + 1
+        self._buf = buf[cut:]
+        if not cut:
+            return []
+        loads = json.loads
+        return [loads(line) for line in buf[:cut - 1].split(b"\n") if line]
+
+
 def _print_output(output, out_lines, partial, sinks, label):
     """Print the output eventlog entries received so far (RFC 24); ``partial``
     holds labelled partial lines, and the header's task count and eofs seen."""
     if label:  # the C labeller loads cffi: only when labelling
         from flux_launch._accel import label_flush, label_lines
-    else:  # whole lines only, so that tasks' lines never splice (pure Python is enough)
-        from flux_launch._accel._py import label_flush, label_lines
+    dirty = set()
     while output._queue:
         try:
-            value = output.get()["value"]
+            chunk = output.get()["raw"]
         except OSError:
-            return
-        for ev in out_lines.feed(value):
+            break
+        for ev in out_lines.feed(chunk):
             ctx = ev.get("context") or {}
             name = ev.get("name")
             if name == "data":
                 stream = ctx.get("stream", "stdout")
                 sink = sinks.get(stream, sys.stdout.buffer)
                 k = (ctx.get("rank"), stream)
-                prefix = f"{ctx.get('rank')}: ".encode() if label else b""
                 if "data" in ctx:
                     data = ctx["data"]
                     data = base64.b64decode(data) if ctx.get("encoding") == "base64" else data.encode()
-                    data, partial[k] = label_lines(prefix, data, partial.get(k, b""))
-                    sink.write(data)
-                    sink.flush()
+                    tail = partial.get(k)
+                    if label:
+                        data, partial[k] = label_lines(f"{ctx.get('rank')}: ".encode(), data, tail or b"")
+                    else:  # whole lines only, so that tasks' lines never splice
+                        if tail:
+                            data = tail + data
+                        cut = data.rfind(b"\n") + 1
+                        if cut < len(data):
+                            data, partial[k] = data[:cut], data[cut:]
+                        elif tail is not None:
+                            partial[k] = b""
+                    if data:
+                        sink.write(data)
+                        dirty.add(sink)
                 if ctx.get("eof"):
                     partial["_eofs"] = partial.get("_eofs", 0) + 1
                     tail = partial.pop(k, b"")
                     if tail:  # a last line without newline: labelled, it gets one; else as it is
-                        sink.write(label_flush(prefix, tail) if label else tail)
-                        sink.flush()
+                        sink.write(label_flush(f"{ctx.get('rank')}: ".encode(), tail) if label else tail)
+                        dirty.add(sink)
             elif name == "header":
                 partial["_count"] = (ctx.get("count") or {}).get("stdout", 0)
             elif name == "log":
                 level = LEVELS.get(ctx.get("level", 3), "ERROR")
+                for sink in dirty:
+                    sink.flush()
+                dirty.clear()
                 sys.stderr.write(f"flux-shell[{ctx.get('rank', 0)}]: {level}: {ctx.get('message')}\n")
+                sys.stderr.flush()
+    for sink in dirty:
+        sink.flush()
 
 
 def _input_key(jid):

@@ -158,8 +158,15 @@ def jobspec(args, command=None, env=None):
     for opt in args.setopt:
         key, sep, value = opt.partition("=")
         _set_path(options, key, _json_or_str(value) if sep else 1)
-    if args.unbuffered:
-        options.setdefault("output", {})
+    if args.unbuffered:  # as flux-core: no line buffering of either stream
+        out = options.setdefault("output", {})
+        for stream in ("stdout", "stderr"):
+            out.setdefault(stream, {}).setdefault("buffer", {})["type"] = "none"
+    if args.label_io and (js.output or js.error):  # labels inside the --output/--error files too
+        out = options.setdefault("output", {})
+        for stream, path in (("stdout", js.output), ("stderr", js.error)):
+            if path:
+                out.setdefault(stream, {})["label"] = True
     from flux_launch.proto.shellopts import check
 
     check(options, bool(gpus_per_task))

@@ -15,6 +15,14 @@ A message is a dict (RFC 3 in spirit, JSON on the wire):
 
 On the local connector each message is a 4-byte big-endian length followed by that
 many bytes of UTF-8 JSON. On the overlay (zeromq) a message is one JSON frame.
+
+Raw attachment: bulk bytes (job output) travel beside the JSON, never encoded in
+it. A payload that is an object whose ``raw`` member holds bytes is sent with
+``"raw": true`` in the JSON and the bytes after it; the receiver's payload gets
+the bytes back in ``raw``. On a stream the length word then has its top bit set,
+and the body is a 4-byte JSON length, the JSON, and the bytes; on the overlay
+the bytes are one more zeromq frame. Routers pass the bytes on without copying
+them into JSON.
 """
 
 import json
@@ -30,6 +38,8 @@ NORESPONSE = 2
 MAX_MESSAGE = 256 * 1024 * 1024
 
 _HEADER = struct.Struct(">I")
+_RAW_FLAG = 0x80000000
+_RAW_TYPES = (bytes, bytearray, memoryview)
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _loads = json.loads
 
@@ -43,12 +53,39 @@ class FramingError(MessageError):
 
 
 def encode(msg):
-    """Encode a message as one JSON frame (the overlay form).
+    """Encode a message as one JSON frame (the overlay form); a raw attachment
+    must have been split off first (``split_raw``).
 
     Raises:
         TypeError, ValueError: the message holds something JSON cannot encode.
     """
     return _dumps(msg).encode()
+
+
+def split_raw(msg):
+    """``(msg, raw)``: the message with its payload's bytes replaced by ``true``
+    and those bytes, or ``(msg, None)`` when it carries none."""
+    payload = msg.get("payload")
+    if type(payload) is dict:
+        raw = payload.get("raw")
+        if isinstance(raw, _RAW_TYPES):
+            msg = dict(msg)
+            msg["payload"] = dict(payload, raw=True)
+            return msg, raw
+    return msg, None
+
+
+def attach_raw(msg, raw):
+    """Put a received attachment back where ``split_raw`` took it from.
+
+    Raises:
+        MessageError: the message has no payload object to carry it.
+    """
+    payload = msg.get("payload")
+    if type(payload) is not dict or payload.get("raw") is not True:
+        raise MessageError("malformed message: raw bytes without a payload that expects them")
+    payload["raw"] = raw
+    return msg
 
 
 def decode(data):
@@ -74,8 +111,11 @@ def decode(data):
 
 def frame(msg):
     """Encode a message with its length header (the stream form)."""
+    msg, raw = split_raw(msg)
     body = encode(msg)
-    return _HEADER.pack(len(body)) + body
+    if raw is None:
+        return _HEADER.pack(len(body)) + body
+    return b"".join((_HEADER.pack(_RAW_FLAG | (4 + len(body) + len(raw))), _HEADER.pack(len(body)), body, raw))
 
 
 class Decoder:
@@ -96,18 +136,31 @@ class Decoder:
         out = []
         pos = 0
         n = len(buf)
-        while n - pos >= 4:
-            (size,) = _HEADER.unpack_from(buf, pos)
-            if size > self._max:
-                raise FramingError(f"message of {size} bytes exceeds the limit of {self._max}")
-            if n - pos - 4 < size:
-                break
-            body = bytes(buf[pos + 4:pos + 4 + size])
-            pos += 4 + size
-            try:
-                out.append(decode(body))
-            except MessageError as exc:
-                out.append(exc)
+        view = memoryview(buf)
+        try:
+            while n - pos >= 4:
+                (size,) = _HEADER.unpack_from(buf, pos)
+                has_raw = size & _RAW_FLAG
+                size &= ~_RAW_FLAG
+                if size > self._max:
+                    raise FramingError(f"message of {size} bytes exceeds the limit of {self._max}")
+                if n - pos - 4 < size:
+                    break
+                start = pos + 4
+                pos = start + size
+                try:
+                    if not has_raw:
+                        out.append(decode(bytes(view[start:pos])))
+                        continue
+                    (jlen,) = _HEADER.unpack_from(buf, start) if size >= 4 else (size,)
+                    if jlen > size - 4:
+                        raise MessageError(f"malformed message: JSON length {jlen} exceeds the frame")
+                    msg = decode(bytes(view[start + 4:start + 4 + jlen]))
+                    out.append(attach_raw(msg, bytes(view[start + 4 + jlen:pos])))
+                except MessageError as exc:
+                    out.append(exc)
+        finally:
+            view.release()
         if pos:
             del buf[:pos]
         return out

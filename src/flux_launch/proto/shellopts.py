@@ -66,8 +66,17 @@ def check(options, gpus_requested=False):
     cpu_affinity(options.get("cpu-affinity"))
     gpu_affinity(options.get("gpu-affinity"), gpus_requested)
     out = options.get("output")
-    if isinstance(out, dict) and "limit" in out:
-        parse_size(out["limit"])
+    if isinstance(out, dict):
+        if "limit" in out:
+            parse_size(out["limit"])
+        if "batch-timeout" in out:
+            bt = out["batch-timeout"]
+            if isinstance(bt, bool) or not isinstance(bt, (int, float)) or bt < 0:
+                raise ValueError(f"output.batch-timeout: {bt!r} is not a number of seconds >= 0")
+        for stream in ("stdout", "stderr"):
+            buf = out.get(stream, {}).get("buffer") if isinstance(out.get(stream), dict) else None
+            if isinstance(buf, dict) and buf.get("type", "line") not in ("line", "none"):
+                raise ValueError(f"output.{stream}.buffer.type: {buf.get('type')!r} (use line or none)")
     pr = options.get("per-resource")
     if pr is not None:
         if not isinstance(pr, dict) or pr.get("type") not in ("core", "node"):

@@ -8,8 +8,10 @@ Topics:
 - ``job-manager.raise {id, type, severity, note}`` (``flux cancel`` raises
   type=cancel), ``job-manager.kill {id, signum}``, ``job-manager.urgency {id,
   urgency}``, ``job-manager.wait {id}`` (waitable jobs; ``id`` 0 waits for any).
-- ``job-info.lookup {id, keys}``, ``job-info.eventlog-watch {id, path}``
-  (streaming; ``path`` ``eventlog`` or ``guest.output`` ...), ``job-info.eventlog-watch-cancel``.
+- ``job-info.lookup {id, keys}``, ``job-info.eventlog-watch {id, path, raw?}``
+  (streaming; ``path`` ``eventlog`` or ``guest.output`` ...; with ``raw`` the
+  text comes as bytes in a raw attachment, with flow control),
+  ``job-info.eventlog-watch-cancel``.
 - ``job-list.list {max_entries?, states?, results?, userid?}``, ``job-list.list-id {id}``.
 
 Every state change is an event appended to the job's eventlog (RFC 21). Events
@@ -534,7 +536,8 @@ class JobManager:
             raise RequestError(errno.EPROTO, "job-info.eventlog-watch: path must be a string")
         # The watch is the KVS's own, answered on this request's route.
         self.kvs.handle({**msg, "topic": "kvs.watch",
-                         "payload": {"key": f"{kvs_dir(job.id)}.{path}", "append": True, "waitcreate": True}})
+                         "payload": {"key": f"{kvs_dir(job.id)}.{path}", "append": True, "waitcreate": True,
+                                     "raw": p.get("raw") is True}})
 
     def _rpc_job_info__eventlog_watch_cancel(self, msg, p):
         self.kvs.handle({**msg, "topic": "kvs.unwatch"})

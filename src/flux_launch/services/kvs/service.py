@@ -21,7 +21,7 @@ Topics (payloads are objects; ``namespace`` defaults to ``primary``):
 import errno
 import logging
 
-from flux_launch.services.kvs.store import Store
+from flux_launch.services.kvs.store import BLOB_MIN, Blob, Store
 
 log = logging.getLogger("flux_launch.kvs")
 
@@ -35,43 +35,100 @@ class Dir(dict):
 
 
 class Rope:
-    """A string value grown by appends (eventlogs, job output): appends cost the
-    appended text only, not a copy of everything before it."""
+    """A string value grown by appends (eventlogs, job output), held as UTF-8
+    bytes: appends cost the appended bytes only, not a copy of everything before
+    them, and raw appends (bytes from a message's attachment) are never decoded.
+    A chunk kept in the store's blob file is held as its ``Blob`` (read back when
+    needed), so big outputs do not stay in memory; the last one is kept until the
+    next append, for the watchers that send it on at once. Offsets (``length``,
+    ``tail``) count bytes."""
 
-    __slots__ = ("chunks", "length", "_joined")
+    __slots__ = ("chunks", "length", "_text", "_recent", "_recent_at")
 
     def __init__(self, text=""):
-        self.chunks = [text] if text else []
-        self.length = len(text)
-        self._joined = text
+        data = text.encode() if type(text) is str else text
+        self.chunks = [data] if data else []
+        self.length = len(data)
+        self._text = text if type(text) is str else None
+        self._recent = None  # the bytes of the last chunk when it is a Blob
+        self._recent_at = -1
 
-    def append(self, text):
-        self.chunks.append(text)
-        self.length += len(text)
-        self._joined = None
+    def append(self, data, blob=None):
+        """Append ``data`` (str or bytes); ``blob``: where the store keeps it."""
+        if type(data) is str:
+            data = data.encode()
+        at = self.length
+        if blob is not None:
+            self.chunks.append(blob)
+            self._recent, self._recent_at = data, at
+        elif type(data) is Blob:  # reloaded from the store
+            self.chunks.append(data)
+        else:
+            self.chunks.append(data)
+        self.length += len(data)
+        self._text = None
+
+    def _data(self, chunk, at):
+        if type(chunk) is not Blob:
+            return chunk
+        if at == self._recent_at:
+            return self._recent
+        return chunk.read()
 
     def value(self):
-        if self._joined is None:
-            self._joined = "".join(self.chunks)
-            self.chunks = [self._joined] if self._joined else []
-        return self._joined
+        """The whole string."""
+        if self._text is not None:
+            return self._text
+        parts = []
+        at = 0
+        for chunk in self.chunks:
+            parts.append(self._data(chunk, at))
+            at += len(chunk)
+        text = b"".join(parts).decode()
+        if self.length < BLOB_MIN:
+            self._text = text
+        return text
 
     def tail(self, start):
-        """The text from character ``start`` on."""
+        """The bytes from offset ``start`` on."""
         if start >= self.length:
-            return ""
+            return b""
         out = []
         pos = self.length
         for chunk in reversed(self.chunks):
             pos -= len(chunk)
+            data = self._data(chunk, pos)
             if pos >= start:
-                out.append(chunk)
+                out.append(data)
             else:
-                out.append(chunk[start - pos:])
+                out.append(data[start - pos:])
                 break
             if pos == start:
                 break
-        return "".join(reversed(out))
+        return out[0] if len(out) == 1 else b"".join(reversed(out))
+
+
+def _utf8(raw, key):
+    """Check that ``raw`` (an attachment) is the UTF-8 text of a string; returns it as bytes.
+
+    Raises:
+        KVSError: EINVAL, it is missing or not UTF-8.
+    """
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise KVSError(errno.EPROTO, f"kvs.commit: raw append to {key} without raw bytes")
+    try:
+        str(raw, "utf-8")
+    except UnicodeDecodeError as exc:
+        raise KVSError(errno.EINVAL, f"kvs.commit: raw append to {key}: not UTF-8 ({exc.reason} "
+                       f"at byte {exc.start})") from None
+    return bytes(raw)
+
+
+def _concat(a, b):
+    """Join two appended values (str or UTF-8 bytes)."""
+    if type(a) is type(b):
+        return a + b
+    return (a.encode() if type(a) is str else a) + (b.encode() if type(b) is str else b)
 
 
 def plain(node):
@@ -120,9 +177,9 @@ def _listing(node, recursive):
 
 
 class _Watch:
-    __slots__ = ("req", "key", "ns", "append", "uniq", "sent", "last")
+    __slots__ = ("req", "key", "ns", "append", "uniq", "sent", "last", "raw", "client", "waiting")
 
-    def __init__(self, req, key, ns, append, uniq):
+    def __init__(self, req, key, ns, append, uniq, raw=False, client=None):
         self.req = req
         self.key = key
         self.ns = ns
@@ -130,6 +187,9 @@ class _Watch:
         self.uniq = uniq
         self.sent = 0
         self.last = None
+        self.raw = raw  # appends go as a raw attachment (bytes), not a JSON string
+        self.client = client  # the local connector client it answers, for flow control
+        self.waiting = False  # held back until that client's send buffer drains
 
 
 class KVSService:
@@ -227,7 +287,7 @@ class KVSService:
             self.broker.respond(msg, {"key": key, "value": plain(node)})
 
     def _rpc_commit(self, msg, p):
-        self.commit(p.get("ops"), p.get("namespace") or PRIMARY)
+        self.commit(p.get("ops"), p.get("namespace") or PRIMARY, p.get("raw"))
         self.broker.respond(msg, {})
 
     def lookup(self, key, namespace=PRIMARY):
@@ -249,8 +309,9 @@ class KVSService:
             return []
         return list(node) if type(node) is Dir else []
 
-    def commit(self, ops, namespace=PRIMARY):
-        """Apply ``ops`` atomically (in-process callers and ``kvs.commit``).
+    def commit(self, ops, namespace=PRIMARY, raw=None):
+        """Apply ``ops`` atomically (in-process callers and ``kvs.commit``). An
+        append op with ``"raw": true`` appends ``raw``, the UTF-8 bytes of a string.
 
         Raises:
             KVSError: a bad op (nothing is applied).
@@ -275,21 +336,23 @@ class KVSService:
                 changes.append(("put", key, op["value"]))
             elif kind == "append":
                 value = op.get("value")
-                if not isinstance(value, str):
+                if op.get("raw") is True:  # the bytes of the request's attachment
+                    value = _utf8(raw, key)
+                elif not isinstance(value, str):
                     raise KVSError(errno.EINVAL, f"kvs.commit: append to {key}: value must be a string")
                 if key in staged:  # put earlier in this commit: stage the whole value
                     old = staged[key]
                     if not isinstance(old, str):
                         raise KVSError(errno.EINVAL, f"kvs.commit: cannot append to {key}: "
                                        "its value is not a string")
-                    staged[key] = old + value
+                    staged[key] = old + (value if type(value) is str else value.decode())
                     changes.append(("put", key, staged[key]))
                     continue
                 try:
                     old = _lookup(root, key)
                 except KVSError:  # a new key: a put (it may change the tree's structure)
-                    staged[key] = value
-                    changes.append(("put", key, value))
+                    staged[key] = value if type(value) is str else value.decode()
+                    changes.append(("put", key, staged[key]))
                     continue
                 if type(old) is not Rope and not isinstance(old, str):
                     raise KVSError(errno.EINVAL, f"kvs.commit: cannot append to {key}: its value is not a string")
@@ -301,9 +364,20 @@ class KVSService:
                 changes.append(("mkdir", key))
             else:
                 raise KVSError(errno.EPROTO, f"kvs.commit: unknown op {kind!r}")
-        self.store.commit(ns, self._mark_simple(root, changes))
+        changes = self._mark_simple(root, changes)
+        blobs = {}
+        for i, change in enumerate(changes):  # big appends go to the blob file first
+            if change[0] == "append" and type(change[2]) is bytes and len(change[2]) >= BLOB_MIN:
+                try:
+                    blob = self.store.write_blob(change[2])
+                except OSError as exc:
+                    raise KVSError(exc.errno or errno.EIO, f"kvs.commit: cannot store {change[1]}: "
+                                   f"{exc.strerror or exc}") from None
+                blobs[i] = (change[2], blob)
+                changes[i] = ("append", change[1], blob)
+        self.store.commit(ns, changes)
         changed = []
-        for change in changes:
+        for i, change in enumerate(changes):
             kind, key = change[0], change[1]
             if kind == "put":
                 value = change[2]
@@ -313,10 +387,13 @@ class KVSService:
                     node = _lookup(root, key)
                 except KVSError:
                     node = None
-                if type(node) is Rope:
-                    node.append(change[2])
+                if type(node) is not Rope:
+                    node = Rope(node or "")
+                    self._set(root, key, node)
+                if i in blobs:
+                    node.append(*blobs[i])
                 else:
-                    self._set(root, key, Rope((node or "") + change[2]))
+                    node.append(change[2])
             elif kind == "mkdir":
                 self._set(root, key, Dir())
             elif key == ".":
@@ -342,7 +419,7 @@ class KVSService:
             if out and change[0] == "put" and out[-1][0] == "put" and out[-1][1] == change[1]:
                 out.pop()  # successive appends to one key: only the last value is written
             elif out and change[0] == "append" and out[-1][0] == "append" and out[-1][1] == change[1]:
-                change = ("append", change[1], out.pop()[2] + change[2])  # one chunk, not several
+                change = ("append", change[1], _concat(out.pop()[2], change[2]))  # one chunk, not several
             if change[0] == "put":
                 node = root
                 simple = True
@@ -366,7 +443,9 @@ class KVSService:
         key = normalize(p.get("key"))
         if not msg.get("flags", 0) & 1:
             raise KVSError(errno.EPROTO, "kvs.watch must be a streaming RPC")
-        w = _Watch(msg, key, ns, bool(p.get("append")), bool(p.get("uniq")))
+        append = bool(p.get("append"))
+        raw = append and bool(p.get("raw"))
+        w = _Watch(msg, key, ns, append, bool(p.get("uniq")), raw, self.broker.local_client(msg) if raw else None)
         try:
             node = _lookup(root, key)
         except KVSError:
@@ -385,14 +464,26 @@ class KVSService:
     def _send(self, w, node):
         if w.append:
             rope = node if type(node) is Rope else None
-            length = rope.length if rope is not None else (len(node) if isinstance(node, str) else -1)
+            if rope is None:  # a plain string appended to since
+                rope = Rope(node) if isinstance(node, str) else None
+            length = rope.length if rope is not None else -1
             if length < w.sent:
                 self._end(w, errno.EINVAL, f"{w.key}: value was replaced, not appended to")
                 return
             if length == w.sent and w.sent:
                 return
-            data = rope.tail(w.sent) if rope is not None else node[w.sent:]
-            self.broker.respond(w.req, {"key": w.key, "value": data})
+            client = w.client
+            if client is not None and client.paused:
+                # flow control: its reader is behind; send it all once it drains
+                if not w.waiting:
+                    w.waiting = True
+                    client.on_resume.append(lambda: self._resume(w))
+                return
+            data = rope.tail(w.sent)
+            if w.raw:
+                self.broker.respond(w.req, {"key": w.key, "raw": data})
+            else:
+                self.broker.respond(w.req, {"key": w.key, "value": data.decode()})
             w.sent = length
         else:
             value = plain(node)
@@ -401,6 +492,17 @@ class KVSService:
             self.broker.respond(w.req, {"key": w.key, "value": value})
             w.sent += 1
             w.last = value
+
+    def _resume(self, w):
+        w.waiting = False
+        if w not in self.watches.get((w.ns, w.key), ()):
+            return  # ended meanwhile
+        try:
+            node = _lookup(self.spaces[w.ns], w.key)
+        except (KVSError, KeyError):
+            return
+        if type(node) is not Dir:
+            self._send(w, node)
 
     def _end(self, w, errnum, text=None):
         watches = self.watches.get((w.ns, w.key), [])

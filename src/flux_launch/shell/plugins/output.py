@@ -1,12 +1,33 @@
-"""output: task stdout/stderr into the job's output eventlog (RFC 24).
+"""output: task stdout/stderr into the job's output eventlog (RFC 24), or files.
 
-Topics: ``shell.init`` (the leader shell writes the ``header``), task pipes are
-read by the shell loop; ``shell.finish`` flushes. Entries are ``data`` events
-``{stream, rank, data}`` (``encoding: base64`` for bytes that are not UTF-8),
-``{stream, rank, eof: true}`` at the end of a stream, and ``log`` events for the
-shell's own messages. Entries are batched: a commit when 1 MiB is pending or
-5 ms after the first pending entry, and at the end; the shell waits for every
-commit before it exits, so nothing a task wrote is lost, even if it then dies.
+Topics: ``shell.init`` (the leader shell writes the ``header``; ``--output`` files
+are opened), task pipes are read by the shell loop; ``shell.finish`` flushes.
+
+Entries are ``data`` events ``{stream, rank, data}`` (``encoding: base64`` for
+bytes that are not UTF-8), ``{stream, rank, eof: true}`` at the end of a stream,
+``redirect`` for a stream sent to a file, and ``log`` events for the shell's own
+messages (``flux-shell[N]: LEVEL: text`` at the front end).
+
+The hot path, per read of up to 256 KiB from a task pipe:
+
+- buffering: stdout is line buffered (only whole lines are sent, the rest waits
+  for its newline, for EOF, or until 1 MiB of one line is pending), stderr is
+  not (``-o output.{stdout,stderr}.buffer.type=line|none``, ``flux run -u``);
+- the bytes are escaped into the entry's JSON string by the C accelerator (or its
+  Python twin), without decoding them; a UTF-8 character cut by the read waits
+  for its next bytes; bytes that are not UTF-8 go as base64;
+- entries are batched and appended to ``guest.output`` as one raw attachment
+  (never re-encoded as JSON by the broker): a commit when 1 MiB is pending or
+  ``output.batch-timeout`` (5 ms) after the first pending entry, and at the end.
+
+Flow control: at most ``WINDOW`` commits are in flight; past that the shell stops
+reading task pipes until the broker answers, so a task that writes faster than
+the instance can store blocks in ``write()`` instead of growing anyone's memory.
+The shell waits for every commit before it exits: what a task wrote before it
+died is never lost.
+
+``output.limit`` (default 1G, like Flux's single-user default) truncates the job's
+output with one message instead of overloading the instance.
 """
 
 import base64
@@ -18,18 +39,37 @@ import time
 from flux_launch.proto.shellopts import parse_size
 from flux_launch.shell.plugstack import Plugin
 
+READ_SIZE = 1 << 18
 BATCH_BYTES = 1024 * 1024
+BATCH_DELAY = 0.005
+WINDOW = 4  # commits in flight before the shell stops reading task output
+LINE_MAX = 1024 * 1024  # a line longer than this is sent in pieces
 # Like flux-core's single-user default: past this much, a job's output is dropped
 # (with one message) instead of overloading the instance's KVS.
 DEFAULT_LIMIT = "1G"
-
-BATCH_DELAY = 0.005
 LEVELS = {"FATAL": 2, "ERROR": 3, "WARN": 4, "WARNING": 4, "INFO": 6, "DEBUG": 7, "TRACE": 8}
 
 
 def _entry(name, context):
-    return json.dumps({"timestamp": time.time(), "name": name, "context": context},
-                      separators=(",", ":"), ensure_ascii=False) + "\n"
+    return (json.dumps({"timestamp": time.time(), "name": name, "context": context},
+                       separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+class _Stream:
+    """One task's stdout or stderr pipe, as the shell reads it."""
+
+    __slots__ = ("fd", "task", "name", "rank", "line", "pending", "file", "label", "head")
+
+    def __init__(self, fd, task, name, line, file, label):
+        self.fd = fd
+        self.task = task
+        self.name = name
+        self.rank = str(task.id)
+        self.line = line  # line buffered
+        self.pending = b""  # bytes read but not yet sent (a partial line or UTF-8 character)
+        self.file = file  # the fd of its --output/--error file, or None
+        self.label = label  # prefix lines written to the file with "RANK: "
+        self.head = f'","rank":"{self.rank}","data":"'.encode()
 
 
 class Output:
@@ -39,25 +79,29 @@ class Output:
         self.pending = []
         self.pending_bytes = 0
         self.first_pending = None
-        self.streams = 0
+        self.streams = {}  # fd -> _Stream, while open
         self.files = {}  # (stream, taskid) -> fd of its output file (--output/--error)
-        spec = shell.options.get("output") if isinstance(shell.options.get("output"), dict) else {}
-        self.limit = parse_size(spec.get("limit", DEFAULT_LIMIT))
+        spec = shell.options.get("output")
+        self.spec = spec if isinstance(spec, dict) else {}
+        self.limit = parse_size(self.spec.get("limit", DEFAULT_LIMIT))
+        self.delay = _batch_timeout(self.spec.get("batch-timeout"))
         self.forwarded = 0
         self.truncated = False
+        self.inflight = []  # commit futures not yet answered
+        self.paused = False
+        from flux_launch._accel import json_escape, label_flush, label_lines
+
+        self._escape = json_escape
+        self._label_lines = label_lines
+        self._label_flush = label_flush
         self._open_files()
+        shell.broker_hooks.append(self._answered)
         if shell.leader:
             n = shell.taskmap.ntasks
             self.add(_entry("header", {"version": 1, "encoding": {"stdout": "UTF-8", "stderr": "UTF-8"},
                                        "count": {"stdout": n, "stderr": n}, "options": {}}))
 
-    def add(self, line):
-        if not self.pending:
-            self.first_pending = time.monotonic()
-        self.pending.append(line)
-        self.pending_bytes += len(line)
-        if self.pending_bytes >= BATCH_BYTES:
-            self.flush()
+    # ---- setup ----------------------------------------------------------------------
 
     def _open_files(self):
         """Open the files of ``--output``/``--error`` for this node's tasks. A template
@@ -68,12 +112,9 @@ class Output:
             RuntimeError: a file cannot be opened (the message names it).
         """
         shell = self.shell
-        spec = shell.options.get("output") or {}
-        if not isinstance(spec, dict):
-            return
         opened = {}
         for stream in ("stdout", "stderr"):
-            entry = spec.get(stream)
+            entry = self.spec.get(stream)
             if not isinstance(entry, dict) or entry.get("type") != "file" or not entry.get("path"):
                 continue
             template = entry["path"]
@@ -97,14 +138,27 @@ class Output:
             os.close(fd)
         self.files.clear()
 
+    def _option(self, stream, name, default):
+        entry = self.spec.get(stream)
+        if not isinstance(entry, dict):
+            return default
+        if name == "buffer":
+            buf = entry.get("buffer")
+            return buf.get("type", default) if isinstance(buf, dict) else default
+        return entry.get(name, default)
+
     def task_fds(self, task):
         fds = {}
         for stream in ("stdout", "stderr"):
             r, w = os.pipe()
             os.set_blocking(r, False)
             fds[stream] = w
-            self.shell.watch_fd(r, selectors.EVENT_READ, self._reader(task, stream))
-            self.streams += 1
+            line = self._option(stream, "buffer", "line" if stream == "stdout" else "none") == "line"
+            s = _Stream(r, task, stream, line, self.files.get((stream, task.id)),
+                        bool(self._option(stream, "label", False)))
+            self.streams[r] = s
+            if not self.paused:
+                self.shell.watch_fd(r, selectors.EVENT_READ, self._read)
             task.open_streams += 1
         self._close_after_spawn = [fds["stdout"], fds["stderr"]]
         return fds
@@ -114,66 +168,137 @@ class Output:
             os.close(fd)
         self._close_after_spawn = []
 
-    def _reader(self, task, stream):
-        def read(fd, _events):
-            try:
-                data = os.read(fd, 1 << 18)
-            except BlockingIOError:
-                return
-            if data:
-                fd_out = self.files.get((stream, task.id))
-                if fd_out is not None:
-                    while data:
-                        data = data[os.write(fd_out, data):]
+    # ---- the hot path ---------------------------------------------------------------
+
+    def _read(self, fd, _events):
+        s = self.streams[fd]
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        if not data:
+            self._eof(s)
+            return
+        if s.file is not None:
+            self._to_file(s, data)
+            return
+        if s.pending:
+            data = s.pending + data
+            s.pending = b""
+        if s.line:
+            cut = data.rfind(b"\n") + 1
+            if cut < len(data) and (cut or len(data) < LINE_MAX):
+                s.pending = data[cut:]
+                data = data[:cut]
+                if not data:
                     return
-                room = self.limit - self.forwarded
-                if len(data) > room:
-                    data = data[:room]
-                    if not self.truncated:
-                        self.truncated = True
-                        self.shell.log("WARN", f"output limit of {self.limit} bytes exceeded: "
-                                       "the rest of the job's output is dropped (-o output.limit=SIZE)")
-                    if not data:
-                        return
-                self.forwarded += len(data)
-                ctx = {"stream": stream, "rank": str(task.id)}
-                try:
-                    ctx["data"] = data.decode()
-                except UnicodeDecodeError:
-                    ctx["data"] = base64.b64encode(data).decode()
-                    ctx["encoding"] = "base64"
-                self.add(_entry("data", ctx))
+        self._data(s, data)
+
+    def _data(self, s, data, final=False):
+        """Send ``data`` of stream ``s`` as one entry (or keep a cut UTF-8 character)."""
+        room = self.limit - self.forwarded
+        if len(data) > room:
+            data = data[:room]
+            if not self.truncated:
+                self.truncated = True
+                self.shell.log("WARN", f"output limit of {self.limit} bytes exceeded: "
+                               "the rest of the job's output is dropped (-o output.limit=SIZE)")
+            if not data:
                 return
-            self.shell.unwatch_fd(fd)
-            os.close(fd)
-            self.streams -= 1
-            task.open_streams -= 1
-            self.add(_entry("data", {"stream": stream, "rank": str(task.id), "eof": True}))
-        return read
+        escaped, consumed, status = self._escape(data)
+        if status == 1 and not final:  # a character cut by the read: wait for the rest
+            s.pending = data[consumed:] + s.pending
+            data = data[:consumed]
+        elif status:
+            escaped = None
+        if not data:
+            return
+        self.forwarded += len(data)
+        if escaped is None:  # not UTF-8: base64, byte for byte
+            self.add(_entry("data", {"stream": s.name, "rank": s.rank,
+                                     "data": base64.b64encode(data).decode(), "encoding": "base64"}))
+            return
+        self.add(b"".join((b'{"timestamp":', repr(time.time()).encode(), b',"name":"data","context":{"stream":"',
+                           s.name.encode(), s.head, escaped, b'"}}\n')))
+
+    def _to_file(self, s, data):
+        if s.label:
+            data, s.pending = self._label_lines(s.rank.encode() + b": ", data, s.pending)
+        while data:
+            data = data[os.write(s.file, data):]
+
+    def _eof(self, s):
+        self.shell.unwatch_fd(s.fd)
+        os.close(s.fd)
+        del self.streams[s.fd]
+        s.task.open_streams -= 1
+        if s.pending:
+            tail, s.pending = s.pending, b""
+            if s.file is not None:
+                data = self._label_flush(s.rank.encode() + b": ", tail) if s.label else tail
+                while data:
+                    data = data[os.write(s.file, data):]
+            else:
+                self._data(s, tail, final=True)
+        self.add(_entry("data", {"stream": s.name, "rank": s.rank, "eof": True}))
+
+    # ---- batching and flow control --------------------------------------------------
+
+    def add(self, entry):
+        if not self.pending:
+            self.first_pending = time.monotonic()
+        self.pending.append(entry)
+        self.pending_bytes += len(entry)
+        if self.pending_bytes >= BATCH_BYTES:
+            self.flush()
 
     def log(self, level, text):
         self.add(_entry("log", {"level": LEVELS.get(level, 3), "message": text,
                                 "rank": self.shell.node_index, "component": "shell"}))
 
     def open_streams(self):
-        return self.streams
+        return len(self.streams)
 
     def flush_timeout(self):
         if not self.pending:
             return None
-        return max(0.0, self.first_pending + BATCH_DELAY - time.monotonic())
+        return max(0.0, self.first_pending + self.delay - time.monotonic())
 
     def maybe_flush(self):
-        if self.pending and time.monotonic() >= self.first_pending + BATCH_DELAY:
+        if self.pending and time.monotonic() >= self.first_pending + self.delay:
             self.flush()
 
     def flush(self):
         if not self.pending:
             return
-        value = "".join(self.pending)
+        value = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
         self.pending = []
         self.pending_bytes = 0
-        self.shell.rpc("kvs.commit", {"ops": [{"op": "append", "key": self.key, "value": value}]})
+        fut = self.shell.rpc("kvs.commit", {"ops": [{"op": "append", "key": self.key, "raw": True}],
+                                            "raw": value})
+        self.inflight.append(fut)
+        if len(self.inflight) >= WINDOW and not self.paused:
+            self.paused = True
+            for fd in self.streams:
+                self.shell.unwatch_fd(fd)
+
+    def _answered(self):
+        if self.inflight:
+            self.inflight = [f for f in self.inflight if not f.done]
+        if self.paused and len(self.inflight) < WINDOW:
+            self.paused = False
+            for fd in self.streams:
+                self.shell.watch_fd(fd, selectors.EVENT_READ, self._read)
+
+
+def _batch_timeout(value):
+    if value is None:
+        return BATCH_DELAY
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise RuntimeError(f"output.batch-timeout: {value!r} is not a number of seconds") from None
+    return max(0.0, value)
 
 
 def expand(template, shell, taskid):
