@@ -187,3 +187,118 @@ size_t flx_json_escape (const unsigned char *in, size_t len, char *out,
     *status = st;
     return (size_t)(o - out);
 }
+
+/* ---- flx_json_unescape -------------------------------------------------- */
+
+/* The byte a two-character escape \x stands for, by x; 0 where \x is not one
+ * ('u' is handled apart). */
+static const unsigned char json_unesc[128] = {
+    ['"'] = '"', ['\\'] = '\\', ['/'] = '/',
+    ['b'] = '\b', ['f'] = '\f', ['n'] = '\n', ['r'] = '\r', ['t'] = '\t',
+};
+
+/* The value of the 4 hex digits (either case) at p; -1 if one is not a digit. */
+static inline long hex4 (const unsigned char *p)
+{
+    long v = 0;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        unsigned c = p[i], d = c - '0';
+        if (d > 9) {
+            d = (c | 0x20) - 'a';
+            if (d > 5)
+                return -1;
+            d += 10;
+        }
+        v = (v << 4) | d;
+    }
+    return v;
+}
+
+long flx_json_unescape (const unsigned char *in, size_t len, char *out)
+{
+    const unsigned char *p = in;
+    const unsigned char *end = in + len;
+    char *o = out;
+
+    while (p < end) {
+#ifdef JSON_SWAR
+        /* Runs of plain ASCII 8 bytes at a time, stored whole as in
+         * flx_json_escape; the 8 bytes fit: o - out <= p - in, p + 8 <= end. */
+        while (end - p >= 8) {
+            uint64_t x, m;
+            memcpy (&x, p, 8);
+            memcpy (o, &x, 8);
+            m = json_special (x);
+            if (m) {
+                unsigned k = (unsigned)__builtin_ctzll (m) >> 3;
+                o += k;
+                p += k;
+                break;
+            }
+            o += 8;
+            p += 8;
+        }
+        if (p >= end)
+            break;
+#endif
+        unsigned c = *p;
+        if (c == '\\') {
+            unsigned e;
+            long cp;
+            if (end - p < 2)
+                return -1;
+            e = p[1];
+            if (e != 'u') {
+                if (e >= 0x80 || !json_unesc[e])
+                    return -1;
+                *o++ = (char)json_unesc[e];
+                p += 2;
+                continue;
+            }
+            if (end - p < 6 || (cp = hex4 (p + 2)) < 0)
+                return -1;
+            p += 6;
+            if (cp < 0x80)
+                *o++ = (char)cp;
+            else if (cp < 0x800) {
+                *o++ = (char)(0xC0 | (cp >> 6));
+                *o++ = (char)(0x80 | (cp & 0x3F));
+            }
+            else if (cp < 0xD800 || cp > 0xDFFF) {
+                *o++ = (char)(0xE0 | (cp >> 12));
+                *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *o++ = (char)(0x80 | (cp & 0x3F));
+            }
+            else {
+                long lo;
+                /* a high surrogate, then \u and a low one: one code point */
+                if (cp > 0xDBFF || end - p < 6 || p[0] != '\\' || p[1] != 'u'
+                    || (lo = hex4 (p + 2)) < 0xDC00 || lo > 0xDFFF)
+                    return -1;
+                p += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                *o++ = (char)(0xF0 | (cp >> 18));
+                *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+                *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *o++ = (char)(0x80 | (cp & 0x3F));
+            }
+        }
+        else if (c >= 0x80) {
+            int n = utf8_seq (p, end);
+            if (n <= 0)
+                return -1;
+            memcpy (o, p, (size_t)n);
+            o += n;
+            p += n;
+        }
+        else if (c < 0x20 || c == '"')
+            return -1;
+        else {
+            *o++ = (char)c;
+            p++;
+        }
+    }
+    return (long)(o - out);
+}

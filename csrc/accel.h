@@ -25,4 +25,14 @@ size_t flx_count_lines (const char *data, size_t len);
  * of data, 2 invalid UTF-8. */
 size_t flx_json_escape (const unsigned char *in, size_t len, char *out,
                         size_t *consumed, int *status);
+
+/* The value of the JSON string whose body (the bytes between its quotes) is
+ * in[0..len), as UTF-8, when that body is valid (RFC 8259: no raw byte < 0x20,
+ * no raw '"', escapes only \" \\ \/ \b \f \n \r \t \uXXXX with hex of
+ * either case), its raw bytes are well-formed UTF-8 (as for flx_json_escape)
+ * and every \u escape is a non-surrogate or a high surrogate directly followed
+ * by a low one (the pair is one code point). out must hold len bytes (the
+ * value is never longer than its body). Returns the bytes written, or -1 when
+ * the body is not all of that (the caller falls back to json.loads). */
+long flx_json_unescape (const unsigned char *in, size_t len, char *out);
 #endif

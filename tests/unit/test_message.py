@@ -101,3 +101,27 @@ def test_a_bad_raw_frame_is_reported_and_the_stream_goes_on(body):
     out = dec.feed(struct.pack(">I", 0x80000000 | len(body)) + body + message.frame(good))
     assert isinstance(out[0], message.MessageError)
     assert out[1] == good
+
+
+def test_recv_from_receives_big_frames_in_place():
+    import socket
+    import threading
+
+    a, b = socket.socketpair()
+    big = bytes(range(256)) * 4096  # 1 MiB: received in a buffer of its own
+    msgs = [message.request("a.b", {"n": 1}), message.request("kvs.commit", {"raw": big, "n": 2}),
+            message.request("a.b", {"n": 3}), message.request("kvs.commit", {"raw": b"x" * 70000})]
+    data = b"".join(message.frame(m) for m in msgs)
+    t = threading.Thread(target=a.sendall, args=(data,))
+    t.start()
+    dec = message.Decoder()
+    out = []
+    while len(out) < len(msgs):
+        got = dec.recv_from(b, 4096)
+        assert got is not None
+        out += got
+    t.join()
+    assert out == msgs and dec.pending == 0
+    a.close()
+    assert dec.recv_from(b) is None
+    b.close()

@@ -29,8 +29,10 @@ if _c is not None:
     label_lines = _c.label_lines
     label_flush = _c.label_flush
     json_escape = _c.json_escape
+    json_unescape = _c.json_unescape
 else:
     BACKEND = "py"
     label_lines = _py.label_lines
     label_flush = _py.label_flush
     json_escape = _py.json_escape
+    json_unescape = _py.json_unescape

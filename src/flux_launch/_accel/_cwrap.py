@@ -54,3 +54,10 @@ def json_escape(data, start=0):
     consumed, status = _local.sizep, _local.intp
     n = lib.flx_json_escape(src + start, size - start, out, consumed, status)
     return ffi.buffer(out, n)[:], consumed[0], status[0]
+
+
+def json_unescape(data):
+    src = ffi.from_buffer("unsigned char[]", data)
+    out = _out(len(src))
+    n = lib.flx_json_unescape(src, len(src), out)
+    return ffi.buffer(out, n)[:] if n >= 0 else None

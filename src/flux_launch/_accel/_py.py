@@ -27,6 +27,19 @@ UTF-8. ``consumed`` is the length of that prefix in bytes, counted from ``start`
 
 ``data`` is any bytes-like object; ``start`` must be in ``0..len(data)``
 (ValueError otherwise).
+
+``json_unescape(data)`` -> ``bytes`` or ``None``: the inverse, for the body of a
+JSON string (the bytes between its quotes, any bytes-like ``data``): its value
+encoded as UTF-8, i.e. ``json.loads(b'"' + data + b'"').encode("utf-8")``, when
+``data`` is a valid JSON string body (RFC 8259: no raw byte below 0x20, no raw
+``"``, backslash escapes only ``\\" \\\\ \\/ \\b \\f \\n \\r \\t`` and
+``\\uXXXX`` with hex digits of either case), its raw bytes are well-formed UTF-8
+(as for ``json_escape``: no surrogates, no overlongs, nothing above U+10FFFF;
+0x7f and all other non-ASCII allowed) and every ``\\u`` escape is either a
+non-surrogate or a high surrogate directly followed by a low one (a pair, which
+stands for one code point). Otherwise ``None`` (a lone or reversed surrogate
+escape, which ``json.loads`` would turn into an unencodable str, included): the
+caller then falls back to ``json.loads`` of the whole text.
 """
 
 import json
@@ -58,3 +71,16 @@ def json_escape(data, start=0):
         chunk = chunk[:exc.start]
         text = chunk.decode("utf-8")
     return json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8"), len(chunk), status
+
+
+def json_unescape(data):
+    # The strict UTF-8 decode rejects invalid raw bytes (json.loads of bytes would
+    # pass raw surrogates through); json.loads (strict: raw control characters
+    # rejected) checks the rest of the grammar, exactly with CPython's C scanner
+    # (the pure-Python fallback scanner, used only without _json, lets int()
+    # read "\u" digits, so it would also take e.g. "\u 12f"); escaped
+    # surrogates left unpaired make the str unencodable.
+    try:
+        return json.loads((b'"' + data + b'"').decode("utf-8")).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):  # JSONDecodeError, UnicodeDecodeError
+        return None

@@ -11,10 +11,12 @@ JSON is logged and dropped while the connection stays open.
 
 import asyncio
 import errno
+import itertools
 import logging
 import os
 import socket
 import struct
+from collections import deque
 
 from flux_launch.proto import message as _msg
 
@@ -39,12 +41,19 @@ class Client:
     (service, nodeid) pairs it has sent requests to (told of its disconnect)."""
 
     __slots__ = ("id", "hop", "transport", "uid", "pid", "subscriptions", "services", "closed", "provides",
-                 "paused", "on_resume")
+                 "paused", "on_resume", "sock", "outq", "outbytes")
 
     def __init__(self, cid, transport, uid, pid):
         self.id = cid
         self.hop = f"c{cid}"
         self.transport = transport
+        # Writes bypass the transport's buffer: gathering sends (a raw attachment is
+        # never copied into a frame) and a queue of views (asyncio 3.11 moves its
+        # whole bytearray buffer after each partial send).
+        self.sock = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+        self.sock.setblocking(False)
+        self.outq = deque()
+        self.outbytes = 0
         self.uid = uid
         self.pid = pid
         self.subscriptions = []
@@ -61,8 +70,78 @@ class Client:
             fn()
 
     def send(self, msg):
-        if not self.closed:
-            self.transport.write(_msg.frame(msg))
+        if self.closed:
+            return
+        parts = _msg.frame_parts(msg)
+        if self.outq:
+            self._queue(parts, 0)
+            return
+        try:
+            n = self.sock.sendmsg(parts) if len(parts) > 1 else self.sock.send(parts[0])
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self.transport.close()  # gone: connection_lost cleans up
+            return
+        self._queue(parts, n)
+
+    def _queue(self, parts, sent):
+        """Queue what of ``parts`` the socket did not take (``sent`` bytes went)."""
+        was_empty = not self.outq
+        for part in parts:
+            size = len(part)
+            if sent >= size:
+                sent -= size
+                continue
+            view = memoryview(part).cast("B")[sent:] if sent else memoryview(part).cast("B")
+            sent = 0
+            self.outq.append(view)
+            self.outbytes += len(view)
+        if self.outq:
+            if was_empty:
+                asyncio.get_running_loop().add_writer(self.sock.fileno(), self._write_ready)
+            if self.outbytes > HIGH_WATER:
+                self.paused = True
+
+    def _write_ready(self):
+        q = self.outq
+        try:
+            while q:
+                n = self.sock.sendmsg(list(itertools.islice(q, 64)))
+                if not n:
+                    break
+                self.outbytes -= n
+                while n:
+                    head = q[0]
+                    if n >= len(head):
+                        n -= len(head)
+                        q.popleft()
+                    else:
+                        q[0] = head[n:]
+                        n = 0
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._drop()
+            self.transport.close()
+            return
+        if not q:
+            asyncio.get_running_loop().remove_writer(self.sock.fileno())
+        if self.paused and self.outbytes <= LOW_WATER:
+            self.resumed()
+
+    def _drop(self):
+        if self.outq:
+            try:
+                asyncio.get_running_loop().remove_writer(self.sock.fileno())
+            except (RuntimeError, ValueError):
+                pass
+            self.outq.clear()
+            self.outbytes = 0
+
+    def close(self):
+        self._drop()
+        self.sock.close()
 
 
 class _Protocol(asyncio.Protocol):
@@ -89,15 +168,6 @@ class _Protocol(asyncio.Protocol):
             transport.close()
             return
         self.client = self.connector.add_client(transport, uid, pid)
-        transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
-
-    def pause_writing(self):
-        if self.client is not None:
-            self.client.paused = True
-
-    def resume_writing(self):
-        if self.client is not None:
-            self.client.resumed()
 
     def data_received(self, data):
         client = self.client
@@ -149,6 +219,7 @@ class Connector:
 
     def remove_client(self, client):
         client.closed = True
+        client.close()
         self.clients.pop(client.hop, None)
         self.broker.client_disconnected(client)
 

@@ -162,6 +162,8 @@ class Overlay:
         try:
             msg, raw = _msg.split_raw(msg)
             frames = [str(rank).encode(), _msg.encode(msg)]
+            if type(raw) is list:
+                raw = b"".join(raw)
             if raw is not None:
                 frames.append(raw)
             self.router.send_multipart(frames, zmq.NOBLOCK, copy=raw is None)
@@ -177,6 +179,8 @@ class Overlay:
     def send_parent(self, msg):
         try:
             msg, raw = _msg.split_raw(msg)
+            if type(raw) is list:
+                raw = b"".join(raw)
             if raw is None:
                 self.dealer.send(_msg.encode(msg), zmq.NOBLOCK)
             else:

@@ -13,6 +13,7 @@ import base64
 import errno
 import json
 import os
+import re
 import selectors
 import signal
 import sys
@@ -127,72 +128,111 @@ def _output_complete(state):
     return count is not None and state.get("_eofs", 0) >= 2 * count
 
 
+# A data entry as the shells write it; anything else is decoded with json.
+_DATA_HEAD = re.compile(rb'\{"timestamp":[-+.0-9eE]+,"name":"data","context":\{"stream":"(stdout|stderr)",'
+                        rb'"rank":"([0-9]+)","data":"')
+
+
 class _BytesParser:
-    """Eventlog entries from chunks of UTF-8 bytes split anywhere."""
+    """Output eventlog entries from chunks of UTF-8 bytes split anywhere.
+
+    ``feed(chunk)`` yields ``(stream, rank, data)`` for data entries written the way
+    the shells write them (the data unescaped by the C accelerator, no dict, no
+    str), and ``(None, None, entry)`` for every other entry (decoded with json).
+    """
 
     def __init__(self):
         self._buf = b""
+        from flux_launch._accel import json_unescape
+
+        self._unescape = json_unescape
 
     def feed(self, data):
         buf = self._buf + data if self._buf else data
-        cut = buf.rfind(b"\n") + 1
-        self._buf = buf[cut:]
-        if not cut:
-            return []
-        loads = json.loads
-        return [loads(line) for line in buf[:cut - 1].split(b"\n") if line]
+        find = buf.find
+        match = _DATA_HEAD.match
+        unescape = self._unescape
+        view = memoryview(buf)
+        pos = 0
+        try:
+            while True:
+                nl = find(b"\n", pos)
+                if nl < 0:
+                    break
+                start, pos = pos, nl + 1
+                if nl == start:
+                    continue
+                m = match(buf, start, nl)
+                if m is not None and buf[nl - 3:nl] == b'"}}':
+                    text = unescape(view[m.end():nl - 3])
+                    if text is not None:
+                        yield m.group(1).decode(), m.group(2).decode(), text
+                        continue
+                yield None, None, json.loads(buf[start:nl])
+        finally:
+            view.release()
+            self._buf = buf[pos:]
 
 
 def _print_output(output, out_lines, partial, sinks, label):
     """Print the output eventlog entries received so far (RFC 24); ``partial``
-    holds labelled partial lines, and the header's task count and eofs seen."""
-    if label:  # the C labeller loads cffi: only when labelling
-        from flux_launch._accel import label_flush, label_lines
+    holds partial lines per task stream (so that tasks' lines never splice), and
+    the header's task count and eofs seen."""
+    from flux_launch._accel import label_flush, label_lines
+
     dirty = set()
     while output._queue:
         try:
             chunk = output.get()["raw"]
         except OSError:
             break
-        for ev in out_lines.feed(chunk):
-            ctx = ev.get("context") or {}
-            name = ev.get("name")
-            if name == "data":
-                stream = ctx.get("stream", "stdout")
-                sink = sinks.get(stream, sys.stdout.buffer)
-                k = (ctx.get("rank"), stream)
-                if "data" in ctx:
-                    data = ctx["data"]
+        for stream, rank, ev in out_lines.feed(chunk):
+            if stream is not None:
+                data, eof = ev, False
+            else:
+                ctx = ev.get("context") or {}
+                name = ev.get("name")
+                if name == "header":
+                    partial["_count"] = (ctx.get("count") or {}).get("stdout", 0)
+                    continue
+                if name == "log":
+                    level = LEVELS.get(ctx.get("level", 3), "ERROR")
+                    for sink in dirty:
+                        sink.flush()
+                    dirty.clear()
+                    sys.stderr.write(f"flux-shell[{ctx.get('rank', 0)}]: {level}: {ctx.get('message')}\n")
+                    sys.stderr.flush()
+                    continue
+                if name != "data":
+                    continue
+                stream, rank = ctx.get("stream", "stdout"), ctx.get("rank")
+                data = ctx.get("data")
+                if data is not None:
                     data = base64.b64decode(data) if ctx.get("encoding") == "base64" else data.encode()
-                    tail = partial.get(k)
-                    if label:
-                        data, partial[k] = label_lines(f"{ctx.get('rank')}: ".encode(), data, tail or b"")
-                    else:  # whole lines only, so that tasks' lines never splice
-                        if tail:
-                            data = tail + data
-                        cut = data.rfind(b"\n") + 1
-                        if cut < len(data):
-                            data, partial[k] = data[:cut], data[cut:]
-                        elif tail is not None:
-                            partial[k] = b""
-                    if data:
-                        sink.write(data)
-                        dirty.add(sink)
-                if ctx.get("eof"):
-                    partial["_eofs"] = partial.get("_eofs", 0) + 1
-                    tail = partial.pop(k, b"")
-                    if tail:  # a last line without newline: labelled, it gets one; else as it is
-                        sink.write(label_flush(f"{ctx.get('rank')}: ".encode(), tail) if label else tail)
-                        dirty.add(sink)
-            elif name == "header":
-                partial["_count"] = (ctx.get("count") or {}).get("stdout", 0)
-            elif name == "log":
-                level = LEVELS.get(ctx.get("level", 3), "ERROR")
-                for sink in dirty:
-                    sink.flush()
-                dirty.clear()
-                sys.stderr.write(f"flux-shell[{ctx.get('rank', 0)}]: {level}: {ctx.get('message')}\n")
-                sys.stderr.flush()
+                eof = ctx.get("eof")
+            sink = sinks.get(stream, sys.stdout.buffer)
+            k = (rank, stream)
+            if data:
+                tail = partial.get(k)
+                if label:
+                    data, partial[k] = label_lines(f"{rank}: ".encode(), data, tail or b"")
+                else:  # whole lines only
+                    if tail:
+                        data = tail + data
+                    cut = data.rfind(b"\n") + 1
+                    if cut < len(data):
+                        data, partial[k] = data[:cut], data[cut:]
+                    elif tail is not None:
+                        partial[k] = b""
+                if data:
+                    sink.write(data)
+                    dirty.add(sink)
+            if eof:
+                partial["_eofs"] = partial.get("_eofs", 0) + 1
+                tail = partial.pop(k, b"")
+                if tail:  # a last line without newline: labelled, it gets one; else as it is
+                    sink.write(label_flush(f"{rank}: ".encode(), tail) if label else tail)
+                    dirty.add(sink)
     for sink in dirty:
         sink.flush()
 

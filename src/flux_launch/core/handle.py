@@ -97,6 +97,20 @@ class Future:
         self.handle._futures.pop(self.matchtag, None)
 
 
+def _sendmsg_all(sock, parts):
+    """Send the concatenation of ``parts`` with gathering writes (no copy)."""
+    views = [memoryview(p).cast("B") for p in parts]
+    while views:
+        n = sock.sendmsg(views[:64])
+        while n:
+            if n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][n:]
+                n = 0
+
+
 class Flux:
     """A connection to one broker.
 
@@ -156,7 +170,11 @@ class Flux:
             ConnectionError: the broker closed the connection.
         """
         try:
-            self._sock.sendall(_msg.frame(msg))
+            parts = _msg.frame_parts(msg)
+            if len(parts) == 1:
+                self._sock.sendall(parts[0])
+            else:
+                _sendmsg_all(self._sock, parts)
         except (BrokenPipeError, ConnectionResetError):
             # The broker may have refused us and closed before we sent: its reason
             # is still waiting in our receive buffer.
@@ -223,15 +241,14 @@ class Flux:
         self._sock.settimeout(timeout)
         while True:
             try:
-                data = self._sock.recv(1 << 20)
+                msgs = self._decoder.recv_from(self._sock)
             except socket.timeout:
                 if timeout is None:  # not ours: e.g. a SIGALRM handler's TimeoutError
                     raise
                 raise TimeoutError(f"no response from {self.uri} within {timeout}s") from None
-            if not data:
+            if msgs is None:
                 self.close()
                 raise ConnectionError(f"the broker at {self.uri} closed the connection")
-            msgs = self._decoder.feed(data)
             if not msgs:
                 continue
             for m in msgs:

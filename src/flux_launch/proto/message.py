@@ -40,6 +40,7 @@ MAX_MESSAGE = 256 * 1024 * 1024
 _HEADER = struct.Struct(">I")
 _RAW_FLAG = 0x80000000
 _RAW_TYPES = (bytes, bytearray, memoryview)
+_BIG = 64 * 1024  # a frame this big is received in place (Decoder.recv_from)
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _loads = json.loads
 
@@ -68,7 +69,7 @@ def split_raw(msg):
     payload = msg.get("payload")
     if type(payload) is dict:
         raw = payload.get("raw")
-        if isinstance(raw, _RAW_TYPES):
+        if isinstance(raw, _RAW_TYPES) or type(raw) is list:
             msg = dict(msg)
             msg["payload"] = dict(payload, raw=True)
             return msg, raw
@@ -111,11 +112,22 @@ def decode(data):
 
 def frame(msg):
     """Encode a message with its length header (the stream form)."""
+    parts = frame_parts(msg)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def frame_parts(msg):
+    """The stream form as a list of buffers, for a gathering send (``sendmsg``): a
+    raw attachment is not copied. A sender may give the attachment as a list of
+    buffers, sent as their concatenation."""
     msg, raw = split_raw(msg)
     body = encode(msg)
     if raw is None:
-        return _HEADER.pack(len(body)) + body
-    return b"".join((_HEADER.pack(_RAW_FLAG | (4 + len(body) + len(raw))), _HEADER.pack(len(body)), body, raw))
+        return [_HEADER.pack(len(body)) + body]
+    if type(raw) is not list:
+        raw = [raw]
+    size = 4 + len(body) + sum(len(r) for r in raw)
+    return [_HEADER.pack(_RAW_FLAG | size) + _HEADER.pack(len(body)) + body, *raw]
 
 
 class Decoder:
@@ -129,6 +141,9 @@ class Decoder:
     def __init__(self, max_message=MAX_MESSAGE):
         self._buf = bytearray()
         self._max = max_message
+        self._big = None  # the body of a big frame being received in place (recv_from)
+        self._got = 0
+        self._big_raw = 0
 
     def feed(self, data):
         buf = self._buf
@@ -148,27 +163,70 @@ class Decoder:
                     break
                 start = pos + 4
                 pos = start + size
-                try:
-                    if not has_raw:
-                        out.append(decode(bytes(view[start:pos])))
-                        continue
-                    (jlen,) = _HEADER.unpack_from(buf, start) if size >= 4 else (size,)
-                    if jlen > size - 4:
-                        raise MessageError(f"malformed message: JSON length {jlen} exceeds the frame")
-                    msg = decode(bytes(view[start + 4:start + 4 + jlen]))
-                    out.append(attach_raw(msg, bytes(view[start + 4 + jlen:pos])))
-                except MessageError as exc:
-                    out.append(exc)
+                with view[start:pos] as body:
+                    out.append(_decode_body(body, has_raw))
         finally:
             view.release()
         if pos:
             del buf[:pos]
         return out
 
+    def recv_from(self, sock, size=1 << 18):
+        """Receive once from ``sock`` and return the messages completed, or None at
+        EOF. The body of a big frame is received straight into a buffer of its own
+        size, instead of being accumulated and copied out.
+
+        Raises:
+            FramingError: see ``feed``.
+        """
+        big = self._big
+        if big is not None:
+            with memoryview(big) as view:
+                n = sock.recv_into(view[self._got:])
+            if not n:
+                return None
+            self._got += n
+            if self._got < len(big):
+                return []
+            self._big = None
+            with memoryview(big) as view:
+                return [_decode_body(view, self._big_raw)]
+        data = sock.recv(size)
+        if not data:
+            return None
+        out = self.feed(data)
+        buf = self._buf
+        if len(buf) >= 4:
+            (size,) = _HEADER.unpack_from(buf, 0)
+            has_raw = size & _RAW_FLAG
+            size &= ~_RAW_FLAG
+            if _BIG < size <= self._max:
+                big = self._big = bytearray(size)
+                self._got = len(buf) - 4
+                big[:self._got] = memoryview(buf)[4:]
+                self._big_raw = has_raw
+                del buf[:]
+        return out
+
     @property
     def pending(self):
         """Number of buffered bytes of an incomplete frame."""
-        return len(self._buf)
+        return len(self._buf) + (self._got + 4 if self._big is not None else 0)
+
+
+def _decode_body(view, has_raw):
+    """A message from a frame's body (a memoryview), or the MessageError it is."""
+    try:
+        if not has_raw:
+            return decode(bytes(view))
+        size = len(view)
+        (jlen,) = _HEADER.unpack_from(view, 0) if size >= 4 else (size,)
+        if jlen > size - 4:
+            raise MessageError(f"malformed message: JSON length {jlen} exceeds the frame")
+        msg = decode(bytes(view[4:4 + jlen]))
+        return attach_raw(msg, bytes(view[4 + jlen:]))
+    except MessageError as exc:
+        return exc.with_traceback(None)  # its frames would keep the buffer exported
 
 
 def request(topic, payload=None, nodeid=NODEID_ANY, matchtag=0, flags=0):

@@ -31,6 +31,7 @@ output with one message instead of overloading the instance.
 """
 
 import base64
+import fcntl
 import json
 import os
 import selectors
@@ -40,6 +41,8 @@ from flux_launch.proto.shellopts import parse_size
 from flux_launch.shell.plugstack import Plugin
 
 READ_SIZE = 1 << 18
+PIPE_SIZE = 1 << 20
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 BATCH_BYTES = 1024 * 1024
 BATCH_DELAY = 0.005
 WINDOW = 4  # commits in flight before the shell stops reading task output
@@ -152,6 +155,10 @@ class Output:
         for stream in ("stdout", "stderr"):
             r, w = os.pipe()
             os.set_blocking(r, False)
+            try:  # fewer, bigger reads (and writer wake-ups) than the default 64 KiB
+                fcntl.fcntl(r, F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:
+                pass
             fds[stream] = w
             line = self._option(stream, "buffer", "line" if stream == "stdout" else "none") == "line"
             s = _Stream(r, task, stream, line, self.files.get((stream, task.id)),
@@ -271,7 +278,7 @@ class Output:
     def flush(self):
         if not self.pending:
             return
-        value = b"".join(self.pending) if len(self.pending) > 1 else self.pending[0]
+        value = self.pending  # sent as one attachment by a gathering write: no copy
         self.pending = []
         self.pending_bytes = 0
         fut = self.shell.rpc("kvs.commit", {"ops": [{"op": "append", "key": self.key, "raw": True}],
