@@ -141,9 +141,9 @@ class Decoder:
     def __init__(self, max_message=MAX_MESSAGE):
         self._buf = bytearray()
         self._max = max_message
-        self._big = None  # the body of a big frame being received in place (recv_from)
+        self._big = None  # a big frame's body (or raw attachment) received in place (recv_from)
+        self._big_msg = None  # the message whose raw attachment _big is
         self._got = 0
-        self._big_raw = 0
 
     def feed(self, data):
         buf = self._buf
@@ -173,8 +173,9 @@ class Decoder:
 
     def recv_from(self, sock, size=1 << 18):
         """Receive once from ``sock`` and return the messages completed, or None at
-        EOF. The body of a big frame is received straight into a buffer of its own
-        size, instead of being accumulated and copied out.
+        EOF. A big frame is received straight into a buffer of its own size (for a
+        raw attachment: a bytearray that becomes the payload's ``raw``), instead of
+        being accumulated and copied out.
 
         Raises:
             FramingError: see ``feed``.
@@ -189,22 +190,40 @@ class Decoder:
             if self._got < len(big):
                 return []
             self._big = None
-            with memoryview(big) as view:
-                return [_decode_body(view, self._big_raw)]
+            msg, self._big_msg = self._big_msg, None
+            if msg is None:
+                with memoryview(big) as view:
+                    return [_decode_body(view, 0)]
+            try:
+                return [attach_raw(msg, big)]
+            except MessageError as exc:
+                return [exc.with_traceback(None)]
         data = sock.recv(size)
         if not data:
             return None
         out = self.feed(data)
         buf = self._buf
-        if len(buf) >= 4:
+        if len(buf) >= 8:
             (size,) = _HEADER.unpack_from(buf, 0)
             has_raw = size & _RAW_FLAG
             size &= ~_RAW_FLAG
             if _BIG < size <= self._max:
+                start = 4
+                msg = None
+                if has_raw:
+                    (jlen,) = _HEADER.unpack_from(buf, 4)
+                    if jlen > size - 4 or len(buf) < 8 + jlen:
+                        return out  # not yet (or broken: feed reports it once complete)
+                    try:
+                        msg = decode(bytes(buf[8:8 + jlen]))
+                    except MessageError:
+                        return out
+                    start = 8 + jlen
+                    size -= 4 + jlen
                 big = self._big = bytearray(size)
-                self._got = len(buf) - 4
-                big[:self._got] = memoryview(buf)[4:]
-                self._big_raw = has_raw
+                self._got = len(buf) - start
+                big[:self._got] = memoryview(buf)[start:]
+                self._big_msg = msg
                 del buf[:]
         return out
 

@@ -38,42 +38,30 @@ class Rope:
     """A string value grown by appends (eventlogs, job output), held as UTF-8
     bytes: appends cost the appended bytes only, not a copy of everything before
     them, and raw appends (bytes from a message's attachment) are never decoded.
-    A chunk kept in the store's blob file is held as its ``Blob`` (read back when
-    needed), so big outputs do not stay in memory; the last one is kept until the
-    next append, for the watchers that send it on at once. Offsets (``length``,
-    ``tail``) count bytes."""
+    A chunk kept in the store's blob file is held as its ``Blob``, read back (from
+    the store's cache of recent blobs, or the file) when needed, so that big
+    outputs do not stay in memory. Offsets (``length``, ``tail``) count bytes."""
 
-    __slots__ = ("chunks", "length", "_text", "_recent", "_recent_at")
+    __slots__ = ("chunks", "length", "_text")
 
     def __init__(self, text=""):
         data = text.encode() if type(text) is str else text
         self.chunks = [data] if data else []
         self.length = len(data)
         self._text = text if type(text) is str else None
-        self._recent = None  # the bytes of the last chunk when it is a Blob
-        self._recent_at = -1
 
     def append(self, data, blob=None):
-        """Append ``data`` (str or bytes); ``blob``: where the store keeps it."""
+        """Append ``data`` (str, bytes, or a ``Blob``); ``blob``: where the store
+        keeps ``data`` (then only the reference is held)."""
         if type(data) is str:
             data = data.encode()
-        at = self.length
-        if blob is not None:
-            self.chunks.append(blob)
-            self._recent, self._recent_at = data, at
-        elif type(data) is Blob:  # reloaded from the store
-            self.chunks.append(data)
-        else:
-            self.chunks.append(data)
+        self.chunks.append(blob if blob is not None else data)
         self.length += len(data)
         self._text = None
 
-    def _data(self, chunk, at):
-        if type(chunk) is not Blob:
-            return chunk
-        if at == self._recent_at:
-            return self._recent
-        return chunk.read()
+    @staticmethod
+    def _data(chunk, _at=None):
+        return chunk.read() if type(chunk) is Blob else chunk
 
     def value(self):
         """The whole string."""
@@ -88,6 +76,20 @@ class Rope:
         if self.length < BLOB_MIN:
             self._text = text
         return text
+
+    def pieces(self, start):
+        """The bytes from offset ``start`` on, chunk by chunk."""
+        if start >= self.length:
+            return
+        pos = self.length
+        index = len(self.chunks)
+        while index and pos > start:  # the chunk that holds start
+            index -= 1
+            pos -= len(self.chunks[index])
+        for chunk in self.chunks[index:]:
+            data = self._data(chunk, pos)
+            yield data[start - pos:] if start > pos else data
+            pos += len(chunk)
 
     def tail(self, start):
         """The bytes from offset ``start`` on."""
@@ -472,19 +474,24 @@ class KVSService:
                 return
             if length == w.sent and w.sent:
                 return
-            client = w.client
-            if client is not None and client.paused:
-                # flow control: its reader is behind; send it all once it drains
-                if not w.waiting:
-                    w.waiting = True
-                    client.on_resume.append(lambda: self._resume(w))
+            if not w.raw:
+                self.broker.respond(w.req, {"key": w.key, "value": rope.tail(w.sent).decode()})
+                w.sent = length
                 return
-            data = rope.tail(w.sent)
-            if w.raw:
+            # Raw: a response per chunk, and flow control: while the client's socket
+            # is backed up, the rest waits in the KVS until it drains.
+            client = w.client
+            if not length:
+                self.broker.respond(w.req, {"key": w.key, "raw": b""})
+                return
+            for data in rope.pieces(w.sent):
+                if client is not None and client.paused:
+                    if not w.waiting:
+                        w.waiting = True
+                        client.on_resume.append(lambda: self._resume(w))
+                    return
                 self.broker.respond(w.req, {"key": w.key, "raw": data})
-            else:
-                self.broker.respond(w.req, {"key": w.key, "value": data.decode()})
-            w.sent = length
+                w.sent += len(data)
         else:
             value = plain(node)
             if w.uniq and w.sent and value == w.last:

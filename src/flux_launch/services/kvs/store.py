@@ -19,6 +19,7 @@ of removed values is not reclaimed in the file.
 import json
 import os
 import sqlite3
+from collections import OrderedDict
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kvs (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
@@ -41,6 +42,7 @@ COMMIT;
 """
 
 BLOB_MIN = 64 * 1024
+CACHE_BYTES = 16 * 1024 * 1024
 
 
 class Blob:
@@ -90,6 +92,8 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot use {blobs}: {exc.strerror}") from None
         self.blob_end = os.lseek(self.blob_fd, 0, os.SEEK_END)
+        self.cache = OrderedDict()  # offset -> bytes of recent blobs
+        self.cached = 0
 
     def write_blob(self, data):
         """Append ``data`` to the blob file; returns its ``Blob``.
@@ -102,13 +106,29 @@ class Store:
         while view:
             view = view[os.write(self.blob_fd, view):]
         self.blob_end = off + len(data)
+        self._cache_put(off, data)
         return Blob(self, off, len(data))
 
     def read_blob(self, off, size):
+        data = self.cache.get(off)
+        if data is not None:
+            self.cache.move_to_end(off)
+            return data
         data = os.pread(self.blob_fd, size, off)
         if len(data) != size:
             raise OSError(f"content.blobs: {size} bytes at offset {off} are missing (file truncated?)")
+        self._cache_put(off, data)
         return data
+
+    def _cache_put(self, off, data):
+        """Keep the latest blobs in memory (``CACHE_BYTES`` in all): a reader that is
+        a few MiB behind the writer (a watcher held back by flow control) gets them
+        without reading the file."""
+        data = bytes(data)
+        self.cache[off] = data
+        self.cached += len(data)
+        while self.cached > CACHE_BYTES and len(self.cache) > 1:
+            self.cached -= len(self.cache.popitem(last=False)[1])
 
     def load(self):
         """Read everything back.

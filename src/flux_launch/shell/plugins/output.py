@@ -92,11 +92,13 @@ class Output:
         self.truncated = False
         self.inflight = []  # commit futures not yet answered
         self.paused = False
-        from flux_launch._accel import json_escape, label_flush, label_lines
+        from flux_launch._accel import select
 
-        self._escape = json_escape
-        self._label_lines = label_lines
-        self._label_flush = label_flush
+        # the job's choice (FLUX_LAUNCH_ACCEL=c|py in its environment), else the instance's
+        accel = select(shell.env.get("FLUX_LAUNCH_ACCEL") or os.environ.get("FLUX_LAUNCH_ACCEL", ""))
+        self._escape = accel.json_escape
+        self._label_lines = accel.label_lines
+        self._label_flush = accel.label_flush
         self._open_files()
         shell.broker_hooks.append(self._answered)
         if shell.leader:
