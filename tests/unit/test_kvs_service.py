@@ -235,3 +235,123 @@ def test_appends_are_stored_as_chunks_and_survive_restart(tmp_path):
     third = KVSService(Recorder(), state)
     assert get(third, "out")["value"] == "reset+"
     third.close()
+
+
+# ---- raw appends, blobs and raw watches with flow control ----------------------------
+
+class FakeClient:
+    """A connector client as the KVS sees it: paused or not, with resume callbacks."""
+
+    def __init__(self):
+        self.paused = False
+        self.on_resume = []
+
+    def resume(self):
+        self.paused = False
+        waiting, self.on_resume = self.on_resume, []
+        for fn in waiting:
+            fn()
+
+
+def raw_append(svc, key, data):
+    call(svc, "kvs.commit", {"ops": [{"op": "append", "key": key, "raw": True}], "raw": data})
+    return last(svc)
+
+
+def test_raw_appends_small_and_big_read_back_and_survive_restart(tmp_path):
+    from flux_launch.services.kvs.store import BLOB_MIN
+
+    state = str(tmp_path / "state")
+    svc = KVSService(Recorder(), state)
+    put(svc, a="head;")
+    big = ("é" * BLOB_MIN).encode()  # a blob (file), not a row
+    raw_append(svc, "a", b"small;")
+    raw_append(svc, "a", big)
+    raw_append(svc, "a", b";tail")
+    want = "head;small;" + big.decode() + ";tail"
+    assert get(svc, "a")["value"] == want
+    assert (tmp_path / "state" / "content.blobs").stat().st_size == len(big)
+    svc.store.close()
+    again = KVSService(Recorder(), state)
+    assert get(again, "a")["value"] == want
+    again.store.db.close()
+
+
+def test_a_raw_append_that_is_not_utf8_is_refused_and_nothing_changes(kvs):
+    put(kvs, a="x")
+    call(kvs, "kvs.commit", {"ops": [{"op": "append", "key": "a", "raw": True}], "raw": b"ok\xff"})
+    with pytest.raises(OSError, match="not UTF-8") as exc:
+        last(kvs)
+    assert exc.value.errno == errno.EINVAL
+    call(kvs, "kvs.commit", {"ops": [{"op": "append", "key": "a", "raw": True}]})
+    with pytest.raises(OSError, match="without raw bytes"):
+        last(kvs)
+    assert get(kvs, "a")["value"] == "x"
+
+
+def test_raw_append_to_a_new_key_creates_it(kvs):
+    raw_append(kvs, "d.e", b"new")
+    assert get(kvs, "d.e")["value"] == "new"
+
+
+def test_raw_watch_sends_each_chunk_and_holds_back_while_the_client_is_paused(kvs):
+    client = FakeClient()
+    kvs.broker.local_client = lambda req: client
+    put(kvs, log="")
+    w = call(kvs, "kvs.watch", {"key": "log", "append": True, "raw": True}, flags=message.STREAMING)
+    got = lambda: [p["raw"] for tag, p, e, _ in kvs.broker.responses if tag == w["matchtag"] and p]  # noqa: E731
+    big = b"y" * (100 * 1024)
+    raw_append(kvs, "log", b"one\n")
+    raw_append(kvs, "log", big)
+    assert got()[-2:] == [b"one\n", big]
+    client.paused = True
+    raw_append(kvs, "log", b"two\n")
+    raw_append(kvs, "log", big)
+    raw_append(kvs, "log", b"three\n")
+    assert got()[-1] == big and len(got()) == 3  # nothing new while paused
+    assert len(client.on_resume) == 1  # one wake-up, however many appends
+    client.resume()
+    assert b"".join(got()) == b"one\n" + big + b"two\n" + big + b"three\n"
+    raw_append(kvs, "log", b"four\n")
+    assert got()[-1] == b"four\n"
+
+
+def test_rope_pieces_and_tail_from_any_offset(tmp_path):
+    from flux_launch.services.kvs.service import Rope
+    from flux_launch.services.kvs.store import Store
+
+    store = Store(str(tmp_path))
+    rope = Rope("ab")
+    rope.append(b"cd")
+    data = b"E" * 70000
+    rope.append(data, store.write_blob(data))
+    rope.append("fg")
+    whole = b"abcd" + data + b"fg"
+    store.cache.clear()  # read the blob back from the file
+    for start in (0, 1, 2, 3, 4, 5, 70003, 70004, 70005, 70006, 99999):
+        assert b"".join(rope.pieces(start)) == whole[start:]
+        assert rope.tail(start) == whole[start:]
+    assert rope.value() == whole.decode()
+    store.close()
+
+
+def test_a_database_from_before_the_blob_file_is_migrated(tmp_path):
+    import sqlite3
+
+    state = tmp_path / "state"
+    state.mkdir()
+    db = sqlite3.connect(state / "content.sqlite")
+    db.executescript("""
+        CREATE TABLE kvs (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+        CREATE TABLE namespaces (name TEXT PRIMARY KEY, owner INTEGER NOT NULL);
+        CREATE TABLE chunks (ns TEXT NOT NULL, key TEXT NOT NULL, data TEXT NOT NULL);
+        INSERT INTO kvs VALUES ('primary', 'a', '"x"');
+        INSERT INTO chunks VALUES ('primary', 'a', 'y');
+    """)
+    db.commit()
+    db.close()
+    svc = KVSService(Recorder(), str(state))
+    assert get(svc, "a")["value"] == "xy"
+    raw_append(svc, "a", b"z" * 70000)
+    assert get(svc, "a")["value"] == "xy" + "z" * 70000
+    svc.store.db.close()

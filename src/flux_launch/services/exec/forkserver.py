@@ -123,6 +123,10 @@ def preload():
 
     for name in SHELL_MODULES:
         importlib.import_module(name)
+    from flux_launch._accel import select
+
+    for choice in ("py", ""):  # the output plugin's accelerators (C when built)
+        select(choice)
     from flux_launch.shell.plugins import builtins
 
     builtins()
