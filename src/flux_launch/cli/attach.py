@@ -96,14 +96,14 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
                         status = ctx.get("status", 0)
                     elif name == "clean":
                         done = True
-        if not _output_complete(partial):
-            # The output watch may answer after the main one: a round trip through the
-            # same service is a barrier that brings whatever it sent before.
-            try:
-                h.rpc("job-info.lookup", {"id": jid, "keys": []}).get()
-            except OSError:
-                pass
-            _print_output(output, out_lines, partial, sinks, label)
+        if not _output_complete(partial) and not output.done:
+            # The job is over, so its output is complete in the KVS, but the watch may
+            # be behind (flow control, or it answers after the main one): cancelling it
+            # makes the KVS send everything it holds, then end the stream.
+            h.rpc("job-info.eventlog-watch-cancel", {"id": jid, "matchtag": output.matchtag}, flags=2)
+            while not output.done:
+                h._recv_one(None)
+                _print_output(output, out_lines, partial, sinks, label)
         for key, tail in list(partial.items()):  # streams that never got their eof (a shell died)
             if isinstance(key, tuple) and tail:
                 sinks.get(key[1], sys.stdout.buffer).write(f"{key[0]}: ".encode() + tail + b"\n" if label else tail)

@@ -57,6 +57,15 @@ def _json_or_str(text):
         return text
 
 
+def _leaves(tree, prefix=""):
+    """``(dotted.key, value)`` for every non-dict value of a nested dict."""
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield prefix + key, value
+
+
 def _set_path(root, dotted, value):
     node = root
     parts = dotted.split(".")
@@ -170,7 +179,7 @@ def jobspec(args, command=None, env=None):
     from flux_launch.proto.shellopts import check
 
     check(options, bool(gpus_per_task))
-    for key, value in options.items():
+    for key, value in _leaves(options):  # merged into what --output/--error set
         js.setattr_shell_option(key, value)
     for attr in args.setattr:
         key, sep, value = attr.partition("=")

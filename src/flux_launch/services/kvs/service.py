@@ -179,7 +179,7 @@ def _listing(node, recursive):
 
 
 class _Watch:
-    __slots__ = ("req", "key", "ns", "append", "uniq", "sent", "last", "raw", "client", "waiting")
+    __slots__ = ("req", "key", "ns", "append", "uniq", "sent", "last", "raw", "client", "waiting", "ending")
 
     def __init__(self, req, key, ns, append, uniq, raw=False, client=None):
         self.req = req
@@ -192,6 +192,7 @@ class _Watch:
         self.raw = raw  # appends go as a raw attachment (bytes), not a JSON string
         self.client = client  # the local connector client it answers, for flow control
         self.waiting = False  # held back until that client's send buffer drains
+        self.ending = False  # cancelled while held back: ends once everything is sent
 
 
 class KVSService:
@@ -492,6 +493,8 @@ class KVSService:
                     return
                 self.broker.respond(w.req, {"key": w.key, "raw": data})
                 w.sent += len(data)
+            if w.ending:
+                self._end(w, errno.ENODATA)
         else:
             value = plain(node)
             if w.uniq and w.sent and value == w.last:
@@ -545,7 +548,10 @@ class KVSService:
         for watches in list(self.watches.values()):
             for w in list(watches):
                 if w.req.get("matchtag") == tag and w.req.get("route") == route:
-                    self._end(w, errno.ENODATA)
+                    if w.waiting:  # held back by flow control: end once all is sent
+                        w.ending = True
+                    else:
+                        self._end(w, errno.ENODATA)
         self.broker.respond(msg, {})
 
     def _rpc_disconnect(self, msg, p):
