@@ -19,10 +19,7 @@ test: setup
 	$(VENV)/bin/python -m pytest -q tests
 
 bench: setup
-	$(VENV)/bin/python bench/start.py
-	$(VENV)/bin/python bench/run_latency.py
-	$(VENV)/bin/python bench/mpi_hello.py
-	$(VENV)/bin/python bench/io.py
+	$(VENV)/bin/python bench/run.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info src/flux_launch/_accel/_c*.so

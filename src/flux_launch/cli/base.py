@@ -3,6 +3,12 @@
 import argparse
 import sys
 
+# argparse looks every message up with gettext, whose first lookup imports locale
+# and searches the disk for catalogs (~2 ms of every command's start); there are
+# none for these messages: use them as they are.
+argparse._ = str
+argparse.ngettext = lambda singular, plural, n: singular if n == 1 else plural
+
 
 def _formatter(prog):
     # The default formatter imports shutil (and with it bz2 and lzma, ~2 ms of every

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import Any
 
 __all__ = [
     "encode_event",
@@ -28,7 +27,7 @@ __all__ = [
     "EventlogParser",
 ]
 
-def _reject_constant(c: str) -> Any:
+def _reject_constant(c: str) -> object:
     raise ValueError(f"{c} is not valid JSON")
 
 
@@ -42,7 +41,7 @@ def _invalid(why: str, text: str | None = None) -> ValueError:
     return ValueError(f"invalid eventlog entry: {why}")
 
 
-def validate_event(event: Any) -> dict:
+def validate_event(event: object) -> dict:
     """Check that ``event`` is a valid eventlog entry object.
 
     Returns:
@@ -96,7 +95,7 @@ def encode_event(name: str, context: dict | None = None,
     ts = float(timestamp)
     if not math.isfinite(ts) or ts < 0:
         raise _invalid("timestamp must be a finite, non-negative number")
-    entry: dict[str, Any] = {"timestamp": ts, "name": name}
+    entry: dict[str, object] = {"timestamp": ts, "name": name}
     if context is not None:
         entry["context"] = context
     return _dumps(entry)
@@ -148,7 +147,7 @@ def decode_event(line: str) -> dict:
         raise ValueError(f"{e}: {text[:80]!r}") from None
 
 
-def decode(text: str, allow_partial: bool = False) -> Any:
+def decode(text: str, allow_partial: bool = False) -> object:
     """Decode a whole eventlog.
 
     Args:

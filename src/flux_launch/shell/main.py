@@ -150,6 +150,10 @@ class Shell:
         self.connect()
         self._signals()
         self.plugins.call("shell.init", self)
+        out = self.output
+        if out is not None and self.leader:
+            out.exec_event("shell.init", {"service": f"shell-{int(self.jobid)}", "leader-rank": self.rank,
+                                          "size": len(self.taskmap.ranks)})
         for taskid in self.taskmap.local(self.rank):
             local_id = len(self.tasks)
             env = dict(self.env, FLUX_TASK_RANK=str(taskid), FLUX_TASK_LOCAL_ID=str(local_id))
@@ -158,6 +162,8 @@ class Shell:
             self.plugins.call("task.init", self, task)
             self._spawn(task)
         self.plugins.call("shell.start", self)
+        if out is not None and self.leader:
+            out.exec_event("shell.start", {"taskmap": self.taskmap.rfc34()})
         self._loop()
         self.plugins.call("shell.finish", self)
         self._drain_rpcs()
@@ -230,6 +236,11 @@ class Shell:
         if task.code < 0:
             task.code = 128 - task.code
         self.running -= 1
+        if self.output is not None:
+            self.output.exec_event("shell.task-exit", {
+                "localid": task.local_id, "rank": task.id, "state": "Exited", "pid": task.pid,
+                "wait_status": status, "signaled": os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0,
+                "exitcode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)})
         self.plugins.call("task.exit", self, task)
         if task.code != 0 and "exit-timeout" not in self.deadlines:
             timeout = _exit_timeout(self.options.get("exit-timeout"))

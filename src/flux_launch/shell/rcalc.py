@@ -34,6 +34,17 @@ class TaskMap:
     def node_index(self, rank):
         return self.ranks.index(rank)
 
+    def rfc34(self):
+        """The RFC 34 task map: ``{version: 1, map: [[nodeid, nnodes, ppn, repeat], ...]}``
+        (block distribution; runs of nodes with the same task count are merged)."""
+        blocks = []
+        for nodeid, count in enumerate(self.counts):
+            if blocks and blocks[-1][2] == count and blocks[-1][0] + blocks[-1][1] == nodeid:
+                blocks[-1][1] += 1
+            else:
+                blocks.append([nodeid, 1, count, 1])
+        return {"version": 1, "map": blocks}
+
 
 def compute(alloc, summary, per_resource=None):
     """The ``TaskMap`` of a job.

@@ -79,6 +79,8 @@ class Output:
     def __init__(self, shell):
         self.shell = shell
         self.key = f"{shell.jobid.kvs}.guest.output"
+        self.exec_key = f"{shell.jobid.kvs}.guest.exec.eventlog"
+        self.exec_pending = []  # entries for guest.exec.eventlog, sent with the next batch
         self.pending = []
         self.pending_bytes = 0
         self.first_pending = None
@@ -254,12 +256,23 @@ class Output:
     # ---- batching and flow control --------------------------------------------------
 
     def add(self, entry):
-        if not self.pending:
+        if not self.pending and not self.exec_pending:
             self.first_pending = time.monotonic()
         self.pending.append(entry)
         self.pending_bytes += len(entry)
         if self.pending_bytes >= BATCH_BYTES:
             self.flush()
+
+    def exec_event(self, name, context=None):
+        """An event of the shell for ``guest.exec.eventlog`` (``shell.init``,
+        ``shell.start``, ``shell.task-exit``...), timestamped now and written with
+        the next output batch: no commit of its own."""
+        entry = {"timestamp": time.time(), "name": name}
+        if context is not None:
+            entry["context"] = context
+        if not self.pending and not self.exec_pending:
+            self.first_pending = time.monotonic()
+        self.exec_pending.append(json.dumps(entry, separators=(",", ":")) + "\n")
 
     def log(self, level, text):
         self.add(_entry("log", {"level": LEVELS.get(level, 3), "message": text,
@@ -269,22 +282,28 @@ class Output:
         return len(self.streams)
 
     def flush_timeout(self):
-        if not self.pending:
+        if not self.pending and not self.exec_pending:
             return None
         return max(0.0, self.first_pending + self.delay - time.monotonic())
 
     def maybe_flush(self):
-        if self.pending and time.monotonic() >= self.first_pending + self.delay:
+        if (self.pending or self.exec_pending) and time.monotonic() >= self.first_pending + self.delay:
             self.flush()
 
     def flush(self):
-        if not self.pending:
+        if not self.pending and not self.exec_pending:
             return
-        value = self.pending  # sent as one attachment by a gathering write: no copy
-        self.pending = []
-        self.pending_bytes = 0
-        fut = self.shell.rpc("kvs.commit", {"ops": [{"op": "append", "key": self.key, "raw": True}],
-                                            "raw": value})
+        ops = []
+        payload = {"ops": ops}
+        if self.pending:
+            ops.append({"op": "append", "key": self.key, "raw": True})
+            payload["raw"] = self.pending  # one attachment by a gathering write: no copy
+            self.pending = []
+            self.pending_bytes = 0
+        if self.exec_pending:
+            ops.append({"op": "append", "key": self.exec_key, "value": "".join(self.exec_pending)})
+            self.exec_pending = []
+        fut = self.shell.rpc("kvs.commit", payload)
         self.inflight.append(fut)
         if len(self.inflight) >= WINDOW and not self.paused:
             self.paused = True
