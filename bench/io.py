@@ -52,7 +52,7 @@ def timed(cmd, env, stdout=subprocess.DEVNULL):
     """Seconds ``cmd`` takes (a blocking wait: ``subprocess.run(timeout=)`` polls
     with sleeps of up to 50 ms that would be measured too)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
     watchdog = threading.Timer(600, proc.kill)
     watchdog.start()
     try:

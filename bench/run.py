@@ -94,7 +94,7 @@ def run(cmd, env, stdout=subprocess.PIPE, timeout=600):
     command that hangs instead, and the wait blocks in waitpid.
     """
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
     watchdog = threading.Timer(timeout, proc.kill)
     watchdog.start()
     try:
@@ -104,7 +104,7 @@ def run(cmd, env, stdout=subprocess.PIPE, timeout=600):
     return time.perf_counter() - t0, proc.returncode, out, err
 
 
-def run_timed(cmd, env, expect_hello=0, timeout=600):
+def run_timed(cmd, env, expect_hello=0, timeout=300):
     dt, rc, out, err = run(cmd, env, timeout=timeout)
     out = out.decode(errors="replace")
     if rc != 0 or (expect_hello and out.count("hello from rank") != expect_hello):
