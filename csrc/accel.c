@@ -122,6 +122,34 @@ static inline uint64_t json_special (uint64_t x)
     uint64_t ctl = ~((x & LOWS) + ONES * (0x80 - 0x20));    /* < 0x20 */
     return (x | ctl | zero_bytes (x ^ (ONES * '"')) | zero_bytes (x ^ (ONES * '\\'))) & HIGHS;
 }
+
+/* Copy the run of plain bytes (json_special finds none) at *pp to *op, 8 at a
+ * time, and advance both past it; stops at the first byte that needs attention
+ * or when fewer than 8 bytes are left. Each word is stored whole and *op moves
+ * past its plain bytes only, so 8 bytes must fit at *op while *pp + 8 <= end
+ * (each caller says why they do). */
+static inline void copy_plain (const unsigned char **pp, const unsigned char *end, char **op)
+{
+    const unsigned char *p = *pp;
+    char *o = *op;
+
+    while (end - p >= 8) {
+        uint64_t x, m;
+        memcpy (&x, p, 8);
+        memcpy (o, &x, 8);
+        m = json_special (x);
+        if (m) {
+            unsigned k = (unsigned)__builtin_ctzll (m) >> 3;
+            o += k;
+            p += k;
+            break;
+        }
+        o += 8;
+        p += 8;
+    }
+    *pp = p;
+    *op = o;
+}
 #endif
 
 size_t flx_json_escape (const unsigned char *in, size_t len, char *out,
@@ -135,23 +163,8 @@ size_t flx_json_escape (const unsigned char *in, size_t len, char *out,
 
     while (p < end) {
 #ifdef JSON_SWAR
-        /* Runs of plain ASCII 8 bytes at a time: each word is stored whole,
-         * and o moves past its plain bytes only. The 8 bytes always fit:
-         * o <= out + 6 * (p - in) and p + 8 <= end, out holds 6 * len. */
-        while (end - p >= 8) {
-            uint64_t x, m;
-            memcpy (&x, p, 8);
-            memcpy (o, &x, 8);
-            m = json_special (x);
-            if (m) {
-                unsigned k = (unsigned)__builtin_ctzll (m) >> 3;
-                o += k;
-                p += k;
-                break;
-            }
-            o += 8;
-            p += 8;
-        }
+        /* The 8 bytes fit: o <= out + 6 * (p - in), p + 8 <= end, out holds 6 * len. */
+        copy_plain (&p, end, &o);
         if (p >= end)
             break;
 #endif
@@ -224,22 +237,8 @@ long flx_json_unescape (const unsigned char *in, size_t len, char *out)
 
     while (p < end) {
 #ifdef JSON_SWAR
-        /* Runs of plain ASCII 8 bytes at a time, stored whole as in
-         * flx_json_escape; the 8 bytes fit: o - out <= p - in, p + 8 <= end. */
-        while (end - p >= 8) {
-            uint64_t x, m;
-            memcpy (&x, p, 8);
-            memcpy (o, &x, 8);
-            m = json_special (x);
-            if (m) {
-                unsigned k = (unsigned)__builtin_ctzll (m) >> 3;
-                o += k;
-                p += k;
-                break;
-            }
-            o += 8;
-            p += 8;
-        }
+        /* The 8 bytes fit: o - out <= p - in, p + 8 <= end, out holds len. */
+        copy_plain (&p, end, &o);
         if (p >= end)
             break;
 #endif
