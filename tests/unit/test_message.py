@@ -125,3 +125,16 @@ def test_recv_from_receives_big_frames_in_place():
     a.close()
     assert dec.recv_from(b) is None
     b.close()
+
+
+def test_drop_sent_removes_whole_and_partial_views():
+    from collections import deque
+
+    views = deque(memoryview(b) for b in (b"abc", b"de", b"fghij"))
+    message.drop_sent(views, 4)
+    assert [bytes(v) for v in views] == [b"e", b"fghij"]
+    message.drop_sent(views, 1)
+    assert [bytes(v) for v in views] == [b"fghij"]
+    message.drop_sent(views, 0)
+    message.drop_sent(views, 5)
+    assert not views

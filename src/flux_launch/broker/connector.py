@@ -86,18 +86,14 @@ class Client:
         self._queue(parts, n)
 
     def _queue(self, parts, sent):
-        """Queue what of ``parts`` the socket did not take (``sent`` bytes went)."""
-        was_empty = not self.outq
-        for part in parts:
-            size = len(part)
-            if sent >= size:
-                sent -= size
-                continue
-            view = memoryview(part).cast("B")[sent:] if sent else memoryview(part).cast("B")
-            sent = 0
-            self.outq.append(view)
-            self.outbytes += len(view)
-        if self.outq:
+        """Queue what of ``parts`` the socket did not take (``sent`` bytes went,
+        which happens only when the queue was empty)."""
+        q = self.outq
+        was_empty = not q
+        q.extend(memoryview(part).cast("B") for part in parts)
+        self.outbytes += sum(len(part) for part in parts) - sent
+        _msg.drop_sent(q, sent)
+        if q:
             if was_empty:
                 asyncio.get_running_loop().add_writer(self.sock.fileno(), self._write_ready)
             if self.outbytes > HIGH_WATER:
@@ -111,14 +107,7 @@ class Client:
                 if not n:
                     break
                 self.outbytes -= n
-                while n:
-                    head = q[0]
-                    if n >= len(head):
-                        n -= len(head)
-                        q.popleft()
-                    else:
-                        q[0] = head[n:]
-                        n = 0
+                _msg.drop_sent(q, n)
         except BlockingIOError:
             pass
         except OSError:

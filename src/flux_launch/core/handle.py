@@ -13,6 +13,7 @@ import errno
 import os
 import socket
 from collections import deque
+from itertools import islice
 
 from flux_launch.proto import message as _msg
 
@@ -99,16 +100,9 @@ class Future:
 
 def _sendmsg_all(sock, parts):
     """Send the concatenation of ``parts`` with gathering writes (no copy)."""
-    views = [memoryview(p).cast("B") for p in parts]
+    views = deque(memoryview(p).cast("B") for p in parts)
     while views:
-        n = sock.sendmsg(views[:64])
-        while n:
-            if n >= len(views[0]):
-                n -= len(views[0])
-                views.pop(0)
-            else:
-                views[0] = views[0][n:]
-                n = 0
+        _msg.drop_sent(views, sock.sendmsg(list(islice(views, 64))))
 
 
 class Flux:

@@ -130,6 +130,19 @@ def frame_parts(msg):
     return [_HEADER.pack(_RAW_FLAG | size) + _HEADER.pack(len(body)) + body, *raw]
 
 
+def drop_sent(views, n):
+    """Remove the first ``n`` bytes from ``views``, a deque of byte memoryviews:
+    what a partial gathering send (``sendmsg``) of them took."""
+    while n:
+        head = views[0]
+        if n >= len(head):
+            n -= len(head)
+            views.popleft()
+        else:
+            views[0] = head[n:]
+            n = 0
+
+
 class Decoder:
     """Incremental decoder for the stream form.
 
@@ -154,9 +167,7 @@ class Decoder:
         view = memoryview(buf)
         try:
             while n - pos >= 4:
-                (size,) = _HEADER.unpack_from(buf, pos)
-                has_raw = size & _RAW_FLAG
-                size &= ~_RAW_FLAG
+                size, has_raw = _frame_size(buf, pos)
                 if size > self._max:
                     raise FramingError(f"message of {size} bytes exceeds the limit of {self._max}")
                 if n - pos - 4 < size:
@@ -204,9 +215,7 @@ class Decoder:
         out = self.feed(data)
         buf = self._buf
         if len(buf) >= 8:
-            (size,) = _HEADER.unpack_from(buf, 0)
-            has_raw = size & _RAW_FLAG
-            size &= ~_RAW_FLAG
+            size, has_raw = _frame_size(buf, 0)
             if _BIG < size <= self._max:
                 start = 4
                 msg = None
@@ -231,6 +240,12 @@ class Decoder:
     def pending(self):
         """Number of buffered bytes of an incomplete frame."""
         return len(self._buf) + (self._got + 4 if self._big is not None else 0)
+
+
+def _frame_size(buf, pos):
+    """``(size, has_raw)`` of the frame whose length word is at ``pos``."""
+    (word,) = _HEADER.unpack_from(buf, pos)
+    return word & ~_RAW_FLAG, word & _RAW_FLAG
 
 
 def _decode_body(view, has_raw):
