@@ -60,19 +60,14 @@ class Rope:
         self._text = None
 
     @staticmethod
-    def _data(chunk, _at=None):
+    def _data(chunk):
         return chunk.read() if type(chunk) is Blob else chunk
 
     def value(self):
         """The whole string."""
         if self._text is not None:
             return self._text
-        parts = []
-        at = 0
-        for chunk in self.chunks:
-            parts.append(self._data(chunk, at))
-            at += len(chunk)
-        text = b"".join(parts).decode()
+        text = b"".join(self._data(chunk) for chunk in self.chunks).decode()
         if self.length < BLOB_MIN:
             self._text = text
         return text
@@ -87,27 +82,13 @@ class Rope:
             index -= 1
             pos -= len(self.chunks[index])
         for chunk in self.chunks[index:]:
-            data = self._data(chunk, pos)
+            data = self._data(chunk)
             yield data[start - pos:] if start > pos else data
             pos += len(chunk)
 
     def tail(self, start):
         """The bytes from offset ``start`` on."""
-        if start >= self.length:
-            return b""
-        out = []
-        pos = self.length
-        for chunk in reversed(self.chunks):
-            pos -= len(chunk)
-            data = self._data(chunk, pos)
-            if pos >= start:
-                out.append(data)
-            else:
-                out.append(data[start - pos:])
-                break
-            if pos == start:
-                break
-        return out[0] if len(out) == 1 else b"".join(reversed(out))
+        return b"".join(self.pieces(start))
 
 
 def _utf8(raw, key):
