@@ -79,14 +79,18 @@ def _rss_kib(pid, field="VmRSS"):
 
 
 def _wait_pipe_full(fd, timeout=30.0):
-    """Wait until the writer has filled the pipe we do not read (it is then stalled)."""
+    """Wait until the writer has filled the pipe we do not read (it is then stalled).
+    A 64 KiB pipe is 16 page slots and a write that does not fit the last page's
+    room takes a new slot, so a full pipe may hold less than 64 KiB (57344 bytes
+    seen): full is at least half of it and no change for half a second."""
     deadline = time.monotonic() + timeout
     buf = bytearray(4)
-    last = -1
+    last, same = -1, 0
     while time.monotonic() < deadline:
         fcntl.ioctl(fd, termios.FIONREAD, buf)
         queued = int.from_bytes(buf, sys.byteorder)
-        if queued >= 60000 and queued == last:
+        same = same + 1 if queued == last else 0
+        if queued >= 32768 and same >= 5:
             return queued
         last = queued
         time.sleep(0.1)
