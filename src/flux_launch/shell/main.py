@@ -240,7 +240,7 @@ class Shell:
             self.output.exec_event("shell.task-exit", {
                 "localid": task.local_id, "rank": task.id, "state": "Exited", "pid": task.pid,
                 "wait_status": status, "signaled": os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0,
-                "exitcode": os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)})
+                "exitcode": task.code})
         self.plugins.call("task.exit", self, task)
         if task.code != 0 and "exit-timeout" not in self.deadlines:
             timeout = _exit_timeout(self.options.get("exit-timeout"))

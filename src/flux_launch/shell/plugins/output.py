@@ -232,11 +232,18 @@ class Output:
         self.add(b"".join((b'{"timestamp":', repr(time.time()).encode(), b',"name":"data","context":{"stream":"',
                            s.name.encode(), s.head, escaped, b'"}}\n')))
 
-    def _to_file(self, s, data):
+    def _to_file(self, s, data, eof=False):
+        """Write to the stream's file (labelled lines with ``-l``; at ``eof``, ``data``
+        is the unterminated rest)."""
         if s.label:
-            data, s.pending = self._label_lines(s.rank.encode() + b": ", data, s.pending)
-        while data:
-            data = data[os.write(s.file, data):]
+            prefix = s.rank.encode() + b": "
+            if eof:
+                data = self._label_flush(prefix, data)
+            else:
+                data, s.pending = self._label_lines(prefix, data, s.pending)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(s.file, view):]
 
     def _eof(self, s):
         self.shell.unwatch_fd(s.fd)
@@ -246,33 +253,31 @@ class Output:
         if s.pending:
             tail, s.pending = s.pending, b""
             if s.file is not None:
-                data = self._label_flush(s.rank.encode() + b": ", tail) if s.label else tail
-                while data:
-                    data = data[os.write(s.file, data):]
+                self._to_file(s, tail, eof=True)
             else:
                 self._data(s, tail, final=True)
         self.add(_entry("data", {"stream": s.name, "rank": s.rank, "eof": True}))
 
     # ---- batching and flow control --------------------------------------------------
 
-    def add(self, entry):
+    def _arm(self):
+        """Start the batch delay with the first entry of a batch."""
         if not self.pending and not self.exec_pending:
             self.first_pending = time.monotonic()
+
+    def add(self, entry):
+        self._arm()
         self.pending.append(entry)
         self.pending_bytes += len(entry)
         if self.pending_bytes >= BATCH_BYTES:
             self.flush()
 
-    def exec_event(self, name, context=None):
+    def exec_event(self, name, context):
         """An event of the shell for ``guest.exec.eventlog`` (``shell.init``,
         ``shell.start``, ``shell.task-exit``...), timestamped now and written with
         the next output batch: no commit of its own."""
-        entry = {"timestamp": time.time(), "name": name}
-        if context is not None:
-            entry["context"] = context
-        if not self.pending and not self.exec_pending:
-            self.first_pending = time.monotonic()
-        self.exec_pending.append(json.dumps(entry, separators=(",", ":")) + "\n")
+        self._arm()
+        self.exec_pending.append(_entry(name, context).decode())
 
     def log(self, level, text):
         self.add(_entry("log", {"level": LEVELS.get(level, 3), "message": text,
