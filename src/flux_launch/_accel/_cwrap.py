@@ -10,6 +10,7 @@ zero-filled; callers get a bytes copy of the part written.
 import threading
 
 from flux_launch._accel._c import ffi, lib
+from flux_launch._accel import _py
 
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
 _local = threading.local()
@@ -41,8 +42,7 @@ def label_lines(prefix, data, partial=b""):
     return ffi.buffer(out, n)[:], bytes(buf[len(buf) - tail[0]:])
 
 
-def label_flush(prefix, partial):
-    return prefix + partial + b"\n" if partial else b""
+label_flush = _py.label_flush  # one concatenation: no C needed
 
 
 def json_escape(data, start=0):

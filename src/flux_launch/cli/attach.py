@@ -212,18 +212,9 @@ def _print_output(output, out_lines, partial, sinks, label):
                 eof = ctx.get("eof")
             sink = sinks.get(stream, sys.stdout.buffer)
             k = (rank, stream)
+            prefix = f"{rank}: ".encode() if label else b""  # whole lines only, labelled or not
             if data:
-                tail = partial.get(k)
-                if label:
-                    data, partial[k] = label_lines(f"{rank}: ".encode(), data, tail or b"")
-                else:  # whole lines only
-                    if tail:
-                        data = tail + data
-                    cut = data.rfind(b"\n") + 1
-                    if cut < len(data):
-                        data, partial[k] = data[:cut], data[cut:]
-                    elif tail is not None:
-                        partial[k] = b""
+                data, partial[k] = label_lines(prefix, data, partial.get(k, b""))
                 if data:
                     sink.write(data)
                     dirty.add(sink)
@@ -231,7 +222,7 @@ def _print_output(output, out_lines, partial, sinks, label):
                 partial["_eofs"] = partial.get("_eofs", 0) + 1
                 tail = partial.pop(k, b"")
                 if tail:  # a last line without newline: labelled, it gets one; else as it is
-                    sink.write(label_flush(f"{rank}: ".encode(), tail) if label else tail)
+                    sink.write(label_flush(prefix, tail) if label else tail)
                     dirty.add(sink)
     for sink in dirty:
         sink.flush()
