@@ -48,20 +48,35 @@ def launchers(inst, ntasks, gen):
             "mpiexec.hydra -l": (["mpiexec.hydra", "-l", "-n", str(ntasks), *gen], clean_env())}
 
 
-def timed(cmd, env, stdout=subprocess.DEVNULL):
-    """Seconds ``cmd`` takes (a blocking wait: ``subprocess.run(timeout=)`` polls
-    with sleeps of up to 50 ms that would be measured too)."""
+def run(cmd, env, stdout=subprocess.PIPE, timeout=600):
+    """Run ``cmd`` to its end: ``(seconds, returncode, stdout, stderr)``; stdin is
+    /dev/null (Open MPI's mpirun waits on an inherited one).
+
+    Not ``subprocess.run(timeout=...)``: waiting with a timeout polls with sleeps of
+    up to 50 ms, which would be measured as launch time. A watchdog thread kills a
+    command that hangs instead, and the wait blocks in waitpid.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
-    watchdog = threading.Timer(600, proc.kill)
+    watchdog = threading.Timer(timeout, proc.kill)
     watchdog.start()
     try:
-        _, err = proc.communicate()
+        out, err = proc.communicate()
     finally:
         watchdog.cancel()
-    if proc.returncode:
-        raise subprocess.CalledProcessError(proc.returncode, cmd, stderr=err)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, proc.returncode, out, err
+
+
+def timed(cmd, env, stdout=subprocess.DEVNULL):
+    """Seconds ``cmd`` takes.
+
+    Raises:
+        subprocess.CalledProcessError: it failed.
+    """
+    dt, rc, _, err = run(cmd, env, stdout)
+    if rc:
+        raise subprocess.CalledProcessError(rc, cmd, stderr=err)
+    return dt
 
 
 def broken_lines(cmd, env):

@@ -28,12 +28,25 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "src"))
 from flux_launch.testing import Instance, clean_env  # noqa: E402
+
+
+def _load_io():
+    """bench/io.py (by path: its name is the stdlib's): the I/O part, and ``run``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_io", os.path.join(HERE, "io.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+bio = _load_io()
+run = bio.run
 
 FLUX = os.path.join(os.path.dirname(sys.executable), "flux")
 HELLO = os.path.join(HERE, "..", "tests", "mpi", "hello.c")
@@ -87,24 +100,6 @@ class Progress:
     def close(self):
         if self.tty:
             sys.stderr.write("\n")
-
-
-def run(cmd, env, stdout=subprocess.PIPE, timeout=600):
-    """Run ``cmd`` to its end: ``(seconds, returncode, stdout, stderr)``.
-
-    Not ``subprocess.run(timeout=...)``: waiting with a timeout polls with sleeps of
-    up to 50 ms, which would be measured as launch time. A watchdog thread kills a
-    command that hangs instead, and the wait blocks in waitpid.
-    """
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
-    watchdog = threading.Timer(timeout, proc.kill)
-    watchdog.start()
-    try:
-        out, err = proc.communicate()
-    finally:
-        watchdog.cancel()
-    return time.perf_counter() - t0, proc.returncode, out, err
 
 
 def run_timed(cmd, env, expect_hello=0, timeout=300):
@@ -293,11 +288,6 @@ def part_throughput(cfg, instances, progress):
 
 
 def part_io(cfg, instances, progress):
-    import importlib.util  # bench/io.py, by path (its name is the stdlib's)
-
-    spec = importlib.util.spec_from_file_location("bench_io", os.path.join(HERE, "io.py"))
-    bio = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bio)
     res = {}
     for n in cfg["io_tasks"]:
         out = bio.measure(instances[1], n, cfg["io_mb"], cfg["repeats"], cfg["io_check_mb"],
@@ -308,7 +298,7 @@ def part_io(cfg, instances, progress):
 
 
 def part_start(cfg, progress):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLUX_", "PMI_"))}
+    env = clean_env()
     times = {n: [] for n in cfg["start_sizes"]}
     for n in times:
         run_timed([FLUX, "start", f"--test-size={n}", "true"], env)
