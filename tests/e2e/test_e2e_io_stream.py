@@ -369,7 +369,9 @@ def test_big_output_survives_a_restart_on_the_same_statedir(tmp_path):
     data.write_bytes(os.urandom(2_400_000))
     script = f"echo small first; base64 -w 76 {data}; echo small err >&2; echo small last"
     with Instance(size=1, attrs={"statedir": statedir}) as inst:
-        first = _run(inst, "run", "sh", "-c", script)
+        # a long batch delay makes every batch a full 1 MiB append, so the blob path is taken
+        # whatever the machine's speed (with 5 ms, a slow reader side sends smaller ones to sqlite)
+        first = _run(inst, "run", "-o", "output.batch-timeout=2", "sh", "-c", script)
         jobid = _last_job(inst)
         assert inst.stop() == 0
     assert len(first.stdout) > 3_000_000 and first.stdout.startswith(b"small first\n")
