@@ -294,6 +294,39 @@ def test_raw_append_to_a_new_key_creates_it(kvs):
     assert get(kvs, "d.e")["value"] == "new"
 
 
+def test_a_big_first_append_creates_the_key_in_the_blob_file_not_sqlite(tmp_path):
+    """A job's first output batch creates guest.output: it must take the blob path
+    like every later batch (a put would store its megabyte in sqlite)."""
+    from flux_launch.services.kvs.store import BLOB_MIN
+
+    state = str(tmp_path / "state")
+    svc = KVSService(Recorder(), state)
+    big = b"x" * BLOB_MIN
+    call(svc, "kvs.commit", {"ops": [{"op": "append", "key": "job.out", "raw": True},
+                                     {"op": "append", "key": "job.out", "value": "+tail"}], "raw": big})
+    last(svc)
+    # the two appends are one chunk (successive appends to a key are joined), in the blob file
+    assert (tmp_path / "state" / "content.blobs").stat().st_size == len(big) + 5
+    assert get(svc, "job.out")["value"] == big.decode() + "+tail"
+    # a put later in the same commit replaces it, an unlink removes it
+    call(svc, "kvs.commit", {"ops": [{"op": "append", "key": "p", "raw": True},
+                                     {"op": "put", "key": "p", "value": "v"},
+                                     {"op": "append", "key": "p", "value": "w"},
+                                     {"op": "append", "key": "u", "raw": True},
+                                     {"op": "unlink", "key": "u"}], "raw": big})
+    last(svc)
+    assert get(svc, "p")["value"] == "vw"
+    with pytest.raises(OSError):
+        get(svc, "u")
+    svc.store.close()
+    again = KVSService(Recorder(), state)
+    assert get(again, "job.out")["value"] == big.decode() + "+tail"
+    assert get(again, "p")["value"] == "vw"
+    with pytest.raises(OSError):
+        get(again, "u")
+    again.store.db.close()
+
+
 def test_raw_watch_sends_each_chunk_and_holds_back_while_the_client_is_paused(kvs):
     client = FakeClient()
     kvs.broker.local_client = lambda req: client

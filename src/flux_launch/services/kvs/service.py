@@ -306,6 +306,7 @@ class KVSService:
         # Validate and compute every change before touching anything: all or nothing.
         changes = []
         staged = {}
+        created = set()
         for op in ops:
             if not isinstance(op, dict):
                 raise KVSError(errno.EPROTO, "kvs.commit: each op must be an object")
@@ -317,6 +318,7 @@ class KVSService:
                 if "value" not in op:
                     raise KVSError(errno.EPROTO, f"kvs.commit: put of {key} has no value")
                 staged[key] = op["value"]
+                created.discard(key)
                 changes.append(("put", key, op["value"]))
             elif kind == "append":
                 value = op.get("value")
@@ -332,9 +334,18 @@ class KVSService:
                     staged[key] = old + (value if type(value) is str else value.decode())
                     changes.append(("put", key, staged[key]))
                     continue
+                if key in created:  # created by an earlier append of this commit
+                    changes.append(("append", key, value))
+                    continue
                 try:
                     old = _lookup(root, key)
                 except KVSError:  # a new key: a put (it may change the tree's structure)
+                    if type(value) is bytes and len(value) >= BLOB_MIN:
+                        # created empty, then a big append, which goes to the blob file
+                        created.add(key)
+                        changes.append(("put", key, ""))
+                        changes.append(("append", key, value))
+                        continue
                     staged[key] = value if type(value) is str else value.decode()
                     changes.append(("put", key, staged[key]))
                     continue
@@ -343,6 +354,7 @@ class KVSService:
                 changes.append(("append", key, value))
             elif kind == "unlink":
                 staged.pop(key, None)
+                created.discard(key)
                 changes.append(("delete", key))
             elif kind == "mkdir":
                 changes.append(("mkdir", key))
