@@ -7,13 +7,13 @@ so threads must not share one), grown on demand up to 16 MiB and never
 zero-filled; callers get a bytes copy of the part written.
 """
 
-import threading
+from _thread import _local as _thread_local  # threading.local, without importing threading
 
 from flux_launch._accel._c import ffi, lib
 from flux_launch._accel import _py
 
 _alloc = ffi.new_allocator(should_clear_after_alloc=False)
-_local = threading.local()
+_local = _thread_local()
 _KEEP = 16 << 20  # a larger output buffer is allocated for its call only, not kept
 
 

@@ -42,8 +42,6 @@ escape, which ``json.loads`` would turn into an unencodable str, included): the
 caller then falls back to ``json.loads`` of the whole text.
 """
 
-import json
-
 
 def label_lines(prefix, data, partial=b""):
     buf = partial + data if partial else data
@@ -70,6 +68,8 @@ def json_escape(data, start=0):
         status = 1 if exc.reason == "unexpected end of data" else 2
         chunk = chunk[:exc.start]
         text = chunk.decode("utf-8")
+    import json  # here: importing json costs every flux run ~2 ms, and only this path needs it
+
     return json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8"), len(chunk), status
 
 
@@ -80,6 +80,8 @@ def json_unescape(data):
     # (the pure-Python fallback scanner, used only without _json, lets int()
     # read "\u" digits, so it would also take e.g. "\u 12f"); escaped
     # surrogates left unpaired make the str unencodable.
+    import json
+
     try:
         return json.loads((b'"' + data + b'"').decode("utf-8")).encode("utf-8")
     except (ValueError, UnicodeEncodeError):  # JSONDecodeError, UnicodeDecodeError

@@ -9,17 +9,19 @@ inactive (``clean``). SIGINT and SIGTERM are sent to the job's tasks; a second
 Ctrl-C within 2 s cancels the job.
 """
 
-import base64
 import errno
-import json
 import os
-import re
 import selectors
-import signal
 import sys
 import time
 
+try:  # the C module: signal.py only adds enums, and importing enum costs ~1.5 ms
+    import _signal as signal
+except ImportError:  # pragma: no cover
+    import signal
+
 from flux_launch.core.handle import STREAMING
+from flux_launch.proto import fastjson
 from flux_launch.proto.eventlog import EventlogParser
 
 LEVELS = {0: "EMERG", 1: "ALERT", 2: "FATAL", 3: "ERROR", 4: "WARN", 5: "NOTICE", 6: "INFO", 7: "DEBUG", 8: "TRACE"}
@@ -128,9 +130,38 @@ def _output_complete(state):
     return count is not None and state.get("_eofs", 0) >= 2 * count
 
 
-# A data entry as the shells write it; anything else is decoded with json.
-_DATA_HEAD = re.compile(rb'\{"timestamp":[-+.0-9eE]+,"name":"data","context":\{"stream":"(stdout|stderr)",'
-                        rb'"rank":"([0-9]+)","data":"')
+# A data entry as the shells write it:
+#   {"timestamp":NUMBER,"name":"data","context":{"stream":"stdout|stderr","rank":"DIGITS","data":"...
+# anything else is decoded with json.
+_TS = b'{"timestamp":'
+_NAME = b',"name":"data","context":{"stream":"'
+_RANK = b'","rank":"'
+_DATA = b'","data":"'
+
+
+def _data_head(buf, start, end):
+    """``(stream, rank, offset of the data)`` of a data entry of ``buf[start:end]``
+    written the way the shells write them, else None."""
+    if not buf.startswith(_TS, start):
+        return None
+    ts = start + len(_TS)
+    comma = buf.find(b",", ts, end)  # the end of the timestamp
+    if comma <= ts or buf[ts:comma].strip(b"-+.0123456789eE") or not buf.startswith(_NAME, comma):
+        return None
+    i = comma + len(_NAME)
+    if buf.startswith(b"stdout", i):
+        stream = "stdout"
+    elif buf.startswith(b"stderr", i):
+        stream = "stderr"
+    else:
+        return None
+    if not buf.startswith(_RANK, i + 6):
+        return None
+    i += 6 + len(_RANK)
+    quote = buf.find(b'"', i, end)
+    if quote <= i or not buf[i:quote].isdigit() or not buf.startswith(_DATA, quote):
+        return None
+    return stream, buf[i:quote].decode(), quote + len(_DATA)
 
 
 class _BytesParser:
@@ -150,7 +181,6 @@ class _BytesParser:
     def feed(self, data):
         buf = self._buf + data if self._buf else data
         find = buf.find
-        match = _DATA_HEAD.match
         unescape = self._unescape
         view = memoryview(buf)
         pos = 0
@@ -162,13 +192,13 @@ class _BytesParser:
                 start, pos = pos, nl + 1
                 if nl == start:
                     continue
-                m = match(buf, start, nl)
-                if m is not None and buf[nl - 3:nl] == b'"}}':
-                    text = unescape(view[m.end():nl - 3])
+                head = _data_head(buf, start, nl)
+                if head is not None and buf[nl - 3:nl] == b'"}}' and head[2] <= nl - 3:
+                    text = unescape(view[head[2]:nl - 3])
                     if text is not None:
-                        yield m.group(1).decode(), m.group(2).decode(), text
+                        yield head[0], head[1], text
                         continue
-                yield None, None, json.loads(buf[start:nl])
+                yield None, None, fastjson.loads(buf[start:nl])
         finally:
             view.release()
             self._buf = buf[pos:]
@@ -207,8 +237,12 @@ def _print_output(output, out_lines, partial, sinks, label):
                     continue
                 stream, rank = ctx.get("stream", "stdout"), ctx.get("rank")
                 data = ctx.get("data")
-                if data is not None:
-                    data = base64.b64decode(data) if ctx.get("encoding") == "base64" else data.encode()
+                if data is not None and ctx.get("encoding") == "base64":
+                    import base64
+
+                    data = base64.b64decode(data)
+                elif data is not None:
+                    data = data.encode()
                 eof = ctx.get("eof")
             sink = sinks.get(stream, sys.stdout.buffer)
             k = (rank, stream)
@@ -235,7 +269,7 @@ def _input_key(jid):
 
 
 def _entry(name, ctx):
-    return json.dumps({"timestamp": time.time(), "name": name, "context": ctx}, separators=(",", ":")) + "\n"
+    return fastjson.dumps({"timestamp": time.time(), "name": name, "context": ctx}, separators=(",", ":")) + "\n"
 
 
 def _start_input(h, jid, sel, ranks):
@@ -265,6 +299,8 @@ def _send_input(h, jid, data, eof, ranks):
         try:
             ctx["data"] = data.decode()
         except UnicodeDecodeError:
+            import base64
+
             ctx["data"] = base64.b64encode(data).decode()
             ctx["encoding"] = "base64"
     if eof:

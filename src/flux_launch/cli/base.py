@@ -1,40 +1,8 @@
-"""What every command shares: its argument parser and its handle."""
+"""What every command shares: its argument parser and its handle.
 
-import argparse
-import sys
-
-# argparse looks every message up with gettext, whose first lookup imports locale
-# and searches the disk for catalogs (~2 ms of every command's start); there are
-# none for these messages: use them as they are.
-argparse._ = str
-argparse.ngettext = lambda singular, plural, n: singular if n == 1 else plural
-
-
-def _formatter(prog):
-    # The default formatter imports shutil (and with it bz2 and lzma, ~2 ms of every
-    # command's start) just to learn the terminal width.
-    import os
-
-    try:
-        width = int(os.environ.get("COLUMNS", "80")) - 2
-    except ValueError:
-        width = 78
-    return argparse.HelpFormatter(prog, width=width)
-
-
-class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` named ``flux CMD`` whose usage errors exit with 2."""
-
-    def __init__(self, cmd=None, **kw):
-        if cmd is not None:
-            kw["prog"] = f"flux {cmd}"
-        kw.setdefault("formatter_class", _formatter)
-        super().__init__(**kw)
-
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        name = "-".join(self.prog.split()[:2])
-        self.exit(2, f"{name}: error: {message}\n")
+``Parser`` (an ``argparse`` parser, ``cli/argparser.py``) is imported on first use:
+``flux run`` parses its common command lines without argparse.
+"""
 
 
 def handle():
@@ -46,3 +14,11 @@ def handle():
     from flux_launch.core.handle import Flux
 
     return Flux()
+
+
+def __getattr__(name):
+    if name == "Parser":
+        from flux_launch.cli.argparser import Parser
+
+        return Parser
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,11 +7,10 @@ file; ``--env-remove=PATTERN`` is ``--env=-PATTERN`` and ``--env-file=FILE`` is
 ``--env=^FILE``.
 """
 
-import argparse
-import json
 import os
 
-from flux_launch.cli.base import Parser
+from flux_launch.cli.fastparse import REMAINDER, FastParser
+from flux_launch.proto import fastjson
 
 
 def add_options(p):
@@ -41,18 +40,20 @@ def add_options(p):
     p.add_argument("-l", "--label-io", action="store_true", help="prefix output lines with the task rank")
     p.add_argument("--dry-run", action="store_true", help="print the jobspec instead of submitting it")
     p.add_argument("-q", "--queue", help="submit to this queue")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
+    p.add_argument("command", nargs=REMAINDER, metavar="COMMAND")
 
 
 def make_parser(cmd, description):
-    p = Parser(cmd, description=description)
+    p = FastParser(cmd, description=description)
     add_options(p)
     return p
 
 
 def _json_or_str(text):
+    if text.lstrip(" \t\n\r")[:1] not in tuple('{["-0123456789tfnNI'):  # cannot be JSON (e.g. "off"):
+        return text  # no failed parse, whose error would import json
     try:
-        return json.loads(text)
+        return fastjson.loads(text)
     except ValueError:
         return text
 
@@ -88,7 +89,10 @@ def environment(args, base=None):
     rules = list(args.env) + [f"-{p}" for p in args.env_remove] + [f"^{f}" for f in args.env_file]
     if not rules:
         return env
-    from fnmatch import fnmatchcase
+    def fnmatchcase(name, pattern):
+        from fnmatch import fnmatchcase  # here: it imports re, which VAR=VAL rules do without
+
+        return fnmatchcase(name, pattern)
 
     def apply(rule):
         if rule.startswith("^"):

@@ -11,9 +11,17 @@ says what to do; an error response raises ``OSError(errnum, errstr)`` from
 
 import errno
 import os
-import socket
-from collections import deque
 from itertools import islice
+
+try:  # the C modules: socket.py and collections add enums and classes the handle does
+    # not use, and importing them costs ~3 ms of every command's start
+    from _collections import deque
+    from _socket import AF_UNIX, SOCK_STREAM
+    from _socket import socket as _socket
+except ImportError:  # pragma: no cover
+    from collections import deque
+    from socket import AF_UNIX, SOCK_STREAM
+    from socket import socket as _socket
 
 from flux_launch.proto import message as _msg
 
@@ -122,7 +130,7 @@ class Flux:
                 raise NoInstanceError(errno.ENOENT, "FLUX_URI is not set: no instance to talk to; run flux start")
         self.uri = uri
         path = uri_path(uri)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket(AF_UNIX, SOCK_STREAM)
         try:
             sock.connect(path)
         except PermissionError:
@@ -236,7 +244,7 @@ class Flux:
         while True:
             try:
                 msgs = self._decoder.recv_from(self._sock)
-            except socket.timeout:
+            except TimeoutError:  # socket.timeout
                 if timeout is None:  # not ours: e.g. a SIGALRM handler's TimeoutError
                     raise
                 raise TimeoutError(f"no response from {self.uri} within {timeout}s") from None

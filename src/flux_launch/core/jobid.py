@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from _collections_abc import Callable  # collections.abc, without importing collections (~1.5 ms)
 
 __all__ = ["JobID", "FluidGenerator", "encode", "parse", "get_timestamp"]
 

@@ -7,7 +7,7 @@ when the eventlog ends (the job became inactive) without it.
 """
 
 import errno
-import json
+from flux_launch.proto import fastjson
 
 from flux_launch.core.handle import STREAMING
 from flux_launch.core.jobid import JobID
@@ -25,7 +25,7 @@ class EventLogEvent(dict):
 
     @property
     def context_string(self):
-        return " ".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.context.items())
+        return " ".join(f"{k}={fastjson.dumps(v, separators=(',', ':'))}" for k, v in self.context.items())
 
     def __str__(self):
         text = f"{self.timestamp:.6f} {self.name}"

@@ -5,7 +5,7 @@ sent); the instance's refusal (invalid jobspec, "unsatisfiable request: ...")
 raises ``OSError(errno, text)`` from ``get_id()``/``submit``.
 """
 
-import json
+from flux_launch.proto import fastjson
 
 from flux_launch.core.jobid import JobID
 
@@ -18,7 +18,7 @@ def _payload(jobspec, urgency, waitable, debug, novalidate):
     if hasattr(jobspec, "jobspec"):  # a Jobspec object
         obj = jobspec.jobspec
     elif isinstance(jobspec, (str, bytes)):
-        obj = json.loads(jobspec)
+        obj = fastjson.loads(jobspec)
     else:
         obj = jobspec
     flags = (FLAG_WAITABLE if waitable else 0) | (FLAG_DEBUG if debug else 0) | \

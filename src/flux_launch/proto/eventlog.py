@@ -14,9 +14,10 @@ is given, even if empty, and left out when it is ``None``.
 
 from __future__ import annotations
 
-import json
 import math
 import time
+
+from flux_launch.proto import fastjson
 
 __all__ = [
     "encode_event",
@@ -31,7 +32,7 @@ def _reject_constant(c: str) -> object:
     raise ValueError(f"{c} is not valid JSON")
 
 
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)  # no NaN/Infinity
+_decoder = fastjson.Decoder(parse_constant=_reject_constant)  # no NaN/Infinity
 
 
 def _invalid(why: str, text: str | None = None) -> ValueError:
@@ -101,10 +102,12 @@ def encode_event(name: str, context: dict | None = None,
     return _dumps(entry)
 
 
+_encode = fastjson.encoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def _dumps(entry: dict) -> str:
     try:
-        return json.dumps(entry, separators=(",", ":"), allow_nan=False,
-                          ensure_ascii=False) + "\n"
+        return _encode(entry) + "\n"
     except (TypeError, ValueError) as e:
         raise _invalid(f"cannot serialize: {e}") from None
 

@@ -23,8 +23,9 @@ tasks[0].command: must be a non-empty list of strings``.
 
 from __future__ import annotations
 
-import json
 import math
+
+from flux_launch.proto import fastjson
 
 __all__ = ["JobspecError", "validate", "validate_canonical", "parse", "decode", "summary"]
 
@@ -389,7 +390,7 @@ def _reject_constant(c: str) -> object:
     raise ValueError(f"{c} is not valid JSON")
 
 
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)  # no NaN/Infinity
+_decoder = fastjson.Decoder(parse_constant=_reject_constant)  # no NaN/Infinity
 
 
 def parse(data: bytes | str) -> object:

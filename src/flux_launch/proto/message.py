@@ -25,7 +25,7 @@ the bytes are one more zeromq frame. Routers pass the bytes on without copying
 them into JSON.
 """
 
-import json
+from flux_launch.proto import fastjson
 import struct
 
 NODEID_ANY = -1
@@ -41,8 +41,8 @@ _HEADER = struct.Struct(">I")
 _RAW_FLAG = 0x80000000
 _RAW_TYPES = (bytes, bytearray, memoryview)
 _BIG = 64 * 1024  # a frame this big is received in place (Decoder.recv_from)
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_loads = json.loads
+_dumps = fastjson.encoder(separators=(",", ":"), ensure_ascii=False)
+_loads = fastjson.loads
 
 
 class MessageError(ValueError):
