@@ -4,11 +4,12 @@ output to files from templates, and bad paths."""
 import base64
 import glob
 import os
+import subprocess
 import time
 
 import pytest
 
-from flux_launch.testing import Instance
+from flux_launch.testing import BIN, Instance
 
 pytestmark = pytest.mark.e2e
 
@@ -40,6 +41,19 @@ def test_stdin_from_a_file_for_every_task(inst2, tmp_path):
     path.write_text("x\ny\n")
     r = inst2.flux("run", "-N2", "-n2", "-l", f"--input={path}", "cat")
     assert sorted(r.stdout.splitlines()) == ["0: x", "0: y", "1: x", "1: y"]
+
+
+def test_stdin_redirected_from_a_regular_file_reaches_the_tasks(inst2, tmp_path):
+    """`flux run cat < FILE`: a regular file as stdin (epoll refuses those) is forwarded whole."""
+    path = tmp_path / "in.txt"
+    path.write_text("".join(f"line {i}\n" for i in range(20000)))
+    with open(path) as stdin:
+        r = subprocess.run([os.path.join(BIN, "flux"), "run", "-n2", "-l", "cat"], stdin=stdin, capture_output=True, text=True,
+                           env=inst2.env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for rank in "01":
+        mine = [ln for ln in r.stdout.splitlines() if ln.startswith(f"{rank}: ")]
+        assert mine == [f"{rank}: line {i}" for i in range(20000)]
 
 
 def test_missing_input_file_fails_the_job_naming_it(inst2):

@@ -68,14 +68,16 @@ def test_client_commands_stay_lean(module):
 
 
 def test_flux_run_stays_lean():
-    """flux run's start-up loads neither argparse, json, re, enum nor socket.py: ~10 ms
-    of every launch (argparse and json only for help, errors and rare options)."""
+    """flux run's start-up loads none of argparse, json, re, enum, socket.py, selectors
+    and collections: ~12 ms of every launch (argparse and json only for help, errors
+    and rare options)."""
     code = ("import sys, io; out = sys.stdout; sys.stdout = io.StringIO();"
             "import flux_launch.cli.main, flux_launch.cli.attach, flux_launch.job.submit;"
             "import flux_launch.core.handle, flux_launch._accel;"
             "from flux_launch.cli import run; flux_launch._accel.select('');"
             "run.main('run', ['-n2', '-N1', '-l', '-u', '-o', 'cpu-affinity=off', '--env=A=1', '--dry-run', 'true']);"
-            "print(' '.join(m for m in ('argparse', 'json', 're', 'enum', 'socket', 'signal', 'threading')"
+            "print(' '.join(m for m in ('argparse', 'json', 're', 'enum', 'socket', 'signal', 'threading',"
+            " 'selectors', 'collections')"
             " if m in sys.modules), file=out)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""

@@ -11,7 +11,7 @@ Ctrl-C within 2 s cancels the job.
 
 import errno
 import os
-import selectors
+import select
 import sys
 import time
 
@@ -42,22 +42,22 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     status = None
     exception = None
     done = False
-    sel = selectors.DefaultSelector()
-    sel.register(h.fileno(), selectors.EVENT_READ, "broker")
+    sel = _Poller()
+    sel.register(h.fileno(), "broker")
     rfd, wfd = os.pipe()
     os.set_blocking(rfd, False)
     os.set_blocking(wfd, False)
     old_fd = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
     old = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
-    sel.register(rfd, selectors.EVENT_READ, "signal")
+    sel.register(rfd, "signal")
     last_int = 0.0
     ranks = "all" if stdin is True else stdin  # the idset of the tasks that get stdin
     if stdin:
         _start_input(h, jid, sel, ranks)
     try:
         while not done:
-            for key, _ in sel.select():
-                if key.data == "signal":
+            for fd, what in sel.select():
+                if what == "signal":
                     for sig in os.read(rfd, 64):
                         now = time.monotonic()
                         if sig == signal.SIGINT and now - last_int < 2.0:
@@ -70,8 +70,8 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
                                 sys.stderr.write(f"flux-{cmd}: one more Ctrl-C within 2s cancels the job\n")
                             h.rpc("job-manager.kill", {"id": jid, "signum": sig}, flags=2)
                     continue
-                if key.data == "stdin":
-                    _forward_input(h, jid, sel, key.fd, ranks)
+                if what == "stdin":
+                    _forward_input(h, jid, sel, fd, ranks)
                     continue
                 try:
                     h._recv_one(None)
@@ -122,6 +122,28 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     if status & 0x7F:
         return 128 + (status & 0x7F)
     return (status >> 8) & 0xFF
+
+
+class _Poller:
+    """Waits for input on file descriptors, each with its tag. poll, not selectors:
+    selectors imports collections (~2 ms of every flux run), and its epoll refuses
+    regular files, such as a stdin redirected from one."""
+
+    def __init__(self):
+        self._poll = select.poll()
+        self._tags = {}
+
+    def register(self, fd, tag):
+        self._poll.register(fd, select.POLLIN)
+        self._tags[fd] = tag
+
+    def unregister(self, fd):
+        self._poll.unregister(fd)
+        del self._tags[fd]
+
+    def select(self):
+        """``(fd, tag)`` of each descriptor that is readable, at its end or in error."""
+        return [(fd, self._tags[fd]) for fd, _ in self._poll.poll()]
 
 
 def _output_complete(state):
@@ -278,7 +300,7 @@ def _start_input(h, jid, sel, ranks):
     h.rpc("kvs.commit", {"ops": [{"op": "append", "key": _input_key(jid), "value": header}]}, flags=2)
     try:
         fd = sys.stdin.fileno()
-        sel.register(fd, selectors.EVENT_READ, "stdin")
+        sel.register(fd, "stdin")
     except (ValueError, OSError, AttributeError):
         _send_input(h, jid, b"", True, ranks)
 

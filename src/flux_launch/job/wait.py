@@ -5,13 +5,23 @@
 waited for once (``OSError(ECHILD)`` after that, or when none is left).
 """
 
-from collections import namedtuple
-
 from flux_launch.core.jobid import JobID
 
 FLUX_JOBID_ANY = 0
 
-JobWaitResult = namedtuple("JobWaitResult", ["jobid", "success", "errstr"])
+
+def __getattr__(name):
+    # JobWaitResult, a namedtuple as in flux-core, is made on first use: importing
+    # collections costs flux run and flux submit ~2 ms
+    if name == "JobWaitResult":
+        if "JobWaitResult" in globals():
+            return globals()["JobWaitResult"]
+        from collections import namedtuple
+
+        global JobWaitResult
+        JobWaitResult = namedtuple("JobWaitResult", ["jobid", "success", "errstr"])
+        return JobWaitResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class JobInfo:
@@ -63,7 +73,7 @@ def wait(flux_handle, jobid=FLUX_JOBID_ANY):
             waitable), ENOENT (no such job).
     """
     resp = flux_handle.rpc("job-manager.wait", {"id": int(jobid)}).get()
-    return JobWaitResult(JobID(resp["id"]), resp["success"], resp["errstr"])
+    return __getattr__("JobWaitResult")(JobID(resp["id"]), resp["success"], resp["errstr"])
 
 
 class ResultFuture:
