@@ -87,6 +87,21 @@ def test_encoder_errors_match_json():
         fastjson.dumps(loop)
 
 
+def test_a_failed_encode_leaves_nothing_behind():
+    """The C encoder's circular check keeps the containers of a call that failed:
+    each call needs its own, or the same object fails again once fixed."""
+    enc = fastjson.encoder(separators=(",", ":"), allow_nan=False)
+    obj = {"a": [object()], "b": [float("nan")]}
+    with pytest.raises(TypeError):
+        enc(obj)
+    obj["a"] = [1]
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        enc(obj)
+    obj["b"] = [2]
+    assert enc(obj) == '{"a":[1],"b":[2]}'
+    assert fastjson.dumps(obj, separators=[",", ":"]) == json.dumps(obj, separators=[",", ":"])
+
+
 def test_importing_it_does_not_import_json_or_re():
     code = ("import sys; from flux_launch.proto import fastjson; fastjson.loads(fastjson.dumps({'a': [1]}));"
             "print(sorted(m for m in ('json', 're', 'enum') if m in sys.modules))")

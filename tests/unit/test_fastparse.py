@@ -28,7 +28,8 @@ TOKENS = ["-n", "-n4", "-n", "4", "-N2", "--ntasks", "--ntasks=3", "--nt=2", "-c
           "a.b=1", "--env=A=1", "--env", "-B", "--env-remove=X*", "-t", "5m", "--job-name", "x y",
           "--dry-run", "--wait", "--cc=1-3", "--", "-", "", "-5", "-n-1", "-n", "-1", "x", "hostname",
           "--urgency=7", "--urgency", "abc", "-S", "k=v", "--flags=waitable", "-h", "--help", "-q", "batch",
-          "--exclusive", "--exc", "-g", "1", "--cores=4", "-n=3", "---n", "-nx", "--output", "out.{{id}}"]
+          "--exclusive", "--exc", "-g", "1", "--cores=4", "-n=3", "---n", "-nx", "--output", "out.{{id}}",
+          "--gpus", "--gpus=2", "--c", "--=x", "--e", "-t--", "--job-name=--", "-o--", "--help", "--he"]
 
 
 @settings(max_examples=1500, deadline=None)
@@ -48,6 +49,8 @@ def test_the_fast_path_agrees_with_argparse(argv):
     ["-n4", "-lu", "--env=A=1", "-o", "x=1", "-o", "y", "sh", "-c", "echo -n 1"],
     ["--ntasks", "2", "--cores-per-task=2", "-N", "1", "--job-name", "j", "hostname", "-n", "3"],
     ["-ln2", "--cc", "1-2", "--wait", "true"],
+    ["sh", "-c", "x", "--", "--gpus"],
+    ["prog", "--ntasks", "--gpus-per-task=1", "--bogus", "--help"],
     [],
 ])
 def test_common_command_lines_take_the_fast_path(argv):
@@ -57,7 +60,8 @@ def test_common_command_lines_take_the_fast_path(argv):
 
 
 @pytest.mark.parametrize("argv", [["-n", "x", "true"], ["--bogus", "true"], ["--nt=2", "true"], ["-h"],
-                                  ["--", "true"], ["-n=3", "true"], ["--job-name", "-x", "true"]])
+                                  ["--", "true"], ["-n=3", "true"], ["--job-name", "-x", "true"],
+                                  ["python", "train.py", "--gpus", "8"], ["-t--", "true"], ["x", "--=1"]])
 def test_the_rest_goes_to_argparse(argv):
     with pytest.raises(_Fallback):
         _parser()._parse(list(argv))

@@ -19,6 +19,16 @@ from flux_launch.proto.jobspec import JobspecError
 HAVE_YAML = importlib.util.find_spec("yaml") is not None
 
 
+def test_dumps_takes_json_dumps_options():
+    js = JobspecV1.from_command(["true"])
+    js.setattr("user.when", datetime.date(2026, 1, 2))
+    assert json.loads(js.dumps(default=str))["attributes"]["user"]["when"] == "2026-01-02"
+    assert js.dumps(indent=2, default=str) == json.dumps(js.jobspec, indent=2, default=str, ensure_ascii=False)
+    js.setattr("user.when", "x")
+    assert js.dumps(separators=[",", ":"], sort_keys=True) == json.dumps(
+        js.jobspec, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
 def _roundtrip(js):
     """dumps() -> decode() must give back an equal dict."""
     text = js.dumps()

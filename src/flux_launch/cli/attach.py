@@ -162,8 +162,9 @@ _DATA = b'","data":"'
 
 
 def _data_head(buf, start, end):
-    """``(stream, rank, offset of the data)`` of a data entry of ``buf[start:end]``
-    written the way the shells write them, else None."""
+    """``(stream, rank, offset of the data)`` when the line ``buf[start:end]`` (``end``:
+    its newline, which no part of the head can match) opens a data entry the way the
+    shells write them, else None."""
     if not buf.startswith(_TS, start):
         return None
     ts = start + len(_TS)

@@ -6,7 +6,8 @@ Importing argparse costs ~2 ms, and the regular expressions it needs pull in
 records its options with the same ``add_argument`` calls and parses the plain
 forms itself: ``--opt VALUE``, ``--opt=VALUE``, ``-n4``, ``-n 4``, clusters of
 flags (``-lu``), then the command. Anything else (``-h``, an unknown or abbreviated
-option, a missing or bad value, ``--``, a value that starts with ``-``) goes to an
+option, a missing or bad value, ``--``, a value that starts with ``-`` or is ``--``,
+an argument of the command that abbreviates several options) goes to an
 ``argparse`` parser built from the same calls: argparse stays the authority on
 what a command line means and on every message, and a test checks that both give
 the same result wherever the fast path answers.
@@ -107,6 +108,7 @@ class FastParser:
         while i < n:
             arg = argv[i]
             if arg[:1] != "-" or arg == "-":  # the command: the rest is its own
+                self._check_command(argv, i)
                 values[self.positional] = argv[i:]
                 break
             if arg == "--":
@@ -146,6 +148,19 @@ class FastParser:
             i += 1
         return Namespace(**values)
 
+    def _check_command(self, argv, start):
+        """argparse looks at the command's arguments too (up to a ``--``): one that
+        abbreviates several of our long options (``--gpus``) is an error there."""
+        longs = [f for f in self.options if f.startswith("--")] + ["--help"]
+        for arg in argv[start:]:
+            if arg == "--":
+                return
+            if arg[:2] == "--":
+                name = arg.partition("=")[0]
+                if arg not in self.options and name not in self.options \
+                        and sum(f.startswith(name) for f in longs) > 1:
+                    raise _Fallback
+
 
 def _next_value(argv, i):
     if i >= len(argv) or argv[i][:1] == "-":  # argparse decides what a leading '-' means
@@ -154,6 +169,8 @@ def _next_value(argv, i):
 
 
 def _store(values, opt, value):
+    if value == "--":  # argparse drops it from an option's values
+        raise _Fallback
     if opt.type is not None:
         try:
             value = opt.type(value)

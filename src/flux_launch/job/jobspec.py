@@ -288,7 +288,7 @@ class Jobspec:
         """Encode as JSON, compact unless ``separators``/``indent`` given
         (``TypeError`` if something stored is not JSON-serializable)."""
         kwargs.setdefault("separators", None if "indent" in kwargs else (",", ":"))
-        if "indent" in kwargs:
+        if set(kwargs) - {"separators", "sort_keys"}:  # indent, default...: json's own options
             import json
 
             return json.dumps(self.jobspec, ensure_ascii=False, **kwargs)

@@ -45,11 +45,13 @@ def encoder(separators=(", ", ": "), ensure_ascii=True, sort_keys=False, allow_n
         return json.JSONEncoder(separators=separators, ensure_ascii=ensure_ascii, sort_keys=sort_keys,
                                 allow_nan=allow_nan).encode
     item_sep, key_sep = separators
-    encode = _make_encoder({}, _not_serializable, encode_basestring_ascii if ensure_ascii else encode_basestring,
-                           None, key_sep, item_sep, sort_keys, False, allow_nan)
+    escape = encode_basestring_ascii if ensure_ascii else encode_basestring
 
     def dumps(obj):
-        return "".join(encode(obj, 0))
+        # a new encoder (and its dict of containers being encoded, for the circular
+        # check) per call, as json does: a failed call leaves its entries there
+        return "".join(_make_encoder({}, _not_serializable, escape, None, key_sep, item_sep, sort_keys, False,
+                                     allow_nan)(obj, 0))
 
     return dumps
 
@@ -106,7 +108,7 @@ def dumps(obj, separators=None, ensure_ascii=True, sort_keys=False, allow_nan=Tr
     """``json.dumps`` with these options (the ones the launch path uses)."""
     if separators is None and ensure_ascii and not sort_keys and allow_nan:
         return _dumps_default(obj)
-    key = (separators or (", ", ": "), ensure_ascii, sort_keys, allow_nan)
+    key = (tuple(separators or (", ", ": ")), ensure_ascii, sort_keys, allow_nan)
     fn = _compact.get(key)
     if fn is None:
         fn = _compact[key] = encoder(*key)
