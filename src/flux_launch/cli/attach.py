@@ -9,16 +9,12 @@ inactive (``clean``). SIGINT and SIGTERM are sent to the job's tasks; a second
 Ctrl-C within 2 s cancels the job.
 """
 
+import _signal as signal  # the C module: signal.py only adds enums, and importing enum costs ~1.5 ms
 import errno
 import os
 import select
 import sys
 import time
-
-try:  # the C module: signal.py only adds enums, and importing enum costs ~1.5 ms
-    import _signal as signal
-except ImportError:  # pragma: no cover
-    import signal
 
 from flux_launch.core.handle import STREAMING
 from flux_launch.proto import fastjson

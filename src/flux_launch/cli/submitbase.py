@@ -49,8 +49,11 @@ def make_parser(cmd, description):
     return p
 
 
+_JSON_STARTS = tuple('{["-0123456789tfnNI')  # the first characters a JSON text can have
+
+
 def _json_or_str(text):
-    if text.lstrip(" \t\n\r")[:1] not in tuple('{["-0123456789tfnNI'):  # cannot be JSON (e.g. "off"):
+    if text.lstrip(" \t\n\r")[:1] not in _JSON_STARTS:  # cannot be JSON (e.g. "off"):
         return text  # no failed parse, whose error would import json
     try:
         return fastjson.loads(text)

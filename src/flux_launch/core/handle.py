@@ -13,15 +13,11 @@ import errno
 import os
 from itertools import islice
 
-try:  # the C modules: socket.py and collections add enums and classes the handle does
-    # not use, and importing them costs ~3 ms of every command's start
-    from _collections import deque
-    from _socket import AF_UNIX, SOCK_STREAM
-    from _socket import socket as _socket
-except ImportError:  # pragma: no cover
-    from collections import deque
-    from socket import AF_UNIX, SOCK_STREAM
-    from socket import socket as _socket
+# The C modules: socket.py and collections add enums and classes the handle does not
+# use, and importing them costs ~3 ms of every command's start.
+from _collections import deque
+from _socket import AF_UNIX, SOCK_STREAM
+from _socket import socket as _socket
 
 from flux_launch.proto import message as _msg
 

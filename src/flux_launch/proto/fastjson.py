@@ -6,17 +6,13 @@ Importing ``json`` compiles regular expressions at import time, which pulls in
 on this machine, more than the rest of its own imports. The encoder and scanner
 here are the very C functions ``json`` uses, set up the same way, so their output
 and the objects they return are the same as ``json.dumps`` and ``json.loads``.
-Where ``_json`` is missing (another Python implementation) the ``json`` module
-does the work. Errors are ``json.JSONDecodeError`` (a ``ValueError``), with
+Errors are ``json.JSONDecodeError`` (a ``ValueError``), with
 ``json``'s messages; ``json`` is imported only then.
 """
 
-try:
-    from _json import encode_basestring, encode_basestring_ascii
-    from _json import make_encoder as _make_encoder
-    from _json import make_scanner as _make_scanner
-except ImportError:  # pragma: no cover - CPython always has it
-    _make_encoder = None
+from _json import encode_basestring, encode_basestring_ascii
+from _json import make_encoder as _make_encoder
+from _json import make_scanner as _make_scanner
 
 _WS = " \t\n\r"
 _CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
@@ -39,11 +35,6 @@ def encoder(separators=(", ", ": "), ensure_ascii=True, sort_keys=False, allow_n
         TypeError: an object JSON cannot represent.
         ValueError: a circular reference, or NaN or an infinity without ``allow_nan``.
     """
-    if _make_encoder is None:  # pragma: no cover
-        import json
-
-        return json.JSONEncoder(separators=separators, ensure_ascii=ensure_ascii, sort_keys=sort_keys,
-                                allow_nan=allow_nan).encode
     item_sep, key_sep = separators
     escape = encode_basestring_ascii if ensure_ascii else encode_basestring
 
@@ -70,12 +61,7 @@ class Decoder:
         self.parse_float = float
         self.parse_int = int
         self.parse_constant = parse_constant or _CONSTANTS.__getitem__
-        if _make_encoder is None:  # pragma: no cover
-            import json
-
-            self.scan_once = json.JSONDecoder(parse_constant=self.parse_constant).scan_once
-        else:
-            self.scan_once = _make_scanner(self)
+        self.scan_once = _make_scanner(self)
 
     def decode(self, s):
         """The object of document ``s`` (a str).
@@ -100,18 +86,15 @@ class Decoder:
 
 
 _decoder = Decoder()
-_dumps_default = encoder()
-_compact = {}
+_encoders = {}  # options -> encoder
 
 
 def dumps(obj, separators=None, ensure_ascii=True, sort_keys=False, allow_nan=True):
     """``json.dumps`` with these options (the ones the launch path uses)."""
-    if separators is None and ensure_ascii and not sort_keys and allow_nan:
-        return _dumps_default(obj)
     key = (tuple(separators or (", ", ": ")), ensure_ascii, sort_keys, allow_nan)
-    fn = _compact.get(key)
+    fn = _encoders.get(key)
     if fn is None:
-        fn = _compact[key] = encoder(*key)
+        fn = _encoders[key] = encoder(*key)
     return fn(obj)
 
 
