@@ -5,7 +5,6 @@ loads back to the bytes consumed."""
 
 import json
 import os
-import threading
 
 import pytest
 from hypothesis import given, settings
@@ -141,22 +140,9 @@ def test_large_inputs():
         assert check(b"x\n") == small
 
 
-def test_threads_do_not_share_output():
+def test_threads_do_not_share_output(same_in_threads):
     datas = [(f"thread {i} \"line\"\n".encode() * (5000 + 977 * i)) for i in range(4)]
-    want = [_py.json_escape(d) for d in datas]
-    bad = []
-
-    def work(i):
-        for _ in range(30):
-            if _cwrap.json_escape(datas[i]) != want[i]:
-                bad.append(i)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not bad
+    same_in_threads(_cwrap.json_escape, datas, [_py.json_escape(d) for d in datas])
 
 
 @settings(max_examples=1000, deadline=None)

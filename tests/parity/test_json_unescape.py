@@ -6,7 +6,6 @@ it inverts json_escape and json.dumps."""
 import json
 import os
 import re
-import threading
 
 import pytest
 from hypothesis import given, settings
@@ -225,22 +224,9 @@ def test_large_inputs():
         assert check(b"x\\n") == small
 
 
-def test_threads_do_not_share_output():
+def test_threads_do_not_share_output(same_in_threads):
     datas = [_cwrap.json_escape(f"thread {i} \"line\" é\n".encode() * (5000 + 977 * i))[0] for i in range(4)]
-    want = [_py.json_unescape(d) for d in datas]
-    bad = []
-
-    def work(i):
-        for _ in range(30):
-            if _cwrap.json_unescape(datas[i]) != want[i]:
-                bad.append(i)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not bad
+    same_in_threads(_cwrap.json_unescape, datas, [_py.json_unescape(d) for d in datas])
 
 
 @settings(max_examples=1000, deadline=None)

@@ -9,16 +9,22 @@ from flux_launch.broker.tree import child_toward, children_of, parent_of, subtre
 from flux_launch.proto import message
 
 
-def test_frames_split_anywhere_decode_the_same():
-    msgs = [message.request("kvs.get", {"key": "a"}, matchtag=i) for i in range(5)]
-    data = b"".join(message.frame(m) for m in msgs)
-    for step in (1, 3, 7, len(data)):
+def _decodes_in_steps(data, msgs, steps):
+    """Fed ``step`` bytes at a time, for each step, ``data`` decodes to ``msgs``
+    with nothing left over."""
+    for step in steps:
         dec = message.Decoder()
         out = []
         for i in range(0, len(data), step):
             out += dec.feed(data[i:i + step])
         assert out == msgs
         assert dec.pending == 0
+
+
+def test_frames_split_anywhere_decode_the_same():
+    msgs = [message.request("kvs.get", {"key": "a"}, matchtag=i) for i in range(5)]
+    data = b"".join(message.frame(m) for m in msgs)
+    _decodes_in_steps(data, msgs, (1, 3, 7, len(data)))
 
 
 @pytest.mark.parametrize("body,why", [(b"{not json", "malformed"), (b"[1,2]", "not a JSON object"),
@@ -75,13 +81,7 @@ def test_raw_attachment_round_trips_split_anywhere():
             message.request("attr.get", {"name": "size"}),
             message.request("kvs.commit", {"raw": b""})]
     data = b"".join(message.frame(m) for m in msgs)
-    for step in (1, 5, 4096, len(data)):
-        dec = message.Decoder()
-        out = []
-        for i in range(0, len(data), step):
-            out += dec.feed(data[i:i + step])
-        assert out == msgs
-        assert dec.pending == 0
+    _decodes_in_steps(data, msgs, (1, 5, 4096, len(data)))
 
 
 def test_split_raw_leaves_the_message_alone():
