@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from flux_launch.testing import BIN, CommandError, Instance
+from flux_launch.testing import BIN, Instance
 
 pytestmark = pytest.mark.e2e
 
@@ -32,16 +32,7 @@ def inst2():
 
 def _run(inst, *args, env=None, timeout=120, check=True):
     """``flux ARGS`` in the instance with byte-exact stdout and stderr."""
-    try:
-        res = subprocess.run([FLUX, *args], capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                             env=dict(inst.env, **(env or {})))
-    except subprocess.TimeoutExpired as exc:
-        raise CommandError(f"flux {args} timed out after {timeout}s\nstderr: {exc.stderr!r}\n"
-                           f"broker log:\n{inst.log()}") from None
-    if check and res.returncode != 0:
-        raise CommandError(f"flux {args} exited {res.returncode}\nstdout: {res.stdout[:2000]!r}\n"
-                           f"stderr: {res.stderr[:2000]!r}\nbroker log:\n{inst.log()}")
-    return res
+    return inst.flux(*args, env=env, timeout=timeout, check=check, text=False)
 
 
 def _last_job(inst):

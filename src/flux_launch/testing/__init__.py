@@ -38,6 +38,12 @@ class CommandError(AssertionError):
     """A command in a test instance failed; the message has everything to debug it."""
 
 
+def _shown(out, text):
+    """Command output for a failure message: text as it is, bytes as the repr of
+    their first 2000."""
+    return out if text or out is None else repr(out[:2000])
+
+
 class Instance:
     """``flux start --test-size=size`` with attributes ``attrs`` (a dict).
 
@@ -78,22 +84,24 @@ class Instance:
         except OSError:
             return ""
 
-    def run(self, *cmd, check=True, timeout=60, input=None, env=None):
-        """Run ``cmd`` inside the instance; returns a ``CompletedProcess`` (text).
+    def run(self, *cmd, check=True, timeout=60, input=None, env=None, text=True):
+        """Run ``cmd`` inside the instance; returns a ``CompletedProcess`` (text, or
+        byte-exact output with ``text=False``, of which failure messages show the
+        first 2000 bytes).
 
         Raises:
             CommandError: it failed (``check``) or ran past ``timeout``.
         """
         full_env = dict(self.env, **(env or {}))
         try:
-            res = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
+            res = subprocess.run(list(cmd), capture_output=True, text=text, timeout=timeout,
                                  input=input, env=full_env, stdin=None if input is not None else subprocess.DEVNULL)
         except subprocess.TimeoutExpired as exc:
-            raise CommandError(f"{cmd} timed out after {timeout}s\nstdout: {exc.stdout}\n"
-                               f"stderr: {exc.stderr}\nbroker log:\n{self.log()}") from None
+            raise CommandError(f"{cmd} timed out after {timeout}s\nstdout: {_shown(exc.stdout, text)}\n"
+                               f"stderr: {_shown(exc.stderr, text)}\nbroker log:\n{self.log()}") from None
         if check and res.returncode != 0:
-            raise CommandError(f"{cmd} exited {res.returncode}\nstdout: {res.stdout}\nstderr: {res.stderr}\n"
-                               f"broker log:\n{self.log()}")
+            raise CommandError(f"{cmd} exited {res.returncode}\nstdout: {_shown(res.stdout, text)}\n"
+                               f"stderr: {_shown(res.stderr, text)}\nbroker log:\n{self.log()}")
         return res
 
     def flux(self, *args, **kw):
