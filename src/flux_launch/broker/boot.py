@@ -104,3 +104,40 @@ def _finish(pmi):
         pmi.finalize()
     finally:
         pmi.close()
+
+
+def prepare_rundir(path):
+    """Make ``path`` (the ``rundir`` attribute) usable; returns True if it was created here.
+
+    A missing directory is created ``0700`` (and is the broker's to remove). An
+    existing one is used as it is, its mode never changed: it must be a directory
+    of this user with owner rwx that no other user can write (they could replace
+    the broker's sockets), as flux-core checks its rundir.
+
+    Raises:
+        BootError: the directory cannot be created or is not fit, in one line.
+    """
+    try:
+        os.mkdir(path, 0o700)
+        return True
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise BootError(f"cannot create rundir {path}: {exc.strerror}") from None
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise BootError(f"cannot stat rundir {path}: {exc.strerror}") from None
+    import stat
+
+    mode = stat.S_IMODE(st.st_mode)
+    if not stat.S_ISDIR(st.st_mode):
+        raise BootError(f"rundir {path}: not a directory")
+    if st.st_uid != os.getuid():
+        raise BootError(f"rundir {path} is not owned by the instance owner (uid {os.getuid()})")
+    if mode & 0o700 != 0o700:
+        raise BootError(f"rundir {path} needs owner read, write and search permission (mode {mode:04o})")
+    if mode & 0o022:
+        raise BootError(f"rundir {path} is writable by others (mode {mode:04o}): use a directory "
+                        "that only you can write, or leave rundir unset")
+    return False

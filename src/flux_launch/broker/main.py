@@ -334,21 +334,27 @@ def setup_logging(attrs, rank_hint="0"):
 def run_broker(attrs, command=None, topology=None):
     """Run one broker to completion and return its exit code.
 
-    Creates the rundir (and, on rank 0, the statedir) when not given, and removes
-    what it created. A failure to boot or to open the state prints one line and
+    Creates the rundir (and, on rank 0, the statedir) when not given or missing,
+    and removes what it created; an existing rundir keeps its mode (``prepare_rundir``). A failure to boot or to open the state prints one line and
     returns 1.
     """
     import shutil
     import tempfile
 
-    from flux_launch.broker.boot import BootError
+    from flux_launch.broker.boot import BootError, prepare_rundir
     from flux_launch.services.kvs.store import StoreError
 
     setup_logging(attrs, os.environ.get("PMI_RANK", "0"))
     made_rundir = None
     if not attrs.get("rundir"):
         made_rundir = attrs["rundir"] = tempfile.mkdtemp(prefix="flux-")
-    os.chmod(attrs["rundir"], 0o700)
+    else:
+        try:
+            if prepare_rundir(attrs["rundir"]):
+                made_rundir = attrs["rundir"]
+        except BootError as exc:
+            print(f"flux-broker: {exc}", file=sys.stderr)
+            return 1
     if not attrs.get("statedir"):
         attrs["statedir"] = os.path.join(attrs["rundir"], f"state-{os.environ.get('PMI_RANK', '0')}")
     from flux_launch.resource import TopologyError, discover_from_env

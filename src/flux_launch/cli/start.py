@@ -91,11 +91,19 @@ def _launch(size, attrs, command, args):
     gc.collect()
     gc.freeze()
 
+    from flux_launch.broker.boot import BootError, prepare_rundir
+
     made = None
     rundir = attrs.get("rundir")
     if not rundir:
         rundir = made = tempfile.mkdtemp(prefix="flux-")
-    os.chmod(rundir, 0o700)
+    else:
+        try:
+            if prepare_rundir(rundir):
+                made = rundir
+        except BootError as exc:
+            print(f"flux-start: {exc}", file=sys.stderr)
+            return 1
     attrs["rundir"] = rundir
     if "tbon.prefertcp" in attrs and attrs["tbon.prefertcp"] not in ("0", ""):
         attrs.setdefault("tbon.interface-hint", "127.0.0.1")

@@ -62,6 +62,29 @@ class Blob:
         return self.store.read_blob(self.off, self.size)
 
 
+def _private(path, *suffixes):
+    """Create ``path`` (if missing) and make it and ``path + suffix`` (if present)
+    mode 0600. sqlite creates its database 0644 less the umask, and its -wal and
+    -shm files with the database's mode: made first, and private, the database
+    keeps all three private whatever the umask or the directory's mode.
+
+    Raises:
+        OSError: the file cannot be created or its mode set.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in suffixes:
+        try:
+            if os.stat(path + suffix).st_mode & 0o077:
+                os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 class StoreError(RuntimeError):
     """The state directory cannot be used; the message names the file and the cause."""
 
@@ -78,6 +101,7 @@ class Store:
         self.path = path
         try:
             os.makedirs(statedir, mode=0o700, exist_ok=True)
+            _private(path, "-wal", "-shm")
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
