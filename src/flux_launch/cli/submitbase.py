@@ -133,7 +133,11 @@ def jobspec(args, command=None, env=None):
     ntasks = args.ntasks
     cores_per_task = args.cores_per_task
     gpus_per_task = args.gpus_per_task
-    if args.tasks_per_node and args.nodes:
+    if args.tasks_per_node is not None:
+        if not args.nodes:
+            raise ValueError("--tasks-per-node needs -N/--nodes")
+        if args.ntasks is not None:
+            raise ValueError("--tasks-per-node can't be used with -n/--ntasks (use one or the other)")
         ntasks = args.tasks_per_node * args.nodes
     if args.cores:
         if ntasks is None:
@@ -151,8 +155,9 @@ def jobspec(args, command=None, env=None):
             raise ValueError(f"--gpus-per-node={args.gpus_per_node} does not divide among the {per_node} "
                              "tasks of each node")
         gpus_per_task = args.gpus_per_node // per_node
-    # As flux-core's commands do: -N without -n asks for whole nodes.
-    exclusive = args.exclusive or (args.nodes is not None and args.ntasks is None and not args.tasks_per_node)
+    # As flux-core's commands do: -N without -n (one task per node, or
+    # --tasks-per-node) asks for whole nodes.
+    exclusive = args.exclusive or (args.nodes is not None and args.ntasks is None and not args.cores)
     js = JobspecV1.from_command(command or args.command, num_tasks=ntasks, cores_per_task=cores_per_task,
                                 gpus_per_task=gpus_per_task, num_nodes=args.nodes, exclusive=exclusive)
     js.environment = environment(args) if env is None else env

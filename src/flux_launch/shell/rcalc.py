@@ -1,7 +1,9 @@
 """Which tasks run on which rank: the job's slots, from R and the jobspec.
 
-A rank holds ``len(cores) // cores_per_slot`` slots. With ``per_slot`` N each slot
-runs N tasks; with ``total`` T the tasks are spread over the slots in order, the
+A rank holds ``len(cores) // cores_per_slot`` slots, at most the jobspec's slots
+per node when it has a node level: an exclusive node (``-N`` without ``-n``) is
+allocated with all its cores, yet runs only the jobspec's slots, as flux-core's
+shell runs the jobspec's task count. With ``per_slot`` N each slot runs N tasks; with ``total`` T the tasks are spread over the slots in order, the
 first ``T % nslots`` slots taking one more. Task ids are contiguous per rank, in
 rank order (block distribution).
 """
@@ -71,6 +73,9 @@ def compute(alloc, summary, per_resource=None):
         return TaskMap(ranks, [count * len(alloc.get(r, alloc.get(str(r), {})).get("core", ())) for r in ranks])
     cps = max(1, summary.get("cores_per_slot", 1))
     slots = [len(alloc.get(r, alloc.get(str(r), {})).get("core", ())) // cps for r in ranks]
+    per_node = summary.get("slots_per_node")
+    if per_node:  # whole (exclusive) nodes hold more cores than their slots
+        slots = [min(s, per_node) for s in slots]
     nslots = sum(slots)
     if nslots == 0:
         raise ValueError("R holds no complete slot for this job")
