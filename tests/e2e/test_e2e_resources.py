@@ -30,7 +30,8 @@ def test_corona_resource_list(corona2):
 
 
 def test_rocr_visible_devices_per_task(corona2):
-    r = corona2.flux("run", "-N1", "-n8", "-g1", "printenv", "ROCR_VISIBLE_DEVICES")
+    r = corona2.flux("run", "-N1", "-n8", "-g1", "-o", "gpu-affinity=per-task", "printenv",
+                     "ROCR_VISIBLE_DEVICES")
     assert sorted(r.stdout.split(), key=int) == [str(i) for i in range(8)]
 
 
@@ -53,7 +54,7 @@ def test_cores_of_a_file_topology_that_do_not_exist_here_are_skipped(corona2):
 
 
 def test_ipa20_cuda_visible_devices():
-    r = flux("start", "sh", "-c", 'flux run -n4 -g1 sh -c "echo \\$CUDA_VISIBLE_DEVICES \\$CUDA_DEVICE_ORDER"',
+    r = flux("start", "sh", "-c", 'flux run -n4 -g1 -o gpu-affinity=per-task sh -c "echo \\$CUDA_VISIBLE_DEVICES \\$CUDA_DEVICE_ORDER"',
              env=xml("ipa20"))
     assert r.returncode == 0, r.stderr
     assert sorted(r.stdout.splitlines()) == [f"{i} PCI_BUS_ID" for i in range(4)]
@@ -94,7 +95,8 @@ def test_bad_affinity_map_fails_at_submit():
 
 
 def test_gpus_per_node_and_verbose_sources(corona2):
-    r = corona2.flux("run", "-N2", "-n4", "--gpus-per-node=4", "printenv", "ROCR_VISIBLE_DEVICES")
+    r = corona2.flux("run", "-N2", "-n4", "--gpus-per-node=4", "-o", "gpu-affinity=per-task",
+                     "printenv", "ROCR_VISIBLE_DEVICES")
     assert sorted(r.stdout.split()) == ["0,1", "0,1", "2,3", "2,3"]
     out = corona2.flux("resource", "list", "-v").stdout
     assert "rank 0: hwloc" in out and "corona.xml" in out and "rank 1: hwloc" in out

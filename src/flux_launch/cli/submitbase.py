@@ -190,7 +190,7 @@ def jobspec(args, command=None, env=None):
                 out.setdefault(stream, {})["label"] = True
     from flux_launch.proto.shellopts import check
 
-    check(options, bool(gpus_per_task))
+    check(options)
     for key, value in _leaves(options):  # merged into what --output/--error set
         js.setattr_shell_option(key, value)
     for attr in args.setattr:

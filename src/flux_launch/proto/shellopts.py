@@ -49,11 +49,12 @@ def cpu_affinity(value):
     raise ValueError(f"cpu-affinity: invalid value {value!r} (use on, off, per-task or map:LIST)")
 
 
-def gpu_affinity(value, requested):
-    """``(mode, maps)`` for ``-o gpu-affinity``; the default is per-task when GPUs
-    are requested, else on. ValueError naming what is wrong."""
-    if value in (None, ""):
-        return ("per-task" if requested else "on"), None
+def gpu_affinity(value):
+    """``(mode, maps)`` for ``-o gpu-affinity``; the default is ``on`` (as in
+    flux-core: every task sees all of the job's GPUs on its node; ``per-task``
+    splits them). ValueError naming what is wrong."""
+    if value in (None, "", 1, True):
+        return "on", None
     if value in ("on", "per-task", "off"):
         return value, None
     if isinstance(value, str) and value.startswith("map:"):
@@ -61,10 +62,10 @@ def gpu_affinity(value, requested):
     raise ValueError(f"gpu-affinity: invalid value {value!r} (use on, off, per-task or map:LIST)")
 
 
-def check(options, gpus_requested=False):
+def check(options):
     """Validate the options a user gave; raises ValueError with a one-line reason."""
     cpu_affinity(options.get("cpu-affinity"))
-    gpu_affinity(options.get("gpu-affinity"), gpus_requested)
+    gpu_affinity(options.get("gpu-affinity"))
     out = options.get("output")
     if isinstance(out, dict):
         if "limit" in out:

@@ -1,8 +1,7 @@
-"""gpu-affinity: each task sees its own GPUs.
+"""gpu-affinity: which GPUs each task sees.
 
-``-o gpu-affinity=per-task`` (the default when GPUs are requested): each task
-gets its share of the job's GPUs on this node; ``on``: every task sees all of
-them; ``off``: nothing is set; ``map:LIST``: task i gets the i-th GPU list
+``on`` (the default, as in flux-core): every task sees all of the job's GPUs on
+this node; ``-o gpu-affinity=per-task``: each task gets its share of them; ``off``: nothing is set; ``map:LIST``: task i gets the i-th GPU list
 (semicolon-separated idsets of node GPU indexes).
 
 NVIDIA GPUs go in ``CUDA_VISIBLE_DEVICES`` (with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``,
@@ -20,10 +19,9 @@ VARS = {"nvidia": "CUDA_VISIBLE_DEVICES", "amd": "ROCR_VISIBLE_DEVICES"}
 
 
 def _init(shell, _task):
-    requested = shell.summary.get("gpus_per_slot", 0) > 0
     from flux_launch.proto.shellopts import gpu_affinity
 
-    shell.gpu_affinity = gpu_affinity(shell.options.get("gpu-affinity"), requested)
+    shell.gpu_affinity = gpu_affinity(shell.options.get("gpu-affinity"))
     gpus = (getattr(shell, "topology", None) or {}).get("gpus") or []
     shell.node_gpus = gpus
     mine = shell.alloc.get(shell.rank, shell.alloc.get(str(shell.rank), {})).get("gpu", [])
