@@ -47,16 +47,28 @@ class _Proc:
 
 
 class ForkServerClient:
-    """The broker's side of the shell fork server (``shell/forkserver.py``)."""
+    """The broker's side of the shell fork server (``services/exec/forkserver.py``).
+
+    It knows the pid of every shell the server started and of their tasks. If the
+    server dies, those shells and tasks are killed (SIGKILL to their process groups:
+    nothing is left running that no one can report on), each of their jobs gets an
+    error, and a new server is started for the jobs that come next.
+    """
 
     def __init__(self, sock, pid):
+        self.pending = {}  # jobid -> callback(kind, fields)
+        self.procs = {}  # jobid -> [shell pid, task pids...] (each leads a process group)
+        self.proc = None  # the Popen of a server started after the first one died
+        self.closed = False
+        self._attach(sock, pid)
+
+    def _attach(self, sock, pid):
         from flux_launch.proto import message as _msg
 
         self.sock = sock
         self.pid = pid
         self.decoder = _msg.Decoder()
         self.frame = _msg.frame
-        self.pending = {}  # jobid -> callback(kind, fields)
         sock.setblocking(False)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._read)
 
@@ -88,29 +100,100 @@ class ForkServerClient:
         except OSError:
             data = b""
         if not data:
-            asyncio.get_running_loop().remove_reader(self.sock.fileno())
-            log.error("rexec: the shell fork server exited; running shells are lost")
-            for jobid, cb in list(self.pending.items()):
-                cb("error", {"errstr": "the shell fork server exited"})
-            self.pending.clear()
+            self._died()
             return
         for m in self.decoder.feed(data):
             if isinstance(m, Exception):
                 continue
             kind = m.get("topic")
-            cb = self.pending.get(m.get("id"))
+            jobid = m.get("id")
+            cb = self.pending.get(jobid)
             if cb is None:
                 continue
+            if kind == "started":
+                self.procs[jobid] = [m.get("pid")]
+            elif kind == "tasks":
+                self.procs.setdefault(jobid, []).extend(m.get("pids") or ())
+                continue
             if kind in ("exited", "error"):
-                del self.pending[m["id"]]
+                del self.pending[jobid]
+                self.procs.pop(jobid, None)
             cb(kind, m)
 
+    def _died(self):
+        """The server exited: kill what it ran, fail its jobs, start another."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        status = self._reap()
+        why = f"was killed by {signal.Signals(status & 0x7F).name}" if status is not None and status & 0x7F \
+            else "exited"
+        for pids in self.procs.values():
+            for pid in pids:  # the shell first: it spawns no more tasks
+                if isinstance(pid, int) and pid > 0:
+                    RexecServer._signal(pid, signal.SIGKILL)
+        self.procs.clear()
+        if self.closed:
+            return
+        log.error("rexec: the job shell fork server %s; its jobs' shells and tasks on this rank were killed; "
+                  "starting a new one", why)
+        pending, self.pending = self.pending, {}
+        for cb in pending.values():
+            cb("error", {"errstr": f"the job shell fork server {why}: its shells and tasks were killed"})
+        try:
+            self._respawn()
+        except OSError as exc:
+            log.error("rexec: cannot start a new shell fork server: %s", exc)
+
+    def _reap(self):
+        """Reap the dead server; its wait status, or None if unknown."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(1.0)
+            except Exception:  # noqa: BLE001 - a status is only for the log line
+                return None
+            rc = self.proc.returncode
+            return -rc if rc < 0 else rc << 8
+        import time
+
+        deadline = time.monotonic() + 1.0  # EOF comes as it exits: a zombie at once, or nearly
+        while True:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return None
+            if pid or time.monotonic() > deadline:
+                return status if pid else None
+            time.sleep(0.01)
+
+    def _respawn(self):
+        import socket
+        import subprocess
+        import sys
+
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "flux_launch.services.exec.forkserver",
+                                          str(child.fileno())], pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL)
+        except OSError:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self._attach(parent, self.proc.pid)
+
     def close(self):
+        self.closed = True
         try:
             asyncio.get_running_loop().remove_reader(self.sock.fileno())
-        except RuntimeError:
+        except (RuntimeError, ValueError):
             pass
         self.sock.close()
+        if self.proc is not None:  # a server started here: it exits at the EOF
+            try:
+                self.proc.wait(5.0)
+            except Exception:  # noqa: BLE001
+                self.proc.kill()
 
 
 class RexecServer:

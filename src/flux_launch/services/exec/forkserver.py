@@ -10,11 +10,14 @@ framing:
 
 - broker -> server: ``{"topic": "start", "id": JOBID, "args": {...}}``,
   ``{"topic": "kill", "id": JOBID, "signum": N}``
-- server -> broker: ``{"topic": "started", "id", "pid"}``, ``{"topic": "exited",
+- server -> broker: ``{"topic": "started", "id", "pid"}``, ``{"topic": "tasks",
+  "id", "pids"}`` (task pids as the shell reports them), ``{"topic": "exited",
   "id", "status"}`` (a wait status), ``{"topic": "error", "id", "errstr"}``
 
 Shell exits are seen through pidfds. If the broker goes away (EOF), every shell
-gets SIGTERM, then SIGKILL a second later, and the server exits.
+gets SIGTERM, then SIGKILL a second later, and the server exits. If this server
+dies, the broker kills the shells and tasks it was told of and starts another
+(``python -m flux_launch.services.exec.forkserver FD``).
 """
 
 import os
@@ -52,7 +55,7 @@ def serve(sock):
 
     while True:
         for key, _ in sel.select():
-            if key.data is None:
+            if key.data is None:  # the broker
                 try:
                     data = sock.recv(1 << 20)
                 except ConnectionResetError:
@@ -84,6 +87,9 @@ def serve(sock):
                         pidfd = os.pidfd_open(pid)
                         shells[jobid] = pid
                         sel.register(pidfd, selectors.EVENT_READ, (jobid, pid, task_r))
+                        # Task pids go on to the broker as they come: if this server
+                        # dies, the broker kills them (tasks have sessions of their own).
+                        sel.register(task_r, selectors.EVENT_READ, ("tasks", jobid))
                         tasks[jobid] = (task_r, [])
                         send(topic="started", id=jobid, pid=pid)
                     elif op == "kill":
@@ -97,6 +103,13 @@ def serve(sock):
                                 os.kill(pid, signum)
                             except ProcessLookupError:
                                 pass
+            elif key.data[0] == "tasks":
+                entry = tasks.get(key.data[1])
+                new = _read_pids(entry) if entry is not None else None
+                if new:
+                    send(topic="tasks", id=key.data[1], pids=new)
+                elif new is None:  # EOF: the shell has exited (its end is seen below)
+                    sel.unregister(key.fd)
             else:
                 jobid, pid, task_r = key.data
                 sel.unregister(key.fd)
@@ -106,6 +119,10 @@ def serve(sock):
                 entry = tasks.pop(jobid)
                 if status & 0x7F:
                     _signal_tasks(entry, signal.SIGKILL)
+                try:
+                    sel.unregister(task_r)
+                except KeyError:
+                    pass
                 os.close(task_r)
                 send(topic="exited", id=jobid, status=status)
 
@@ -132,14 +149,30 @@ def preload():
     builtins()
 
 
-def _signal_tasks(entry, signum):
-    """Signal the process group of every task a shell reported."""
+def _read_pids(entry):
+    """Read the task pids a shell wrote since the last read: the new ones (a list,
+    maybe empty), or None at EOF."""
     task_r, pids = entry
     try:
-        pids.extend(int(w) for w in os.read(task_r, 1 << 16).split())
-    except (BlockingIOError, ValueError):
-        pass
-    for pid in pids:
+        data = os.read(task_r, 1 << 16)
+    except BlockingIOError:
+        return []
+    except OSError:
+        return None
+    if not data:
+        return None
+    try:
+        new = [int(w) for w in data.split()]
+    except ValueError:
+        return []
+    pids.extend(new)
+    return new
+
+
+def _signal_tasks(entry, signum):
+    """Signal the process group of every task a shell reported."""
+    _read_pids(entry)
+    for pid in entry[1]:
         try:
             os.killpg(pid, signum)
         except (ProcessLookupError, PermissionError):
@@ -182,6 +215,22 @@ def _shutdown(shells):
     os._exit(0)
 
 
+def main(argv):
+    """``python -m flux_launch.services.exec.forkserver FD``: serve the broker on the
+    socket ``FD`` (a broker starts a new server this way when its first one died)."""
+    import socket
+
+    sock = socket.socket(fileno=int(argv[1]))
+    try:
+        serve(sock)
+    except BaseException:  # noqa: BLE001 - say why before the broker notices the EOF
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        exit_now(1)
+
+
 def spawn():
     """Fork the server from the (not yet started) broker; returns the broker's end
     of the socketpair and the server's pid."""
@@ -203,3 +252,7 @@ def spawn():
             exit_now(1)
     child.close()
     return parent, pid
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,139 @@
+"""A job shell fork server or a job shell killed with SIGKILL during a ``-N2`` job: the
+job fails with an exec exception, its shells and tasks on that rank are killed (no
+orphans), and the broker starts a new fork server, so later jobs run."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _children(pid):
+    """Pids whose parent is ``pid`` (live ones only)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(name))
+    return out
+
+
+def _with_arg(token):
+    """Live processes (not zombies) with ``token`` as one of their arguments."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            with open(f"/proc/{name}/stat") as f:
+                state = f.read().rsplit(") ", 1)[1].split()[0]
+        except OSError:
+            continue
+        if token.encode() in args and state != "Z":
+            out.append(int(name))
+    return out
+
+
+def _poll(fn, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
+def _events(inst, jobid):
+    out = inst.flux("job", "eventlog", "-f", "json", jobid).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def _forkservers(pid):
+    """Children of broker ``pid`` that run Python (its fork server; rank 0's initial
+    program is a shell)."""
+    exe = os.readlink(f"/proc/{pid}/exe")
+    out = []
+    for kid in _children(pid):
+        try:
+            if os.readlink(f"/proc/{kid}/exe") == exe:
+                out.append(kid)
+        except OSError:
+            pass
+    return out
+
+
+def _forkserver(inst, rank):
+    """The fork server of ``rank``."""
+    kids = _forkservers(inst.broker_pids()[rank])
+    assert len(kids) == 1, f"broker {rank} has Python children {kids}, not just its fork server"
+    return kids[0]
+
+
+def _start_job(inst, token):
+    """A -N2 job whose tasks (a shell and its sleep) carry ``token``; returns its id
+    once both tasks run."""
+    jobid = inst.flux("submit", "-N2", "-n2", "sh", "-c", f"sleep {token}; :", token).stdout.strip()
+    # each rank: the sh (token is its $0) and the sleep
+    assert _poll(lambda: len(_with_arg(token)) >= 4), f"tasks never started\n{inst.job_eventlog(jobid)}"
+    return jobid
+
+
+def _check_failed_and_clean(inst, jobid, token, note_part):
+    assert _poll(lambda: inst.flux("jobs", "-n", "-o", "{state}", jobid).stdout.strip() == "INACTIVE", 30), \
+        f"job stayed active\n{inst.job_eventlog(jobid)}\n{inst.log()}"
+    excs = [e["context"] for e in _events(inst, jobid) if e["name"] == "exception"]
+    assert excs and excs[0]["type"] == "exec", inst.job_eventlog(jobid)
+    assert note_part in excs[0]["note"], excs[0]
+    left = _poll(lambda: not _with_arg(token), 10) or _with_arg(token)
+    assert left is True, f"task processes survived: {left}"
+
+
+@pytest.mark.parametrize("rank", [1, 0])
+def test_forkserver_killed(make_instance, rank):
+    inst = make_instance(size=2)
+    token = f"300.{17 + rank}"
+    jobid = _start_job(inst, token)
+    fs = _forkserver(inst, rank)
+    os.kill(fs, signal.SIGKILL)
+    _check_failed_and_clean(inst, jobid, token, "fork server")
+    r = inst.flux("run", "-N2", "-l", "flux", "getattr", "rank", timeout=30)
+    assert sorted(r.stdout.splitlines()) == ["0: 0", "1: 1"], r.stdout
+    assert _forkserver(inst, rank) != fs
+    assert inst.stop(timeout=30) == 0
+    assert "Traceback" not in inst.log(), inst.log()
+
+
+def test_shell_killed(make_instance):
+    inst = make_instance(size=2)
+    token = "300.23"
+    jobid = _start_job(inst, token)
+    shells = _children(_forkserver(inst, 1))
+    assert len(shells) == 1, shells
+    os.kill(shells[0], signal.SIGKILL)
+    _check_failed_and_clean(inst, jobid, token, "job shell on rank 1 was killed by SIGKILL")
+    inst.flux("run", "-N2", "true", timeout=30)
+    assert inst.stop(timeout=30) == 0
+
+
+def test_forkserver_killed_while_idle(make_instance):
+    inst = make_instance(size=2)
+    broker = inst.broker_pids()[1]
+    fs = _forkserver(inst, 1)
+    os.kill(fs, signal.SIGKILL)
+    new = _poll(lambda: [p for p in _forkservers(broker) if p != fs], 10)
+    assert len(new) == 1, f"no new fork server: {new}\n{inst.log()}"
+    r = inst.flux("run", "-N2", "-l", "flux", "getattr", "rank", timeout=30)
+    assert sorted(r.stdout.splitlines()) == ["0: 0", "1: 1"], r.stdout
+    assert inst.stop(timeout=30) == 0
