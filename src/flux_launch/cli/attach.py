@@ -5,8 +5,14 @@ The job's main eventlog and its output eventlog are watched on one connection.
 Output is printed as it comes (``-l``: whole lines prefixed ``RANK: ``); shell
 messages go to stderr as ``flux-shell[N]: LEVEL: text``; a fatal exception is
 reported as ``flux-CMD: job ID: TYPE: NOTE``. The attach ends when the job is
-inactive (``clean``). SIGINT and SIGTERM are sent to the job's tasks; a second
-Ctrl-C within 2 s cancels the job.
+inactive (``clean``); as flux-core's attach, it exits with the job's exit code,
+or 1 when the job ended with a fatal exception and its tasks exited 0 (or it
+never finished).
+
+Signals, as flux-core's attach: while the job is pending (no ``start`` yet),
+SIGINT, SIGTERM and SIGHUP cancel it (a second one exits at once). Once it runs,
+SIGTERM, SIGHUP, SIGALRM, SIGUSR1 and SIGUSR2 go to its tasks; a first Ctrl-C
+only warns and a second within 2 s cancels the job.
 """
 
 import _signal as signal  # the C module: signal.py only adds enums, and importing enum costs ~1.5 ms
@@ -44,9 +50,11 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     os.set_blocking(rfd, False)
     os.set_blocking(wfd, False)
     old_fd = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
-    old = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = {sig: signal.signal(sig, lambda *_: None) for sig in CAUGHT}
     sel.register(rfd, "signal")
     last_int = 0.0
+    started = False  # the job's start event came: signals go to its tasks
+    cancelled = False
     ranks = "all" if stdin is True else stdin  # the idset of the tasks that get stdin
     if stdin:
         _start_input(h, jid, sel, ranks)
@@ -55,15 +63,21 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
             for fd, what in sel.select():
                 if what == "signal":
                     for sig in os.read(rfd, 64):
-                        now = time.monotonic()
-                        if sig == signal.SIGINT and now - last_int < 2.0:
-                            sys.stderr.write(f"flux-{cmd}: cancelling job {jobid}\n")
-                            h.rpc("job-manager.raise", {"id": jid, "type": "cancel", "severity": 0,
-                                                        "note": "interrupted by Ctrl-C"}, flags=2)
-                        else:
-                            if sig == signal.SIGINT:
+                        if not started and exception is None and sig in CANCELS:
+                            if cancelled:  # a second signal: do not wait for the clean event
+                                return 1
+                            cancelled = True
+                            sys.stderr.write(f"flux-{cmd}: cancelling pending job {jobid}\n")
+                            _cancel(h, jid, f"interrupted by {_NAMES.get(sig, sig)}")
+                        elif sig == signal.SIGINT:
+                            now = time.monotonic()
+                            if now - last_int < 2.0:
+                                sys.stderr.write(f"flux-{cmd}: cancelling job {jobid}\n")
+                                _cancel(h, jid, "interrupted by Ctrl-C")
+                            else:
                                 last_int = now
                                 sys.stderr.write(f"flux-{cmd}: one more Ctrl-C within 2s cancels the job\n")
+                        elif started and exception is None:
                             h.rpc("job-manager.kill", {"id": jid, "signum": sig}, flags=2)
                     continue
                 if what == "stdin":
@@ -90,6 +104,8 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
                         exception = ctx
                         note = f": {ctx['note']}" if ctx.get("note") else ""
                         sys.stderr.write(f"flux-{cmd}: job {jobid} {ctx.get('type')}{note}\n")
+                    elif name == "start":
+                        started = True
                     elif name == "finish":
                         status = ctx.get("status", 0)
                     elif name == "clean":
@@ -113,11 +129,22 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
         os.close(wfd)
         sys.stdout.flush()
         sys.stderr.flush()
-    if status is None:
-        return 1 if exception else 0
+    if status is None:  # it never ran to its finish
+        return 1
     if status & 0x7F:
         return 128 + (status & 0x7F)
-    return (status >> 8) & 0xFF
+    return (status >> 8) & 0xFF or (1 if exception else 0)
+
+
+# Signals attach catches: SIGINT warns or cancels; the others go to the running
+# job's tasks (as flux-core's attach); CANCELS cancel a pending job.
+CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM, signal.SIGUSR1, signal.SIGUSR2)
+CANCELS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
+def _cancel(h, jid, note):
+    h.rpc("job-manager.raise", {"id": jid, "type": "cancel", "severity": 0, "note": note}, flags=2)
 
 
 class _Poller:

@@ -62,8 +62,11 @@ def gpu_affinity(value):
     raise ValueError(f"gpu-affinity: invalid value {value!r} (use on, off, per-task or map:LIST)")
 
 
-def check(options):
-    """Validate the options a user gave; raises ValueError with a one-line reason."""
+def check(options, gpus_requested=None):
+    """Validate the options a user gave; raises ValueError with a one-line reason.
+
+    ``gpus_requested`` is accepted for callers written when the gpu-affinity
+    default depended on it; it no longer changes anything."""
     cpu_affinity(options.get("cpu-affinity"))
     gpu_affinity(options.get("gpu-affinity"))
     out = options.get("output")
