@@ -293,9 +293,12 @@ class Broker(Router):
     def _subtree_change(self, what, ranks):
         if self.rank == 0:
             if what == "online":
+                back = self.lost.intersection(ranks)
                 self.online.update(ranks)
                 self.lost.difference_update(ranks)
                 self._check_quorum()
+                if back:  # lost ranks that said hello again: schedulable again
+                    self.publish("overlay.online", {"ranks": sorted(back)})
             else:
                 self.online.difference_update(ranks)
                 self.lost.update(ranks)

@@ -12,7 +12,9 @@ positive integer.  ``attributes.system`` with ``duration`` (finite number
 >= 0, 0 = unlimited) is required; known system attributes are type-checked
 (``environment``: str -> str or null, ``cwd``/``queue``/``bank``/``project``:
 str, ``job``: str -> str, ``shell.options``, ``dependencies`` (RFC 26),
-``constraints`` (RFC 31), ``files`` (RFC 37), ``preemptible-after``);
+``constraints`` (RFC 31), ``files`` (RFC 37), ``preemptible-after``,
+``exec.test`` (the test exec method); shell options by the types the shell
+reads, then :func:`flux_launch.proto.shellopts.check`);
 unknown ones are accepted as they are (RFC 14: "no more than a warning").
 ``user`` is free-form.
 
@@ -231,14 +233,95 @@ def _system(system: object, v1: bool) -> None:
         shell = system["shell"]
         if not isinstance(shell, dict):
             raise _err(f"{field}.shell", "must be a mapping")
-        if "options" in shell and not isinstance(shell["options"], dict):
-            raise _err(f"{field}.shell.options", "must be a mapping")
+        if "options" in shell:
+            _shell_options(shell["options"], f"{field}.shell.options")
+    if "exec" in system:
+        _exec(system["exec"], f"{field}.exec")
     if "dependencies" in system:
         _dependencies(system["dependencies"], f"{field}.dependencies")
     if "constraints" in system:
         _constraints(system["constraints"], f"{field}.constraints")
     if "files" in system and not isinstance(system["files"], dict):
         raise _err(f"{field}.files", "must be a mapping (RFC 37)")
+
+
+def _fsd(v: object, field: str, allow_none: bool = False) -> None:
+    """A duration: a number of seconds >= 0 or an FSD string (``"1.5m"``)."""
+    from flux_launch.core import fsd
+
+    if allow_none and v == "none":
+        return
+    if _is_number(v):
+        _nonneg_number(v, field)
+        return
+    if isinstance(v, str):
+        try:
+            fsd.parse(v)
+            return
+        except ValueError:
+            pass
+    what = ' or "none"' if allow_none else ""
+    raise _err(field, f"must be a duration such as 30 or \"1.5m\"{what} (got {_tname(v)} {v!r})")
+
+
+def _mapping(v: object, field: str) -> dict:
+    if not isinstance(v, dict):
+        raise _err(field, f"must be a mapping (got {_tname(v)})")
+    return v
+
+
+def _opt_str(d: dict, key: str, field: str) -> None:
+    if key in d and not isinstance(d[key], str):
+        raise _err(f"{field}.{key}", f"must be a string (got {_tname(d[key])})")
+
+
+def _shell_options(opts: object, field: str) -> None:
+    """The shell options the job shell and exec read, by type; then the checks the
+    CLI makes (:func:`flux_launch.proto.shellopts.check`), so that a bad option is
+    refused at submit instead of failing the job's shells."""
+    from flux_launch.proto import shellopts
+
+    _mapping(opts, field)
+    if "verbose" in opts and not _is_int(opts["verbose"]) and not isinstance(opts["verbose"], bool):
+        raise _err(f"{field}.verbose", f"must be an integer (got {_tname(opts['verbose'])})")
+    if "exit-timeout" in opts:
+        _fsd(opts["exit-timeout"], f"{field}.exit-timeout", allow_none=True)
+    _opt_str(opts, "pmi", field)
+    if "pmi-simple" in opts:
+        pmi = _mapping(opts["pmi-simple"], f"{field}.pmi-simple")
+        if "exchange" in pmi:
+            k = _mapping(pmi["exchange"], f"{field}.pmi-simple.exchange").get("k", 1)
+            _pos_int(k, f"{field}.pmi-simple.exchange.k")
+    for name, streams in (("output", ("stdout", "stderr")), ("input", ("stdin",))):
+        if name not in opts:
+            continue
+        section = _mapping(opts[name], f"{field}.{name}")
+        for stream in streams:
+            if stream in section:
+                entry = _mapping(section[stream], f"{field}.{name}.{stream}")
+                for key in ("type", "path"):
+                    _opt_str(entry, key, f"{field}.{name}.{stream}")
+    try:
+        shellopts.check(opts)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise _err(field, str(exc)) from None
+
+
+def _exec(ex: object, field: str) -> None:
+    """``exec``: ``test`` (the test exec method) with ``run_duration`` (a duration),
+    ``wait_status`` (an integer 0-65535), ``mock_exception`` (init or run)."""
+    _mapping(ex, field)
+    if "test" not in ex:
+        return
+    test = _mapping(ex["test"], f"{field}.test")
+    if "run_duration" in test:
+        _fsd(test["run_duration"], f"{field}.test.run_duration")
+    if "wait_status" in test:
+        ws = test["wait_status"]
+        if not _is_int(ws) or not 0 <= ws <= 0xFFFF:
+            raise _err(f"{field}.test.wait_status", f"must be a wait status, an integer 0-65535 (got {ws!r})")
+    if "mock_exception" in test and test["mock_exception"] not in ("init", "run"):
+        raise _err(f"{field}.test.mock_exception", f"must be init or run (got {test['mock_exception']!r})")
 
 
 def _dependencies(deps: object, field: str) -> None:

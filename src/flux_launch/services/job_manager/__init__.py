@@ -21,6 +21,7 @@ transaction), which keeps a job's life to a few commits.
 
 import errno
 import logging
+import signal
 import time
 
 from flux_launch.services.job_manager.job import (FLAG_WAITABLE, PENDING, RESULT_BITS, STATE_BITS,
@@ -63,7 +64,8 @@ class JobManager:
         for prefix in ("job-ingest", "job-manager", "job-info", "job-list", "sched"):
             broker.register(prefix, self.handle)
         broker.on_run.append(self._fetch_resources)
-        broker.subscribers.append(("overlay.lost", self.exec.ranks_lost))
+        broker.subscribers.append(("overlay.lost", self._ranks_lost))
+        broker.subscribers.append(("overlay.online", self._ranks_online))
 
     # ---- restart --------------------------------------------------------------
 
@@ -196,10 +198,13 @@ class JobManager:
                              for r, p in info.items() if p}
                     self.rank_info = {r: p for r, p in info.items() if p}
                     self.resources = {r: {"core": v["cores"], "gpu": v["gpus"]} for r, v in ranks.items()}
+                    for r, p in info.items():
+                        if not p:  # never answered: listed down, with nothing known of it
+                            ranks[r] = {"cores": [], "gpus": [], "hostname": f"rank{r}", "properties": []}
                     self.sched = Scheduler(Pool(ranks))
                     self.hostnames = {r: p["hostname"] for r, p in info.items() if p}
                     for r, p in info.items():
-                        if not p:
+                        if not p or r in self.broker.lost:
                             self.sched.pool.set_down(r)
                     self.pool_ready = True
                     for job in sorted(self.jobs.values(), key=lambda j: j.id):
@@ -232,7 +237,43 @@ class JobManager:
             if job is None or job.state != "SCHED":
                 self.sched.release(jobid, alloc, time.time())
                 continue
-            self._start(job, alloc)
+            try:
+                self._start(job, alloc)
+            except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
+                self._start_failed(job, alloc, exc)
+
+    def _start_failed(self, job, alloc, exc):
+        """A job that could not be started: an exec exception on it, its resources
+        freed, and scheduling goes on."""
+        log.error("job-manager: %s: start failed: %s: %s", JobID(job.id), type(exc).__name__, exc)
+        log.debug("job-manager: %s: start failed", JobID(job.id), exc_info=exc)
+        note = f"start failed: {type(exc).__name__}: {exc}"
+        if job.state == "SCHED":  # failed before the alloc event: the scheduler still holds alloc
+            self.sched.release(job.id, alloc, time.time())
+            self.raise_exception(job, "exec", 0, note)
+            self.schedule()
+        elif job.state == "RUN":
+            self.raise_exception(job, "exec", 0, note)
+            if job.state == "RUN" and (job.exec is None or not job.exec.ranks):
+                job.exec = None  # no shell was asked to start: nothing will report its end
+                self.finish(job, 1 << 8)
+
+    def _ranks_lost(self, ev):
+        """Lost ranks leave scheduling (``down``) until they come back; their jobs fail."""
+        ranks = (ev.get("payload") or {}).get("ranks", ())
+        if self.sched is not None:
+            for rank in ranks:
+                if rank in self.sched.pool.ranks:
+                    self.sched.pool.set_down(rank)
+        self.exec.ranks_lost(ev)
+
+    def _ranks_online(self, ev):
+        if self.sched is None:
+            return
+        for rank in (ev.get("payload") or {}).get("ranks", ()):
+            if rank in self.sched.pool.ranks and self.hostnames.get(rank):
+                self.sched.pool.set_up(rank)
+        self.schedule()
 
     def _start(self, job, alloc):
         from flux_launch.proto import rv1
@@ -241,8 +282,8 @@ class JobManager:
         duration = job.summary.get("duration") or 0.0
         job.expiration = now + duration if duration else 0.0
         nodelist = [self.hostnames.get(int(r), "localhost") for r in sorted(alloc, key=int)]
-        job.alloc = alloc
         job.R = rv1.encode(alloc, nodelist=nodelist, starttime=now, expiration=job.expiration)
+        job.alloc = alloc
         job.state = "RUN"
         job.t_run = now
         self.post(job, "alloc", None, extra_ops=[{"op": "put", "key": f"{kvs_dir(job.id)}.R", "value": job.R}])
@@ -269,7 +310,9 @@ class JobManager:
                 self.sched.cancel(job.id)
             self._cleanup(job)
         elif job.state == "RUN":
-            self.exec.kill(job, 15, escalate=True)
+            # As flux-core: a time limit is SIGALRM (exit 142), other exceptions SIGTERM;
+            # SIGKILL follows kill-timeout later either way.
+            self.exec.kill(job, int(signal.SIGALRM if etype == "timeout" else signal.SIGTERM), escalate=True)
 
     def finish(self, job, status):
         """Called by exec when every shell has exited."""

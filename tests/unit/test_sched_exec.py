@@ -1,0 +1,175 @@
+"""The job manager's scheduling and exec path, on a fake broker (no processes): one
+job's failure to start raises an exec exception on that job and frees what it held,
+and the loop goes on; lost ranks go down in the pool and come back up."""
+
+import logging
+
+import pytest
+
+from flux_launch.proto.jobspec import summary, validate
+from flux_launch.services.job_manager import JobManager
+from flux_launch.services.kvs.service import KVSError
+from flux_launch.services.sched.policy import Scheduler
+from flux_launch.services.sched.pool import Pool
+
+
+class FakeLoop:
+    def __init__(self):
+        self.soon = []
+
+    def call_soon(self, fn, *args):
+        self.soon.append((fn, args))
+
+    def call_later(self, delay, fn, *args):
+        return _Handle()
+
+    def run(self):
+        while self.soon:
+            fn, args = self.soon.pop(0)
+            fn(*args)
+
+
+class _Handle:
+    def cancel(self):
+        pass
+
+
+class FakeBroker:
+    owner = 1000
+    size = 3
+    rank = 0
+
+    def __init__(self):
+        self.loop = FakeLoop()
+        self.on_run = []
+        self.subscribers = []
+        self.lost = set()
+        self.responses = []
+        self.rpcs = []
+
+    def register(self, name, fn):
+        pass
+
+    def rpc(self, topic, payload, nodeid, callback=None, streaming=False):
+        self.rpcs.append((topic, payload, nodeid, callback))
+
+    def respond(self, msg, payload):
+        self.responses.append((msg, payload))
+
+    def respond_error(self, msg, errnum, text=""):
+        self.responses.append((msg, {"errnum": errnum, "errstr": text}))
+
+
+class FakeKVS:
+    def __init__(self):
+        self.ops = []
+
+    def lookup(self, key):
+        raise KVSError(2, f"{key}: no such key")
+
+    def listdir(self, key):
+        return []
+
+    def commit(self, ops):
+        self.ops.extend(ops)
+
+    def end_watches(self, path):
+        pass
+
+
+def _jobspec(nnodes=1):
+    return validate({"version": 1, "resources": [{"type": "node", "count": nnodes, "with": [
+        {"type": "slot", "count": 1, "label": "task", "with": [{"type": "core", "count": 1}]}]}],
+        "tasks": [{"command": ["true"], "slot": "task", "count": {"per_slot": 1}}],
+        "attributes": {"system": {"duration": 0}}})
+
+
+@pytest.fixture
+def jm():
+    broker = FakeBroker()
+    jm = JobManager(broker, FakeKVS())
+    ranks = {r: {"cores": [0, 1], "gpus": [], "hostname": f"node{r}", "properties": []} for r in range(3)}
+    jm.sched = Scheduler(Pool(ranks))
+    jm.hostnames = {r: f"node{r}" for r in range(3)}
+    jm.resources = {r: {"core": [0, 1], "gpu": []} for r in range(3)}
+    jm.pool_ready = True
+    return jm
+
+
+def _submit(jm, nnodes=1):
+    msg = {"topic": "job-ingest.submit", "userid": 1000, "rolemask": 1}
+    js = _jobspec(nnodes)
+    jm.handle({**msg, "payload": {"jobspec": js}})
+    payload = jm.broker.responses[-1][1]
+    assert "id" in payload, payload
+    return jm.jobs[payload["id"]]
+
+
+def _lost(jm, ranks):
+    ev = {"topic": "overlay.lost", "payload": {"ranks": ranks}}
+    for prefix, fn in jm.broker.subscribers:
+        if "overlay.lost".startswith(prefix):
+            fn(ev)
+
+
+def _online(jm, ranks):
+    ev = {"topic": "overlay.online", "payload": {"ranks": ranks}}
+    for prefix, fn in jm.broker.subscribers:
+        if "overlay.online".startswith(prefix):
+            fn(ev)
+
+
+def test_exec_start_failure_fails_only_that_job(jm, caplog):
+    real_start = jm.exec.start
+    bad = []
+
+    def start(job):
+        if not bad:
+            bad.append(job.id)
+            raise AttributeError("'int' object has no attribute 'get'")
+        real_start(job)
+
+    jm.exec.start = start
+    first = _submit(jm, nnodes=3)  # all the nodes: the next job waits for them
+    second = _submit(jm, nnodes=3)
+    with caplog.at_level(logging.DEBUG, logger="flux_launch.job-manager"):
+        jm.broker.loop.run()
+    assert first.state == "INACTIVE", first.state
+    assert first.exception["type"] == "exec" and "AttributeError" in first.exception["note"]
+    assert first.result == "FAILED"
+    # its resources were freed: the second job (needing every node) started
+    assert second.state == "RUN", second.state
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "\n" not in errors[0].getMessage(), [r.getMessage() for r in errors]
+    assert any(r.levelno == logging.DEBUG and r.exc_info for r in caplog.records)
+
+
+def test_rv1_failure_before_alloc_frees_resources(jm, monkeypatch):
+    from flux_launch.proto import rv1
+
+    calls = []
+    real = rv1.encode
+
+    def encode(*a, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("bad R")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(rv1, "encode", encode)
+    first = _submit(jm, nnodes=3)
+    second = _submit(jm, nnodes=3)
+    jm.broker.loop.run()
+    assert first.state == "INACTIVE" and first.exception["type"] == "exec"
+    assert second.state == "RUN"
+
+
+def test_lost_rank_goes_down_and_comes_back(jm):
+    _lost(jm, [1])
+    assert not jm.sched.pool.is_up(1)
+    jobs = [_submit(jm) for _ in range(4)]
+    jm.broker.loop.run()
+    placed = {int(r) for job in jobs if job.alloc for r in job.alloc}
+    assert placed and 1 not in placed, placed
+    _online(jm, [1])
+    assert jm.sched.pool.is_up(1)
