@@ -17,6 +17,8 @@ def main(cmd, argv):
     args = p.parse_args(argv)
     if not args.ids and not args.all:
         p.error("give job ids, or --all")
+    if args.ids and args.all:
+        p.error("give job ids or --all, not both")
     h = handle()
     if args.all:
         jobs = h.rpc("job-list.list", {"states": 63, "userid": os.getuid()}).get()["jobs"]

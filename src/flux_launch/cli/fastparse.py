@@ -52,9 +52,10 @@ class FastParser:
     command line, as argparse does.
     """
 
-    def __init__(self, cmd, description=None):
+    def __init__(self, cmd, description=None, usage=None):
         self.cmd = cmd
         self.description = description
+        self.usage = usage
         self.calls = []  # every add_argument, replayed into argparse when needed
         self.options = {}  # "--long" / "-s" -> _Option, or None where argparse must decide
         self.defaults = {}
@@ -86,7 +87,7 @@ class FastParser:
         """The argparse parser with the same options."""
         from flux_launch.cli.base import Parser
 
-        p = Parser(self.cmd, description=self.description)
+        p = Parser(self.cmd, description=self.description, usage=self.usage)
         for flags, kw in self.calls:
             p.add_argument(*flags, **kw)
         return p

@@ -31,6 +31,10 @@ HEADERS = {"id": "JOBID", "queue": "QUEUE", "username": "USER", "userid": "UID",
            "urgency": "URG", "priority": "PRI", "ranks": "RANKS", "nodelist": "NODELIST",
            "returncode": "RC", "dependencies": "DEPENDENCIES", "duration": "DURATION", "success": "SUCCESS",
            "exception": "EXCEPTION", "waitstatus": "WSTATUS", "cwd": "CWD"}
+# Fields a format may name: the headers above, the job-list record's own keys and
+# what Row derives (anything else is refused: a typo must not print an empty column)
+FIELDS = set(HEADERS) | {"state_single", "result_abbrev", "t_depend", "t_cleanup", "t_inactive", "expiration",
+                         "waitable", "exception_occurred"}
 STATE_NAMES = ("new", "depend", "priority", "sched", "run", "cleanup", "inactive")
 STATE_ABBREV = {"new": "N", "depend": "D", "priority": "P", "sched": "S", "run": "R", "cleanup": "C"}
 RESULT_ABBREV = {"COMPLETED": "CD", "FAILED": "F", "CANCELED": "CA", "TIMEOUT": "TO"}
@@ -203,6 +207,12 @@ def main(cmd, argv):
     p.add_argument("-o", "--format", default="default", help="a format or a named one (default, long, deps)")
     p.add_argument("ids", nargs="*", metavar="ID")
     args = p.parse_args(argv)
+    if args.count < 0:
+        p.error(f"-c/--count={args.count}: must be >= 0 (0: no limit)")
+    if args.filter is not None and not args.filter.strip(","):
+        p.error("-f/--filter: empty (use states such as pending,running or results such as failed)")
+    fmt = FORMATS.get(args.format, args.format)
+    _check_format(fmt)
     h = handle()
     if args.ids:
         infos = []
@@ -212,7 +222,7 @@ def main(cmd, argv):
     else:
         states, results = 0, 0
         if args.filter:
-            for word in args.filter.lower().split(","):
+            for word in filter(None, args.filter.lower().split(",")):
                 if word in FILTERS:
                     states |= FILTERS[word]
                 elif word in RESULT_FILTERS:
@@ -230,11 +240,13 @@ def main(cmd, argv):
         if args.A or args.user == "all":
             userid = -1
         elif args.user:
-            userid = int(args.user) if args.user.isdigit() else pwd.getpwnam(args.user).pw_uid
+            try:
+                userid = int(args.user) if args.user.isdigit() else pwd.getpwnam(args.user).pw_uid
+            except KeyError:
+                raise ValueError(f"-u/--user {args.user}: no such user (give a name, a uid or all)") from None
         infos = h.rpc("job-list.list", {"states": states, "results": results, "userid": userid,
                                         "max_entries": args.count}).get()["jobs"]
         infos.sort(key=_order)
-    fmt = FORMATS.get(args.format, args.format)
     rows = [Row(i) for i in infos]
     fmt = _drop_empty(fmt, rows)
     lines = [] if args.no_header else [_header(fmt).rstrip()]
@@ -243,6 +255,32 @@ def main(cmd, argv):
     if lines:
         print("\n".join(lines))
     return 0
+
+
+def _check_format(fmt):
+    """Refuse a format with an unknown field, a bad spec or conversion, by
+    formatting a sample job with it.
+
+    Raises:
+        ValueError: naming the bad field, or what string.Formatter said.
+    """
+    if not fmt.strip():
+        raise ValueError("-o/--format: empty format (e.g. '{id} {name}', or default, long, deps)")
+    try:
+        fields = [f for _lit, f, _spec, _conv in string.Formatter().parse(fmt.replace("?:{", "{"))
+                  if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"-o/--format {fmt!r}: {exc}") from None
+    for field in fields:
+        name = field.split(".", 1)[0]
+        if name not in FIELDS:
+            raise ValueError(f"-o/--format: unknown field {name!r} (e.g. id, name, status, ntasks, nodelist)")
+    sample = Row({"id": 1, "userid": 0, "state": 16, "name": "x", "ntasks": 1, "nnodes": 1, "t_submit": 1.0,
+                  "t_run": 1.0, "priority": 16, "urgency": 16})
+    try:
+        _Formatter(sample).format(_drop_empty(fmt, [sample]))
+    except (ValueError, AttributeError, KeyError, IndexError, TypeError) as exc:
+        raise ValueError(f"-o/--format {fmt!r}: {exc}") from None
 
 
 def _order(info):

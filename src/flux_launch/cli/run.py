@@ -18,6 +18,7 @@ def main(cmd, argv):
         p.error("a COMMAND is required")
     js = submitbase.jobspec(args)
     flags = submitbase.flags(args)
+    urgency = submitbase.urgency(args)
     ranks = "all"
     if args.input:
         ranks = submitbase.input_ranks(args.input)
@@ -31,7 +32,7 @@ def main(cmd, argv):
 
     t_built = time.time()
     h = handle()
-    jobid = submit(h, js, urgency=args.urgency, **flags)
+    jobid = submit(h, js, urgency=urgency, **flags)
     t_submitted = time.time()
     if flags.get("debug") or args.setopt and "verbose" in ",".join(args.setopt):
         sys.stderr.write(f"jobid: {jobid}\n")

@@ -21,6 +21,7 @@ def main(cmd, argv):
     if not args.command:
         p.error("a COMMAND is required")
     flags = submitbase.flags(args)
+    urgency = submitbase.urgency(args)
     ccs = [None]
     if args.cc:
         from flux_launch.core.idset import IDset
@@ -43,7 +44,7 @@ def main(cmd, argv):
 
     h = handle()
     # All submissions go out before any answer is read: one round trip in all.
-    futures = [submit_async(h, js, urgency=args.urgency, **flags) for js in specs]
+    futures = [submit_async(h, js, urgency=urgency, **flags) for js in specs]
     jobids = []
     rc = 0
     for fut in futures:

@@ -24,7 +24,8 @@ def add_options(p):
     p.add_argument("--exclusive", action="store_true", help="allocate whole nodes")
     p.add_argument("-t", "--time-limit", metavar="FSD", help="time limit (e.g. 30s, 5m, 1h)")
     p.add_argument("--job-name", metavar="NAME", help="the job's name")
-    p.add_argument("--urgency", type=int, default=16, metavar="N", help="urgency 0-31 (default 16)")
+    p.add_argument("--urgency", default="16", metavar="N",
+                   help="urgency 0-31, default (16), hold (0) or expedite (31)")
     p.add_argument("--env", action="append", default=[], metavar="RULE", help="environment rule")
     p.add_argument("--env-remove", action="append", default=[], metavar="PATTERN",
                    help="remove variables matching PATTERN")
@@ -44,7 +45,8 @@ def add_options(p):
 
 
 def make_parser(cmd, description):
-    p = FastParser(cmd, description=description)
+    # A usage line as flux-core's: the full one runs to ten lines before each error.
+    p = FastParser(cmd, description=description, usage=f"flux {cmd} [OPTIONS...] COMMAND [ARGS...]")
     add_options(p)
     return p
 
@@ -101,7 +103,7 @@ def environment(args, base=None):
         if rule.startswith("^"):
             path = rule[1:]
             try:
-                with open(path) as f:
+                with open(os.path.expanduser(path)) as f:
                     lines = [ln.strip() for ln in f]
             except OSError as exc:
                 raise ValueError(f"--env-file {path}: {exc.strerror}") from None
@@ -109,17 +111,85 @@ def environment(args, base=None):
                 if line and not line.startswith("#"):
                     apply(line)
         elif rule.startswith("-"):
+            if not rule[1:]:
+                raise ValueError("--env-remove: empty pattern (give a variable name or a glob such as 'MPI_*')")
             for key in [k for k in env if fnmatchcase(k, rule[1:])]:
                 del env[key]
         elif "=" in rule:
             key, _, value = rule.partition("=")
-            env[key] = os.path.expandvars(value) if "$" in value else value
+            if not key:
+                raise ValueError(f"--env {rule!r}: empty variable name (use --env=VAR=VALUE)")
+            env[key] = _expand(rule, value, env, src) if "$" in value else value
+        elif not rule:
+            raise ValueError("--env: empty rule (use VAR=VALUE, VAR, -PATTERN or ^FILE)")
         else:
-            env.update({k: v for k, v in src.items() if fnmatchcase(k, rule)})
+            env.update({k: v for k, v in src.items() if fnmatchcase(k, rule) and k not in env})
 
     for rule in rules:
         apply(rule)
     return env
+
+
+def _expand(rule, value, env, src):
+    """``$VAR`` and ``${VAR}`` in an ``--env`` value, from the job's environment as
+    built so far, then this one (``$$`` is a ``$``), as flux-core.
+
+    Raises:
+        ValueError: a variable is set in neither, or a ``$`` is malformed.
+    """
+    from string import Template  # here: it imports re, which values without '$' do without
+
+    try:
+        return Template(value).substitute({**src, **env})
+    except KeyError as exc:
+        raise ValueError(f"--env {rule!r}: variable {exc} not found (write $$ for a literal $)") from None
+    except ValueError:
+        raise ValueError(f"--env {rule!r}: invalid $ substitution (use $VAR, ${{VAR}} or $$)") from None
+
+
+# (option, dest, minimum) of the integer options, checked before the jobspec is built
+_COUNTS = (("-n/--ntasks", "ntasks", 1), ("-c/--cores-per-task", "cores_per_task", 1),
+           ("-g/--gpus-per-task", "gpus_per_task", 0), ("-N/--nodes", "nodes", 1),
+           ("--tasks-per-node", "tasks_per_node", 1), ("--gpus-per-node", "gpus_per_node", 0),
+           ("--cores", "cores", 1))
+# Fields of --output/--error templates (the output plugin expands these)
+_TEMPLATE_FIELDS = ("id", "jobid", "name", "taskid", "node.id", "node.name", "id.f58", "id.dec", "id.hex",
+                    "id.dothex", "id.words")
+
+
+def _check_args(args):
+    """Refuse option values that can never make sense, naming the option.
+
+    Raises:
+        ValueError: the first bad value.
+    """
+    for opt, dest, minimum in _COUNTS:
+        value = getattr(args, dest)
+        if value is not None and value < minimum:
+            raise ValueError(f"{opt}={value}: must be an integer >= {minimum}")
+    if args.nodes is not None and args.ntasks is not None and args.nodes > args.ntasks:
+        raise ValueError(f"-N/--nodes={args.nodes}: more nodes than the {args.ntasks} tasks of -n "
+                         "(every node runs at least one task)")
+    if args.exclusive and args.nodes is None:
+        raise ValueError("--exclusive can only be used with -N/--nodes")
+    if args.time_limit is not None and not args.time_limit:
+        raise ValueError("-t/--time-limit: empty duration (e.g. 30s, 5m, 1h)")
+    for opt, value in (("--job-name", args.job_name), ("-q/--queue", args.queue), ("--output", args.output),
+                       ("--error", args.error), ("--input", args.input)):
+        if value is not None and not value.strip():
+            raise ValueError(f"{opt}: empty value")
+    if args.cwd is not None and not os.path.isabs(args.cwd):
+        raise ValueError(f"--cwd {args.cwd}: not an absolute path (the tasks start on other nodes)")
+    for opt, template in (("--output", args.output), ("--error", args.error)):
+        start = template.find("{{") if template else -1
+        while start >= 0:
+            end = template.find("}}", start)
+            field = template[start + 2:end].strip() if end > 0 else None
+            if field not in _TEMPLATE_FIELDS:
+                raise ValueError(f"--{opt.lstrip('-')}: unknown template field "
+                                 f"{template[start:end + 2] if end > 0 else template[start:]!r} "
+                                 "(use {{id}}, {{name}}, {{taskid}}, {{node.id}} or {{node.name}})")
+            start = template.find("{{", end)
 
 
 def jobspec(args, command=None, env=None):
@@ -130,6 +200,7 @@ def jobspec(args, command=None, env=None):
     """
     from flux_launch.job.jobspec import JobspecV1
 
+    _check_args(args)
     ntasks = args.ntasks
     cores_per_task = args.cores_per_task
     gpus_per_task = args.gpus_per_task
@@ -163,7 +234,10 @@ def jobspec(args, command=None, env=None):
     js.environment = environment(args) if env is None else env
     js.cwd = args.cwd or os.getcwd()
     if args.time_limit:
-        js.duration = args.time_limit
+        try:
+            js.duration = args.time_limit
+        except ValueError:
+            raise ValueError(f"-t/--time-limit={args.time_limit}: invalid duration (e.g. 30s, 5m, 1h)") from None
     if args.job_name:
         js.setattr("system.job.name", args.job_name)
     if args.output and args.output != "kvs":
@@ -171,13 +245,29 @@ def jobspec(args, command=None, env=None):
         js.error = args.error if args.error and args.error != "kvs" else args.output
     elif args.error and args.error != "kvs":
         js.error = args.error
-    if args.input and input_ranks(args.input) is None:
-        js.input = os.path.abspath(args.input)
+    if args.input:
+        ranks = input_ranks(args.input)
+        if ranks is None:
+            path = os.path.abspath(args.input)
+            if not os.path.exists(path):
+                raise ValueError(f"--input {args.input}: no such file (give a file, or task ranks such as 0-3)")
+            if os.path.isdir(path):
+                raise ValueError(f"--input {args.input}: is a directory")
+            js.input = path
+        elif ranks != "all":
+            from flux_launch.core.idset import IDset
+
+            last = max(IDset(ranks))
+            if last >= ntasks:
+                raise ValueError(f"--input={args.input}: task {last} does not exist (the job has {ntasks} "
+                                 f"task{'s' if ntasks > 1 else ''}: 0-{ntasks - 1})")
     if args.queue:
         js.setattr("system.queue", args.queue)
     options = {}
     for opt in args.setopt:
         key, sep, value = opt.partition("=")
+        if not all(key.split(".")):
+            raise ValueError(f"-o/--setopt {opt!r}: bad option name (use NAME[=VALUE], e.g. verbose=1)")
         _set_path(options, key, _json_or_str(value) if sep else 1)
     if args.unbuffered:  # as flux-core: no line buffering of either stream
         out = options.setdefault("output", {})
@@ -190,13 +280,16 @@ def jobspec(args, command=None, env=None):
                 out.setdefault(stream, {})["label"] = True
     from flux_launch.proto.shellopts import check
 
-    check(options)
+    try:
+        check(options)
+    except ValueError as exc:
+        raise ValueError(f"-o {exc}") from None
     for key, value in _leaves(options):  # merged into what --output/--error set
         js.setattr_shell_option(key, value)
     for attr in args.setattr:
         key, sep, value = attr.partition("=")
-        if not sep:
-            raise ValueError(f"--setattr {attr!r}: expected KEY=VALUE")
+        if not sep or not all(key.split(".")):
+            raise ValueError(f"--setattr {attr!r}: expected KEY=VALUE (e.g. user.project=x)")
         js.setattr(key, _json_or_str(value))
     return js
 
@@ -220,8 +313,33 @@ def flags(args):
         ValueError: an unknown flag.
     """
     out = {}
-    for flag in filter(None, args.flags.split(",")):
+    for flag in args.flags.split(",") if args.flags else ():
         if flag not in ("waitable", "debug", "novalidate"):
-            raise ValueError(f"unknown flag {flag!r} in --flags (use waitable, debug, novalidate)")
+            raise ValueError(f"--flags: unknown flag {flag!r} (use waitable, debug, novalidate)")
         out[flag] = True
     return out
+
+
+_URGENCY_NAMES = {"default": 16, "hold": 0, "expedite": 31}
+
+
+def urgency(args):
+    """The ``--urgency``: 0-31 or one of flux-core's names (``default`` 16, ``hold`` 0,
+    ``expedite`` 31).
+
+    Raises:
+        ValueError: anything else.
+    """
+    value = args.urgency
+    if isinstance(value, int):
+        number = value
+    elif value in _URGENCY_NAMES:
+        return _URGENCY_NAMES[value]
+    else:
+        try:
+            number = int(value)
+        except ValueError:
+            number = -1
+    if not 0 <= number <= 31:
+        raise ValueError(f"--urgency={value}: use an integer 0-31, default, hold or expedite")
+    return number

@@ -16,8 +16,8 @@ def parse_size(text):
         value = float(number)
     except ValueError:
         raise ValueError(f"output.limit: invalid size {text!r} (e.g. 100M, 1G)") from None
-    if value < 0:
-        raise ValueError(f"output.limit: invalid size {text!r}")
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"output.limit: invalid size {text!r} (e.g. 100M, 1G)")
     return int(value * _UNITS[unit])
 
 
@@ -62,25 +62,96 @@ def gpu_affinity(value):
     raise ValueError(f"gpu-affinity: invalid value {value!r} (use on, off, per-task or map:LIST)")
 
 
+def _is_int(value):
+    return type(value) is int  # noqa: E721 - not bool
+
+
+def _section(options, name):
+    """``options[name]``, which must be a mapping when given."""
+    value = options.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{name}: expected options under it (e.g. {name}.KEY=VALUE), got {value!r}")
+    return value
+
+
+def _stream(section, prefix, stream, types):
+    entry = section.get(stream)
+    if entry is None:
+        return
+    if not isinstance(entry, dict):
+        raise ValueError(f"{prefix}.{stream}: expected options under it, got {entry!r}")
+    kind = entry.get("type", types[0])
+    if kind not in types:
+        raise ValueError(f"{prefix}.{stream}.type: {kind!r} (use {' or '.join(types)})")
+    if kind == "file" and (not isinstance(entry.get("path"), str) or not entry.get("path")):
+        raise ValueError(f"{prefix}.{stream}.path: a file needs a path")
+    if "label" in entry and not isinstance(entry["label"], (bool, int)):
+        raise ValueError(f"{prefix}.{stream}.label: {entry['label']!r} (use true or false)")
+    buf = entry.get("buffer")
+    if buf is not None and (not isinstance(buf, dict) or buf.get("type", "line") not in ("line", "none")):
+        kind = buf.get("type") if isinstance(buf, dict) else buf
+        raise ValueError(f"{prefix}.{stream}.buffer.type: {kind!r} (use line or none)")
+
+
+def exit_timeout(value):
+    """Seconds of ``-o exit-timeout`` (an FSD or a number of seconds), or None for
+    ``none``; ValueError naming what is wrong."""
+    if value == "none":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        from flux_launch.core import fsd
+
+        try:
+            seconds = fsd.parse(value)
+        except ValueError:
+            seconds = -1.0
+    else:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"exit-timeout: {value!r} (use a duration such as 30s or 1m, or none)")
+    return seconds
+
+
+PMI_NAMES = ("simple", "off", "none")
+
+
 def check(options, gpus_requested=None):
-    """Validate the options a user gave; raises ValueError with a one-line reason.
+    """Validate the shell options the job shell reads; raises ValueError with a
+    one-line reason (the option and what to use). Options no builtin plugin
+    reads are left alone, as flux-core's shell does (plugins of a site may read them).
 
     ``gpus_requested`` is accepted for callers written when the gpu-affinity
     default depended on it; it no longer changes anything."""
     cpu_affinity(options.get("cpu-affinity"))
     gpu_affinity(options.get("gpu-affinity"))
-    out = options.get("output")
-    if isinstance(out, dict):
-        if "limit" in out:
-            parse_size(out["limit"])
-        if "batch-timeout" in out:
-            bt = out["batch-timeout"]
-            if isinstance(bt, bool) or not isinstance(bt, (int, float)) or bt < 0:
-                raise ValueError(f"output.batch-timeout: {bt!r} is not a number of seconds >= 0")
-        for stream in ("stdout", "stderr"):
-            buf = out.get(stream, {}).get("buffer") if isinstance(out.get(stream), dict) else None
-            if isinstance(buf, dict) and buf.get("type", "line") not in ("line", "none"):
-                raise ValueError(f"output.{stream}.buffer.type: {buf.get('type')!r} (use line or none)")
+    if "verbose" in options:
+        v = options["verbose"]
+        if not (_is_int(v) or isinstance(v, bool)) or v < 0:
+            raise ValueError(f"verbose: {v!r} (use a level 0, 1, 2...)")
+    if "exit-timeout" in options:
+        exit_timeout(options["exit-timeout"])
+    if "pmi" in options:
+        names = options["pmi"].split(",") if isinstance(options["pmi"], str) else [options["pmi"]]
+        for name in names:
+            if name not in PMI_NAMES:
+                raise ValueError(f"pmi: {name!r} is not a PMI this shell offers (use simple, or off/none)")
+    k = _section(_section(options, "pmi-simple"), "exchange").get("k", 1)
+    if not _is_int(k) or k < 1:
+        raise ValueError(f"pmi-simple.exchange.k: {k!r} (use a tree fanout >= 1)")
+    out = _section(options, "output")
+    if "limit" in out:
+        parse_size(out["limit"])
+    if "batch-timeout" in out:
+        bt = out["batch-timeout"]
+        if isinstance(bt, bool) or not isinstance(bt, (int, float)) or bt < 0:
+            raise ValueError(f"output.batch-timeout: {bt!r} is not a number of seconds >= 0")
+    for stream in ("stdout", "stderr"):
+        _stream(out, "output", stream, ("kvs", "file"))
+    _stream(_section(options, "input"), "input", "stdin", ("kvs", "file"))
     pr = options.get("per-resource")
     if pr is not None:
         if not isinstance(pr, dict) or pr.get("type") not in ("core", "node"):
