@@ -31,12 +31,14 @@ def _parser():
     s.add_argument("key", nargs="+")
     s = sub.add_parser("eventlog", help="print a job's eventlog")
     s.add_argument("-f", "--format", choices=("text", "json"), default="text")
-    s.add_argument("-p", "--path", default="eventlog", help="eventlog path (default: eventlog)")
-    s.add_argument("-w", "--watch", action="store_true", help="follow it until the job ends")
+    s.add_argument("-p", "--path", default="eventlog",
+                   help="eventlog path, or exec, output, input for guest.exec.eventlog ... (default: eventlog)")
+    s.add_argument("-F", "--follow", "-w", "--watch", dest="watch", action="store_true",
+                   help="follow events until the job is inactive")
     s.add_argument("id")
     s = sub.add_parser("wait-event", help="wait for an event of a job")
     s.add_argument("-t", "--timeout", type=float, help="give up after this many seconds")
-    s.add_argument("-p", "--path", default="eventlog")
+    s.add_argument("-p", "--path", default="eventlog", help="eventlog path, or exec, output, input")
     s.add_argument("-f", "--format", choices=("text", "json"), default="text")
     s.add_argument("-q", "--quiet", action="store_true")
     s.add_argument("-v", "--verbose", action="store_true", help="print the events before it too")
@@ -95,10 +97,15 @@ def _print_event(ev, fmt):
         print(ev, flush=True)
 
 
+# flux-core's short names for the guest eventlogs
+_PATHS = {"exec": "guest.exec.eventlog", "output": "guest.output", "input": "guest.input"}
+
+
 def _eventlog(p, args):
     from flux_launch.job.event import EventWatch
 
     jobid = _jobid(p, args.id)
+    args.path = _PATHS.get(args.path, args.path)
     h = handle()
     if not args.watch:
         from flux_launch.job.event import EventLogEvent
@@ -120,6 +127,7 @@ def _wait_event(p, args):
     from flux_launch.job.event import EventWatch
 
     jobid = _jobid(p, args.id)
+    args.path = _PATHS.get(args.path, args.path)
     h = handle()
     if args.timeout is not None:
         import signal

@@ -9,7 +9,7 @@ import sys
 import time
 
 from flux_launch.cli.base import Parser, handle
-from flux_launch.core.handle import STREAMING
+from flux_launch.core.handle import NORESPONSE, STREAMING
 
 
 def _show(value):
@@ -97,6 +97,13 @@ def main(cmd, argv):
 
 
 def _get(h, args):
+    if not args.watch and args.waitcreate:  # each value once it exists (flux-core's WAITCREATE)
+        futures = [h.rpc("kvs.watch", {"key": k, "waitcreate": True, **_ns(args)}, flags=STREAMING)
+                   for k in args.keys]
+        for fut in futures:
+            print(_show(fut.get()["value"]))
+            h.rpc("kvs.unwatch", {"matchtag": fut.matchtag}, flags=NORESPONSE)
+        return 0
     if not args.watch:
         futures = [h.rpc("kvs.get", {"key": k, **_ns(args)}) for k in args.keys]
         for fut in futures:

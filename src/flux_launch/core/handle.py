@@ -75,8 +75,7 @@ class Future:
         resp = self._take(timeout)
         errnum = resp.get("errnum")
         if errnum:
-            if not self.streaming or errnum == errno.ENODATA:
-                self._finish()
+            self._finish()  # an error ends a stream too (RFC 6), not only ENODATA
             raise OSError(errnum, resp.get("errstr") or os.strerror(errnum))
         if not self.streaming:
             self._finish()

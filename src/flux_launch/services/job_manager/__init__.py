@@ -333,6 +333,8 @@ class JobManager:
         job.state = "CLEANUP"
         job.t_cleanup = now
         self.post(job, "clean")
+        # once "clean" is committed (the flush runs first), watches of its eventlogs end
+        self.broker.loop.call_soon(self.kvs.end_watches, kvs_dir(job.id))
         job.state = "INACTIVE"
         job.t_inactive = now
         job.finish_result()
@@ -577,10 +579,12 @@ class JobManager:
         path = p.get("path", "eventlog")
         if not isinstance(path, str) or not path:
             raise RequestError(errno.EPROTO, "job-info.eventlog-watch: path must be a string")
+        if job.state == "INACTIVE":  # what it has, then the end; its "clean" committed first
+            self.flush()
         # The watch is the KVS's own, answered on this request's route.
         self.kvs.handle({**msg, "topic": "kvs.watch",
                          "payload": {"key": f"{kvs_dir(job.id)}.{path}", "append": True, "waitcreate": True,
-                                     "raw": p.get("raw") is True}})
+                                     "raw": p.get("raw") is True, "once": job.state == "INACTIVE"}})
 
     def _rpc_job_info__eventlog_watch_cancel(self, msg, p):
         self.kvs.handle({**msg, "topic": "kvs.unwatch"})

@@ -10,10 +10,11 @@ Topics (payloads are objects; ``namespace`` defaults to ``primary``):
   ``{key, dir: {name: {"value": v} | {"dir": {...} | null}}}``.
 - ``kvs.commit {ops: [{op, key, value?}]}``: ``put``, ``append`` (string
   concatenation, the eventlog primitive), ``unlink``, ``mkdir``; all or nothing.
-- ``kvs.watch {key, waitcreate?, append?, uniq?}`` (streaming): the current value,
-  then each new value; with ``append`` only what was appended. Ends with ``ENOENT``
-  when the key is removed, or ``ENODATA`` after ``kvs.unwatch {matchtag}`` or a
-  disconnect.
+- ``kvs.watch {key, waitcreate?, append?, uniq?, once?}`` (streaming): the current
+  value, then each new value; with ``append`` only what was appended. Ends with
+  ``ENOENT`` when the key is removed, or ``ENODATA`` after ``kvs.unwatch {matchtag}``,
+  a disconnect, ``end_watches`` (the job manager's, when a job is inactive), or
+  with ``once`` right after the current value.
 - ``kvs.namespace-create {name, owner?}``, ``kvs.namespace-remove {name}``,
   ``kvs.namespace-list``.
 """
@@ -189,6 +190,7 @@ class KVSService:
         self.spaces = {PRIMARY: Dir()}
         self.owners = {PRIMARY: broker.owner}
         self.watches = {}  # (ns, key) -> list of _Watch
+        self.closed = False
         spaces, rows, chunks = self.store.load()
         for name, owner in spaces.items():
             self.spaces.setdefault(name, Dir())
@@ -205,10 +207,12 @@ class KVSService:
                 node.append(data)
 
     def close(self):
+        """End every watch and close the store; later commits are dropped with a warning."""
         for watches in self.watches.values():
             for w in watches:
                 self.broker.respond_error(w.req, errno.ENODATA)
         self.watches.clear()
+        self.closed = True
         self.store.close()
 
     # ---- tree operations ----------------------------------------------------------
@@ -252,6 +256,9 @@ class KVSService:
         p = msg.get("payload")
         if not isinstance(p, dict):
             p = {}
+        if self.closed:
+            self.broker.respond_error(msg, errno.ENOSYS, "the KVS is closed: the instance is shutting down")
+            return
         try:
             fn(msg, p)
         except KVSError as exc:
@@ -300,6 +307,10 @@ class KVSService:
         Raises:
             KVSError: a bad op (nothing is applied).
         """
+        if self.closed:  # an event posted by a timer during shutdown, after the last flush
+            log.warning("kvs: closed: dropped a commit of %d ops (the instance is shutting down)",
+                        len(ops) if isinstance(ops, list) else 0)
+            return
         ns, root = self._space({"namespace": namespace})
         if not isinstance(ops, list) or not ops:
             raise KVSError(errno.EPROTO, "kvs.commit: ops must be a non-empty list")
@@ -454,8 +465,38 @@ class KVSService:
             if w.append and type(node) is not Rope and not isinstance(node, str):
                 raise KVSError(errno.EINVAL, f"{key}: cannot watch appends to a value that is not a string")
         self.watches.setdefault((ns, key), []).append(w)
+        if p.get("once") is True:  # what exists now, then the end (an inactive job's eventlogs)
+            w.ending = True
+            if node is None:
+                self._end(w, errno.ENOENT, f"{key}: no such key")
+                return
         if node is not None:
             self._send(w, node)
+        if w.ending and not w.waiting and w in self.watches.get((ns, key), ()):
+            self._end(w, errno.ENODATA)
+
+    def end_watches(self, prefix, namespace=PRIMARY):
+        """End the watches of ``prefix`` and of keys below it (in-process callers: a
+        job's eventlogs once it is inactive): each ends with ENODATA once all that
+        exists is sent, or ENOENT if its key never existed."""
+        below = prefix + "."
+        for (wns, wkey), watches in list(self.watches.items()):
+            if wns != namespace or not (wkey == prefix or wkey.startswith(below)):
+                continue
+            for w in list(watches):
+                if w.waiting:  # held back by flow control: ends once all is sent
+                    w.ending = True
+                elif w.sent or self._exists(wns, wkey):
+                    self._end(w, errno.ENODATA)
+                else:
+                    self._end(w, errno.ENOENT, f"{wkey}: no such key")
+
+    def _exists(self, ns, key):
+        try:
+            _lookup(self.spaces[ns], key)
+        except (KVSError, KeyError):
+            return False
+        return True
 
     def _send(self, w, node):
         if w.append:
