@@ -62,6 +62,7 @@ class Broker(Router):
         self.rexec = None
         self._quorum_done = False
         self._shutting_down = False
+        self._finished = False  # _finish ran: services, connector and overlay are closed
         self._done = None
         self.closers = []
 
@@ -89,8 +90,9 @@ class Broker(Router):
 
             kvs = KVSService(self, self.attrs["statedir"])
             self.register("kvs", kvs.handle)
-            self.closers.append(kvs.close)
             self.job_manager = JobManager(self, kvs)
+            # the job manager's last events go to the KVS before it closes
+            self.closers += [self.job_manager.flush, kvs.close]
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         if self.overlay is not None:
@@ -211,12 +213,16 @@ class Broker(Router):
         self._finish()
 
     def _finish(self):
+        # Clients first: no request comes after this, and the disconnects of the
+        # clients closed here (run later, by the loop) tell no one, since the services
+        # and the overlay they would go to are closed next.
+        self._finished = True
+        self.connector.close()
         for close in self.closers:
             try:
                 close()
             except Exception:
                 log.exception("broker: error while closing a service")
-        self.connector.close()
         if self.overlay is not None:
             if self.overlay.dealer is not None:
                 self.overlay.send_parent({"type": "ctl", "topic": "goodbye"})
@@ -244,7 +250,17 @@ class Broker(Router):
         else:
             log.error("connector: client %d sent a %r message; only requests are accepted", client.id, mtype)
 
+    def route_request(self, msg, hop):
+        if not self._finished:  # a timer after _finish: the services and links are closed
+            Router.route_request(self, msg, hop)
+
+    def route_response(self, msg):
+        if not self._finished:
+            Router.route_response(self, msg)
+
     def client_disconnected(self, client):
+        if self._finished:
+            return
         for name in client.provides:
             if self.services.get(name) is not None and getattr(self.services[name], "client", None) is client:
                 del self.services[name]
