@@ -27,7 +27,13 @@ The shell waits for every commit before it exits: what a task wrote before it
 died is never lost.
 
 ``output.limit`` (default 1G, like Flux's single-user default) truncates the job's
-output with one message instead of overloading the instance.
+output with one message instead of overloading the instance. It is the job's, all
+tasks on all nodes together: each shell may forward the share of it that its tasks
+are of the job's (the whole limit for a one-node job). Shells write the KVS
+directly, not through the leader, so a shell knows only its own count; splitting
+the limit needs no message on the output path and never lets the job exceed it,
+at the cost of cutting a node that writes more than its share before the job as a
+whole reaches the limit.
 """
 
 import base64
@@ -88,7 +94,10 @@ class Output:
         self.files = {}  # (stream, taskid) -> fd of its output file (--output/--error)
         spec = shell.options.get("output")
         self.spec = spec if isinstance(spec, dict) else {}
-        self.limit = parse_size(self.spec.get("limit", DEFAULT_LIMIT))
+        self.job_limit = parse_size(self.spec.get("limit", DEFAULT_LIMIT))
+        tm = shell.taskmap
+        self.local_tasks = len(tm.local(shell.rank))
+        self.limit = self.job_limit * self.local_tasks // max(1, tm.ntasks)  # this shell's share
         self.delay = _batch_timeout(self.spec.get("batch-timeout"))
         self.forwarded = 0
         self.truncated = False
@@ -212,8 +221,10 @@ class Output:
             data = data[:room]
             if not self.truncated:
                 self.truncated = True
-                self.shell.log("WARN", f"output limit of {self.limit} bytes exceeded: "
-                               "the rest of the job's output is dropped (-o output.limit=SIZE)")
+                share = "" if self.limit == self.job_limit else \
+                    f" (this node's share for its {self.local_tasks} tasks: {self.limit} bytes)"
+                self.shell.log("WARN", f"output limit of {self.job_limit} bytes exceeded{share}: "
+                               "the rest of the output is dropped (-o output.limit=SIZE)")
             if not data:
                 return
         escaped, consumed, status = self._escape(data)
