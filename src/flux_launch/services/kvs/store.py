@@ -8,12 +8,16 @@ machine's power), at a fraction of the cost of a full sync per commit.
 
 Appends to a string (eventlogs, job output) are rows of ``chunks``, in order. A
 chunk of ``BLOB_MIN`` bytes or more (batches of job output) is not written into
-sqlite but appended to ``<statedir>/content.blobs``, its row holding the offset
-and length: sqlite would write it twice (WAL, then checkpoint) with a checksum
-per page, ~4 ms per MiB here against ~1 ms for one append to a file. The file
-is written before the row's transaction commits, so a row never names bytes
-that were not written (bytes without a row, after a crash, are ignored). Space
-of removed values is not reclaimed in the file.
+sqlite but into a file of its own, ``<statedir>/blobs/<id>`` (0600), its row
+holding the id and length: sqlite would write it twice (WAL, then checkpoint)
+with a checksum per page, ~4 ms per MiB here against ~1 ms for one file. The
+file is written before the row's transaction commits, so a row never names bytes
+that were not written; the files of removed rows are unlinked once the removal
+has committed, and files without a row (a crash in between) are removed at the
+next start: the space of purged jobs' output comes back. A database of an older
+version keeps reading its chunks from ``content.blobs`` (one file, offsets),
+which is removed once no row refers to it. New databases use sqlite's
+incremental auto-vacuum, so that pages freed by a purge are given back too.
 """
 
 import json
@@ -25,7 +29,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kvs (ns TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
                                 PRIMARY KEY (ns, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS namespaces (name TEXT PRIMARY KEY, owner INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS chunks (ns TEXT NOT NULL, key TEXT NOT NULL, data TEXT, off INTEGER, len INTEGER);
+CREATE TABLE IF NOT EXISTS chunks (ns TEXT NOT NULL, key TEXT NOT NULL, data TEXT, off INTEGER, len INTEGER,
+                                   file INTEGER);
 CREATE INDEX IF NOT EXISTS chunks_key ON chunks (ns, key);
 """
 
@@ -43,15 +48,18 @@ COMMIT;
 
 BLOB_MIN = 64 * 1024
 CACHE_BYTES = 16 * 1024 * 1024
+WAL_LIMIT = 16 * 1024 * 1024  # the -wal file is truncated back to this after a checkpoint
 
 
 class Blob:
-    """Bytes of an appended chunk kept in the blob file, read back on demand."""
+    """Bytes of an appended chunk kept in a blob file, read back on demand: file
+    ``blobs/<file>``, or (``file`` None, an older database) ``off`` in ``content.blobs``."""
 
-    __slots__ = ("store", "off", "size")
+    __slots__ = ("store", "file", "off", "size")
 
-    def __init__(self, store, off, size):
+    def __init__(self, store, file, off, size):
         self.store = store
+        self.file = file
         self.off = off
         self.size = size
 
@@ -59,7 +67,7 @@ class Blob:
         return self.size
 
     def read(self):
-        return self.store.read_blob(self.off, self.size)
+        return self.store.read_blob(self)
 
 
 def _private(path, *suffixes):
@@ -103,53 +111,108 @@ class Store:
             os.makedirs(statedir, mode=0o700, exist_ok=True)
             _private(path, "-wal", "-shm")
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only takes on a new database
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             self.db.executescript(_SCHEMA)
-            if "off" not in [row[1] for row in self.db.execute("PRAGMA table_info(chunks)")]:
+            columns = [row[1] for row in self.db.execute("PRAGMA table_info(chunks)")]
+            if "off" not in columns:
                 self.db.executescript(_MIGRATE_CHUNKS)
+            if "file" not in columns:
+                self.db.execute("ALTER TABLE chunks ADD COLUMN file INTEGER")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot use {path}: {exc}") from None
-        blobs = os.path.join(statedir, "content.blobs")
+        self.blobdir = os.path.join(statedir, "blobs")
         try:
-            self.blob_fd = os.open(blobs, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise StoreError(f"cannot use {blobs}: {exc.strerror}") from None
-        self.blob_end = os.lseek(self.blob_fd, 0, os.SEEK_END)
-        self.cache = OrderedDict()  # offset -> bytes of recent blobs
+            os.makedirs(self.blobdir, mode=0o700, exist_ok=True)
+            self.next_blob = self._collect_blobs()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot use {self.blobdir}: {exc}") from None
+        self.legacy_fd = None  # content.blobs of an older database, read only
+        self.legacy_end = 0
+        legacy = os.path.join(statedir, "content.blobs")
+        if os.path.exists(legacy):
+            if self.db.execute("SELECT 1 FROM chunks WHERE data IS NULL AND file IS NULL LIMIT 1").fetchone():
+                try:
+                    self.legacy_fd = os.open(legacy, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as exc:
+                    raise StoreError(f"cannot use {legacy}: {exc.strerror}") from None
+                self.legacy_end = os.lseek(self.legacy_fd, 0, os.SEEK_END)
+            else:
+                os.unlink(legacy)
+        self.dead = []  # blob files of rows removed by the transaction in progress
+        self.cache = OrderedDict()  # blob key -> bytes of recent blobs
         self.cached = 0
 
+    def _collect_blobs(self):
+        """Remove blob files that no row names (written before a crash, or whose
+        removal was committed but not carried out); returns the next free id."""
+        used = {f for (f,) in self.db.execute("SELECT file FROM chunks WHERE file IS NOT NULL")}
+        for name in os.listdir(self.blobdir):
+            try:
+                number = int(name, 16)
+            except ValueError:
+                continue
+            if number not in used:
+                os.unlink(os.path.join(self.blobdir, name))
+        return max(used, default=0) + 1
+
+    def _blob_path(self, number):
+        return os.path.join(self.blobdir, f"{number:016x}")
+
     def write_blob(self, data):
-        """Append ``data`` to the blob file; returns its ``Blob``.
+        """Write ``data`` to a new blob file (0600); returns its ``Blob``.
 
         Raises:
-            OSError: the write failed (e.g. ENOSPC); nothing refers to the bytes.
+            OSError: the write failed (e.g. ENOSPC); the file is removed and
+                nothing refers to it.
         """
-        off = self.blob_end
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.blob_fd, view):]
-        self.blob_end = off + len(data)
-        self._cache_put(off, data)
-        return Blob(self, off, len(data))
+        number = self.next_blob
+        self.next_blob += 1
+        path = self._blob_path(number)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except OSError:
+            os.unlink(path)
+            raise
+        finally:
+            os.close(fd)
+        self._cache_put(number, data)
+        return Blob(self, number, 0, len(data))
 
-    def read_blob(self, off, size):
-        data = self.cache.get(off)
+    def read_blob(self, blob):
+        """The bytes of ``blob`` (from the cache of recent blobs, or its file).
+
+        Raises:
+            OSError: the file is missing or shorter than its row says.
+        """
+        key = blob.file if blob.file is not None else ("content.blobs", blob.off)
+        data = self.cache.get(key)
         if data is not None:
-            self.cache.move_to_end(off)
+            self.cache.move_to_end(key)
             return data
-        data = os.pread(self.blob_fd, size, off)
-        if len(data) != size:
-            raise OSError(f"content.blobs: {size} bytes at offset {off} are missing (file truncated?)")
-        self._cache_put(off, data)
+        if blob.file is not None:
+            with open(self._blob_path(blob.file), "rb") as f:
+                data = f.read()
+            where = f"blobs/{blob.file:016x}"
+        else:
+            data = os.pread(self.legacy_fd, blob.size, blob.off)
+            where = f"content.blobs at offset {blob.off}"
+        if len(data) != blob.size:
+            raise OSError(f"{where}: {blob.size} bytes expected, {len(data)} found (file truncated?)")
+        self._cache_put(key, data)
         return data
 
-    def _cache_put(self, off, data):
+    def _cache_put(self, key, data):
         """Keep the latest blobs in memory (``CACHE_BYTES`` in all): a reader that is
         a few MiB behind the writer (a watcher held back by flow control) gets them
         without reading the file."""
         data = bytes(data)
-        self.cache[off] = data
+        self.cache[key] = data
         self.cached += len(data)
         while self.cached > CACHE_BYTES and len(self.cache) > 1:
             self.cached -= len(self.cache.popitem(last=False)[1])
@@ -165,10 +228,11 @@ class Store:
         spaces = dict(self.db.execute("SELECT name, owner FROM namespaces"))
         rows = [(ns, key, None if v is None else json.loads(v), v is None)
                 for ns, key, v in self.db.execute("SELECT ns, key, value FROM kvs ORDER BY ns, key")]
-        chunks = [(ns, key, Blob(self, off, size) if data is None else data)
-                  for ns, key, data, off, size in self.db.execute(
-                      "SELECT ns, key, data, off, len FROM chunks ORDER BY rowid")
-                  if data is not None or (off is not None and off + size <= self.blob_end)]
+        chunks = [(ns, key, data if data is not None else Blob(self, file, off, size))
+                  for ns, key, data, off, size, file in self.db.execute(
+                      "SELECT ns, key, data, off, len, file FROM chunks ORDER BY rowid")
+                  if data is not None or file is not None
+                  or (off is not None and self.legacy_fd is not None and off + size <= self.legacy_end)]
         return spaces, rows, chunks
 
     def commit(self, ns, changes):
@@ -180,6 +244,7 @@ class Store:
         """
         db = self.db
         db.execute("BEGIN")
+        self.dead = []
         try:
             for change in changes:
                 op, key = change[0], change[1]
@@ -187,7 +252,7 @@ class Store:
                     value = json.dumps(change[2], separators=(",", ":"), ensure_ascii=False)
                     if len(change) > 3 and change[3]:  # no structure changes: one upsert
                         db.execute("INSERT OR REPLACE INTO kvs VALUES (?, ?, ?)", (ns, key, value))
-                        db.execute("DELETE FROM chunks WHERE ns = ? AND key = ?", (ns, key))
+                        self._delete_chunks("ns = ? AND key = ?", (ns, key))
                         continue
                     self._delete_tree(ns, key)
                     db.execute("INSERT INTO kvs VALUES (?, ?, ?)", (ns, key, value))
@@ -196,10 +261,11 @@ class Store:
                     db.execute("INSERT INTO kvs VALUES (?, ?, NULL)", (ns, key))
                 elif op == "append":  # an existing string grows by one row, not a rewrite
                     data = change[2]
-                    if type(data) is Blob:  # written to the blob file already
-                        db.execute("INSERT INTO chunks VALUES (?, ?, NULL, ?, ?)", (ns, key, data.off, data.size))
+                    if type(data) is Blob:  # written to its file already
+                        db.execute("INSERT INTO chunks VALUES (?, ?, NULL, 0, ?, ?)",
+                                   (ns, key, data.size, data.file))
                     else:
-                        db.execute("INSERT INTO chunks VALUES (?, ?, ?, NULL, NULL)", (ns, key, data))
+                        db.execute("INSERT INTO chunks VALUES (?, ?, ?, NULL, NULL, NULL)", (ns, key, data))
                 elif op == "delete":
                     self._delete_tree(ns, key)
                     # unlinking leaves the parent directory, even when now empty
@@ -209,37 +275,64 @@ class Store:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
+            self.dead = []
             raise
+        self._unlink_dead()
+
+    def _delete_chunks(self, where, args):
+        """Delete the chunks rows matching ``where``; their blob files are removed
+        once the transaction has committed (``dead``)."""
+        self.dead += [f for (f,) in self.db.execute(
+            f"SELECT file FROM chunks WHERE file IS NOT NULL AND {where}", args)]
+        self.db.execute(f"DELETE FROM chunks WHERE {where}", args)
+
+    def _unlink_dead(self):
+        dead, self.dead = self.dead, []
+        for number in dead:
+            if self.cache.pop(number, None) is not None:
+                self.cached = sum(len(v) for v in self.cache.values())
+            try:
+                os.unlink(self._blob_path(number))
+            except FileNotFoundError:
+                pass
 
     def _delete_tree(self, ns, key):
         if key == ".":
             self.db.execute("DELETE FROM kvs WHERE ns = ?", (ns,))
-            self.db.execute("DELETE FROM chunks WHERE ns = ?", (ns,))
+            self._delete_chunks("ns = ?", (ns,))
             return
         # '/' sorts right after '.', so [key., key/) is exactly the keys below key
-        for table in ("kvs", "chunks"):
-            self.db.execute(f"DELETE FROM {table} WHERE ns = ? AND (key = ? OR (key >= ? AND key < ?))",
-                            (ns, key, key + ".", key + "/"))
+        below = (ns, key, key + ".", key + "/")
+        self.db.execute("DELETE FROM kvs WHERE ns = ? AND (key = ? OR (key >= ? AND key < ?))", below)
+        self._delete_chunks("ns = ? AND (key = ? OR (key >= ? AND key < ?))", below)
         # a value at an ancestor path is replaced by the directory the key implies
         parts = key.split(".")
         for i in range(1, len(parts)):
             self.db.execute("DELETE FROM kvs WHERE ns = ? AND key = ? AND value IS NOT NULL",
                             (ns, ".".join(parts[:i])))
-            self.db.execute("DELETE FROM chunks WHERE ns = ? AND key = ?", (ns, ".".join(parts[:i])))
+            self._delete_chunks("ns = ? AND key = ?", (ns, ".".join(parts[:i])))
+
+    def vacuum(self, pages=1000):
+        """Give up to ``pages`` free pages back to the file system (after a purge);
+        a database made before incremental auto-vacuum keeps them for reuse."""
+        self.db.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
 
     def namespace_create(self, name, owner):
         self.db.execute("INSERT OR REPLACE INTO namespaces VALUES (?, ?)", (name, owner))
 
     def namespace_remove(self, name):
         self.db.execute("BEGIN")
+        self.dead = []
         self.db.execute("DELETE FROM namespaces WHERE name = ?", (name,))
         self.db.execute("DELETE FROM kvs WHERE ns = ?", (name,))
-        self.db.execute("DELETE FROM chunks WHERE ns = ?", (name,))
+        self._delete_chunks("ns = ?", (name,))
         self.db.execute("COMMIT")
+        self._unlink_dead()
 
     def close(self):
         try:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self.db.close()
-            os.close(self.blob_fd)
+            if self.legacy_fd is not None:
+                os.close(self.legacy_fd)
