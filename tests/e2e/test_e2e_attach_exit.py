@@ -7,6 +7,7 @@ to its tasks and one Ctrl-C only warns (two within 2 s cancel)."""
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from flux_launch.testing import Instance
 
 pytestmark = pytest.mark.e2e
+
+FLUX = os.path.join(os.path.dirname(sys.executable), "flux")
 
 # A task that survives its own job's cancel and exits 0: the job ends with a
 # cancel exception while every task exited 0.
@@ -53,12 +56,12 @@ def test_attach_to_a_job_that_succeeded_exits_0(inst):
     assert inst.flux("job", "attach", _last(inst), check=False).returncode == 0
 
 
-def _start_pending_run(inst, tmp_path):
+def _start_pending_run(inst):
     """A sleep job holding every core, then a ``flux run`` that must wait; returns
     (the blocker's id, the pending run's process)."""
     blocker = inst.flux("submit", "-n", str(os.cpu_count()), "sleep", "300").stdout.strip()
     inst.flux("job", "wait-event", "-t", "30", blocker, "start")
-    proc = subprocess.Popen([os.path.join(os.path.dirname(os.sys.executable), "flux"), "run", "true"],
+    proc = subprocess.Popen([FLUX, "run", "true"],
                             env=inst.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -72,8 +75,8 @@ def _start_pending_run(inst, tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_cancels_a_pending_run(inst, tmp_path, sig):
-    blocker, proc, pending = _start_pending_run(inst, tmp_path)
+def test_signal_cancels_a_pending_run(inst, sig):
+    blocker, proc, pending = _start_pending_run(inst)
     try:
         time.sleep(0.3)  # flux run is watching the job's eventlog by now
         proc.send_signal(sig)
@@ -91,7 +94,7 @@ def test_signal_cancels_a_pending_run(inst, tmp_path, sig):
 
 
 def test_one_ctrl_c_while_running_only_warns(inst):
-    proc = subprocess.Popen([os.path.join(os.path.dirname(os.sys.executable), "flux"), "run", "sh", "-c",
+    proc = subprocess.Popen([FLUX, "run", "sh", "-c",
                              'trap "echo got-int" INT; echo started; sleep 3; echo done'],
                             env=inst.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)

@@ -113,7 +113,7 @@ def test_good_values_still_pass(capsys, opts):
     assert rc == 0 and out.startswith("{"), err
 
 
-def test_urgency_names_as_flux_core(capsys):
+def test_urgency_names_as_flux_core():
     from flux_launch.cli import submitbase
 
     p = submitbase.make_parser("run", "")
