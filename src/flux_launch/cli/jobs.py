@@ -197,7 +197,7 @@ def _drop_empty(fmt, rows):
 
 
 def main(cmd, argv):
-    p = Parser(cmd, description="List jobs.")
+    p = Parser(cmd, description="List jobs.", usage="flux jobs [OPTIONS] [JOBID...]")
     p.add_argument("-a", action="store_true", help="all jobs of the user, including inactive ones")
     p.add_argument("-A", action="store_true", help="jobs of all users")
     p.add_argument("-u", "--user", help="jobs of this user (name, id or 'all')")
