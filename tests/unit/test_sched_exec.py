@@ -173,3 +173,16 @@ def test_lost_rank_goes_down_and_comes_back(jm):
     assert placed and 1 not in placed, placed
     _online(jm, [1])
     assert jm.sched.pool.is_up(1)
+
+
+@pytest.mark.parametrize("system", [{"job": {"na\nme": 1}}, {"environment": {"A\r\nB": 1}},
+                                    {"constraints": {"x\ny": []}}])
+def test_jobspec_error_with_user_key_is_one_line(system):
+    from flux_launch.proto.jobspec import JobspecError
+
+    js = _jobspec()
+    js["attributes"]["system"].update(system)
+    with pytest.raises(JobspecError) as info:
+        validate(js)
+    assert "\n" not in str(info.value) and "\r" not in str(info.value), str(info.value)
+    assert "\\n" in str(info.value)

@@ -43,7 +43,10 @@ class JobspecError(ValueError):
 
 
 def _err(field: str, why: str) -> JobspecError:
-    return JobspecError(f"jobspec: {field}: {why}" if field else f"jobspec: {why}")
+    text = f"jobspec: {field}: {why}" if field else f"jobspec: {why}"
+    if not text.isprintable():  # keys are the user's: the error stays one line
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return JobspecError(text)
 
 
 def _tname(v: object) -> str:

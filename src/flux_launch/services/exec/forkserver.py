@@ -105,7 +105,9 @@ def serve(sock):
                                 pass
             elif key.data[0] == "tasks":
                 entry = tasks.get(key.data[1])
-                new = _read_pids(entry) if entry is not None else None
+                if entry is None or entry[0] != key.fd:  # its shell was reaped in this same batch
+                    continue
+                new = _read_pids(entry)
                 if new:
                     send(topic="tasks", id=key.data[1], pids=new)
                 elif new is None:  # EOF: the shell has exited (its end is seen below)
