@@ -200,3 +200,21 @@ def test_shellopts_check_refuses(options, text):
 ])
 def test_shellopts_check_accepts(options):
     shellopts.check(options)
+
+
+@pytest.mark.parametrize("value, seconds", [("5", 300.0), ("1.5", 90.0), ("30s", 30.0), ("2h", 7200.0),
+                                            ("inf", float("inf"))])
+def test_time_limit_without_units_is_minutes_as_flux_core(value, seconds):
+    """flux-core's -t/--time-limit: a bare number is minutes (-t 5 was 5 seconds here)."""
+    from flux_launch.cli.submitbase import _time_limit
+    from flux_launch.core import fsd
+
+    assert fsd.parse(_time_limit(value)) == seconds
+
+
+def test_run_dry_run_time_limit_in_minutes(capsys):
+    import json
+
+    rc, out, err = _flux(capsys, "run", "--dry-run", "-t", "2", "true")
+    assert rc == 0, err
+    assert json.loads(out)["attributes"]["system"]["duration"] == 120.0

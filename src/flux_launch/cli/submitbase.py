@@ -22,7 +22,8 @@ def add_options(p):
     p.add_argument("--gpus-per-node", type=int, metavar="N", help="GPUs on each node (with -N)")
     p.add_argument("--cores", type=int, metavar="N", help="total cores (one task per core unless -n)")
     p.add_argument("--exclusive", action="store_true", help="allocate whole nodes")
-    p.add_argument("-t", "--time-limit", metavar="FSD", help="time limit (e.g. 30s, 5m, 1h)")
+    p.add_argument("-t", "--time-limit", metavar="MIN|FSD",
+                   help="time limit in minutes when no units are given, else an FSD (e.g. 30s, 2h)")
     p.add_argument("--job-name", metavar="NAME", help="the job's name")
     p.add_argument("--urgency", default="16", metavar="N",
                    help="urgency 0-31, default (16), hold (0) or expedite (31)")
@@ -235,7 +236,7 @@ def jobspec(args, command=None, env=None):
     js.cwd = args.cwd or os.getcwd()
     if args.time_limit:
         try:
-            js.duration = args.time_limit
+            js.duration = _time_limit(args.time_limit)
         except ValueError:
             raise ValueError(f"-t/--time-limit={args.time_limit}: invalid duration (e.g. 30s, 5m, 1h)") from None
     if args.job_name:
@@ -292,6 +293,17 @@ def jobspec(args, command=None, env=None):
             raise ValueError(f"--setattr {attr!r}: expected KEY=VALUE (e.g. user.project=x)")
         js.setattr(key, _json_or_str(value))
     return js
+
+
+def _time_limit(text):
+    """``-t MIN|FSD`` as flux-core reads it: a bare number is minutes (``-t 5`` is
+    5m), anything else a Flux standard duration."""
+    try:
+        minutes = float(text)
+    except ValueError:
+        return text
+    # inf and nan stay as they are: the FSD parser takes inf and refuses nan
+    return f"{text}m" if minutes - minutes == 0 else text
 
 
 def input_ranks(value):
