@@ -90,11 +90,11 @@ def _start_job(inst, token):
     return jobid
 
 
-def _check_failed_and_clean(inst, jobid, token, note_part):
+def _check_failed_and_clean(inst, jobid, token, note_part, etype="exec"):
     assert _poll(lambda: inst.flux("jobs", "-n", "-o", "{state}", jobid).stdout.strip() == "INACTIVE", 30), \
         f"job stayed active\n{inst.job_eventlog(jobid)}\n{inst.log()}"
     excs = [e["context"] for e in _events(inst, jobid) if e["name"] == "exception"]
-    assert excs and excs[0]["type"] == "exec", inst.job_eventlog(jobid)
+    assert excs and excs[0]["type"] == etype, inst.job_eventlog(jobid)
     assert note_part in excs[0]["note"], excs[0]
     left = _poll(lambda: not _with_arg(token), 10) or _with_arg(token)
     assert left is True, f"task processes survived: {left}"
@@ -137,3 +137,18 @@ def test_forkserver_killed_while_idle(make_instance):
     r = inst.flux("run", "-N2", "-l", "flux", "getattr", "rank", timeout=30)
     assert sorted(r.stdout.splitlines()) == ["0: 0", "1: 1"], r.stdout
     assert inst.stop(timeout=30) == 0
+
+
+def test_stopped_shell_is_killed_after_cancel(make_instance):
+    """A shell that cannot report (SIGSTOP): cancel, SIGKILL to its tasks, and a
+    kill-timeout later SIGKILL to the shell itself; the job ends."""
+    inst = make_instance(size=1)
+    token = "300.29"
+    jobid = inst.flux("submit", "sh", "-c", f"sleep {token}; :", token).stdout.strip()
+    assert _poll(lambda: len(_with_arg(token)) >= 2), f"tasks never started\n{inst.job_eventlog(jobid)}"
+    shells = _children(_forkserver(inst, 0))
+    assert len(shells) == 1, shells
+    os.kill(shells[0], signal.SIGSTOP)
+    inst.flux("cancel", jobid)
+    _check_failed_and_clean(inst, jobid, token, "", etype="cancel")
+    inst.flux("run", "true", timeout=30)

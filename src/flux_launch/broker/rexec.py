@@ -73,6 +73,9 @@ class ForkServerClient:
         asyncio.get_running_loop().add_reader(sock.fileno(), self._read)
 
     def start(self, jobid, args, callback):
+        if self.sock.fileno() < 0:  # it died and no new one could be started
+            callback("error", {"errstr": "no job shell fork server on this rank"})
+            return
         self.pending[jobid] = callback
         self._send({"type": "ctl", "topic": "start", "id": jobid, "args": args})
 

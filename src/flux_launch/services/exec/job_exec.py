@@ -7,8 +7,10 @@ every shell has started; ``finish`` when every shell has exited, with the highes
 wait status. A shell that cannot start, or a rank lost while the job runs, raises
 an ``exec`` exception; that rank counts as exited with status 1.
 
-Killing (cancel, time limit): SIGTERM to every shell, which signals its tasks;
-SIGKILL ``kill-timeout`` (5 s) later to whatever is left.
+Killing: SIGTERM to every shell (SIGALRM for a time limit), which signals its
+tasks; SIGKILL to the tasks ``kill-timeout`` (5 s) later; if a shell still has
+not reported another kill-timeout later (stopped, hung), SIGKILL to the shell,
+whose job then ends with an exec exception: no job stays in RUN for ever.
 """
 
 import logging
@@ -19,7 +21,7 @@ KILL_TIMEOUT = 5.0
 
 
 class _Exec:
-    __slots__ = ("ranks", "started", "status", "kill_handle", "test")
+    __slots__ = ("ranks", "started", "status", "kill_handle", "test", "kills")
 
     def __init__(self, ranks):
         self.ranks = ranks
@@ -27,6 +29,7 @@ class _Exec:
         self.status = {}
         self.kill_handle = None
         self.test = None  # testexec: ends the fake job
+        self.kills = 0  # SIGKILLs sent by escalation
 
 
 class JobExec:
@@ -143,7 +146,16 @@ class JobExec:
             if rank not in state.status:
                 self.broker.rpc("rexec.shell-kill", {"id": job.id, "signum": signum}, rank)
         if escalate and state.kill_handle is None:
-            state.kill_handle = self.broker.loop.call_later(KILL_TIMEOUT, self.kill, job, 9)
+            state.kill_handle = self.broker.loop.call_later(KILL_TIMEOUT, self._escalate, job, state)
+
+    def _escalate(self, job, state):
+        """SIGKILL the tasks; the second time, the shells too (the fork server
+        kills a shell at the second SIGKILL for its job)."""
+        state.kill_handle = None
+        if job.exec is not state:
+            return
+        state.kills += 1
+        self.kill(job, 9, escalate=state.kills < 2)
 
     def ranks_lost(self, ev):
         lost = set((ev.get("payload") or {}).get("ranks", ()))
