@@ -152,3 +152,18 @@ def test_stopped_shell_is_killed_after_cancel(make_instance):
     inst.flux("cancel", jobid)
     _check_failed_and_clean(inst, jobid, token, "", etype="cancel")
     inst.flux("run", "true", timeout=30)
+
+
+def test_broker_killed_with_a_stopped_shell_leaves_no_tasks(make_instance):
+    """Broker 1 dies while its shell of a -N2 job cannot act (SIGSTOP): its fork
+    server kills the shell and the tasks (they ignore SIGTERM); the job fails."""
+    inst = make_instance(size=2)
+    token = "300.37"
+    jobid = inst.flux("submit", "-N2", "-n2", "sh", "-c", f'trap "" TERM; sleep {token}; :', token).stdout.strip()
+    assert _poll(lambda: len(_with_arg(token)) >= 4), f"tasks never started\n{inst.job_eventlog(jobid)}"
+    broker = inst.broker_pids()[1]
+    shells = _children(_forkserver(inst, 1))
+    assert len(shells) == 1, shells
+    os.kill(shells[0], signal.SIGSTOP)
+    os.kill(broker, signal.SIGKILL)
+    _check_failed_and_clean(inst, jobid, token, "lost contact with rank 1")

@@ -62,7 +62,7 @@ def serve(sock):
                 except ConnectionResetError:
                     data = b""
                 if not data:
-                    _shutdown(shells)
+                    _shutdown(shells, tasks)
                 for m in decoder.feed(data):
                     if isinstance(m, Exception):
                         continue
@@ -208,7 +208,9 @@ def _child(sock, sel, shell_main, args, mask):
         exit_now(code)
 
 
-def _shutdown(shells):
+def _shutdown(shells, tasks):
+    """The broker is gone: SIGTERM to the shells (they pass it to their tasks), and a
+    second later SIGKILL to what is left, tasks included (they may ignore SIGTERM)."""
     for pid in shells.values():
         try:
             os.kill(pid, signal.SIGTERM)
@@ -220,7 +222,8 @@ def _shutdown(shells):
             if os.waitpid(pid, os.WNOHANG)[0]:
                 del shells[jobid]
         time.sleep(0.01)
-    for pid in shells.values():
+    for jobid, pid in shells.items():
+        _signal_tasks(tasks[jobid], signal.SIGKILL)
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
