@@ -77,9 +77,9 @@ class FakeKVS:
         pass
 
 
-def _jobspec(nnodes=1):
+def _jobspec(nnodes=1, cores=1):
     return validate({"version": 1, "resources": [{"type": "node", "count": nnodes, "with": [
-        {"type": "slot", "count": 1, "label": "task", "with": [{"type": "core", "count": 1}]}]}],
+        {"type": "slot", "count": 1, "label": "task", "with": [{"type": "core", "count": cores}]}]}],
         "tasks": [{"command": ["true"], "slot": "task", "count": {"per_slot": 1}}],
         "attributes": {"system": {"duration": 0}}})
 
@@ -96,9 +96,9 @@ def jm():
     return jm
 
 
-def _submit(jm, nnodes=1):
+def _submit(jm, nnodes=1, cores=1):
     msg = {"topic": "job-ingest.submit", "userid": 1000, "rolemask": 1}
-    js = _jobspec(nnodes)
+    js = _jobspec(nnodes, cores)
     jm.handle({**msg, "payload": {"jobspec": js}})
     payload = jm.broker.responses[-1][1]
     assert "id" in payload, payload
@@ -186,3 +186,24 @@ def test_jobspec_error_with_user_key_is_one_line(system):
         validate(js)
     assert "\n" not in str(info.value) and "\r" not in str(info.value), str(info.value)
     assert "\\n" in str(info.value)
+
+
+def test_bad_shell_response_fails_the_job_and_frees_it(jm, caplog):
+    job = _submit(jm, nnodes=3)
+    waiting = _submit(jm, nnodes=3, cores=2)
+    jm.broker.loop.run()
+    assert job.state == "RUN" and waiting.state == "SCHED"
+    shells = [(nodeid, cb) for topic, _p, nodeid, cb in jm.broker.rpcs if topic == "rexec.shell"]
+    assert len(shells) == 3
+    with caplog.at_level(logging.ERROR, logger="flux_launch.job-exec"):
+        for _rank, cb in shells:
+            cb({"type": "started"}, 0, None)
+        shells[0][1]({"type": "finished"}, 0, None)  # no status: a malformed response
+    assert job.exception["type"] == "exec" and "KeyError" in job.exception["note"], job.exception
+    kills = [nodeid for topic, _p, nodeid, _cb in jm.broker.rpcs if topic == "rexec.shell-kill"]
+    assert sorted(kills) == [0, 1, 2], kills  # every shell is told to stop (rank 0 may still run)
+    for _rank, cb in shells[1:]:
+        cb({"type": "finished", "status": 15}, 0, None)
+    jm.broker.loop.run()
+    assert job.state == "INACTIVE" and waiting.state == "RUN"
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1

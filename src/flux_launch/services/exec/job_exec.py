@@ -15,6 +15,8 @@ whose job then ends with an exec exception: no job stays in RUN for ever.
 
 import logging
 
+from flux_launch.core.jobid import JobID
+
 log = logging.getLogger("flux_launch.job-exec")
 
 KILL_TIMEOUT = 5.0
@@ -88,6 +90,17 @@ class JobExec:
 
     def _callback(self, job, state, rank):
         def cb(payload, errnum, errstr):
+            try:
+                on_response(payload, errnum, errstr)
+            except Exception as exc:  # noqa: BLE001 - a bad response fails its job, not the loop
+                log.error("job-exec: %s: rank %d: bad shell response: %s: %s", JobID(job.id), rank,
+                          type(exc).__name__, exc)
+                log.debug("job-exec: bad shell response %r", payload, exc_info=exc)
+                if rank not in state.status:
+                    self.jm.raise_exception(job, "exec", 0, f"rank {rank}: {type(exc).__name__}: {exc}")
+                    self._exited(job, state, rank, 1 << 8)
+
+        def on_response(payload, errnum, errstr):
             if errnum:
                 if errnum != 61 and rank not in state.status:  # 61: ENODATA, the normal end
                     self.jm.raise_exception(job, "exec", 0, f"rank {rank}: {errstr or 'shell failed'}")
