@@ -91,7 +91,6 @@ def jm():
     ranks = {r: {"cores": [0, 1], "gpus": [], "hostname": f"node{r}", "properties": []} for r in range(3)}
     jm.sched = Scheduler(Pool(ranks))
     jm.hostnames = {r: f"node{r}" for r in range(3)}
-    jm.resources = {r: {"core": [0, 1], "gpu": []} for r in range(3)}
     jm.pool_ready = True
     return jm
 
@@ -207,3 +206,25 @@ def test_bad_shell_response_fails_the_job_and_frees_it(jm, caplog):
     jm.broker.loop.run()
     assert job.state == "INACTIVE" and waiting.state == "RUN"
     assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+
+
+def test_rank_that_never_answered_is_listed_down():
+    broker = FakeBroker()
+    jm = JobManager(broker, FakeKVS())
+    for hook in broker.on_run:
+        hook()
+    calls = [(nodeid, cb) for topic, _p, nodeid, cb in broker.rpcs if topic == "resource.info"]
+    assert [n for n, _ in calls] == [0, 1, 2]
+    for nodeid, cb in calls:
+        if nodeid == 1:
+            cb(None, 113, "rank 1 is unreachable")
+        else:
+            cb({"rank": nodeid, "ncores": 2, "gpus": [], "hostname": f"node{nodeid}", "source": "test"}, 0, None)
+    assert jm.pool_ready and not jm.sched.pool.is_up(1)
+    jm.handle({"topic": "sched.resource-status", "payload": {}})
+    status = broker.responses[-1][1]
+    assert status["down"]["ranks"] == "1" and status["down"]["nnodes"] == 1, status
+    assert status["free"]["ranks"] == "0,2" and status["free"]["ncores"] == 4, status
+    job = _submit(jm, nnodes=2)
+    broker.loop.run()
+    assert sorted(int(r) for r in job.alloc) == [0, 2]

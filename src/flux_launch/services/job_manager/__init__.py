@@ -59,6 +59,7 @@ class JobManager:
         self._pending_ops = []
         self._flush_scheduled = False
         self._sched_scheduled = False
+
         epoch, last = self._restore()
         self.fluid = FluidGenerator(0, epoch_ms=epoch, start_timestamp=last)
         for prefix in ("job-ingest", "job-manager", "job-info", "job-list", "sched"):
@@ -197,7 +198,6 @@ class JobManager:
                                  "hostname": p["hostname"], "properties": []}
                              for r, p in info.items() if p}
                     self.rank_info = {r: p for r, p in info.items() if p}
-                    self.resources = {r: {"core": v["cores"], "gpu": v["gpus"]} for r, v in ranks.items()}
                     for r, p in info.items():
                         if not p:  # never answered: listed down, with nothing known of it
                             ranks[r] = {"cores": [], "gpus": [], "hostname": f"rank{r}", "properties": []}
@@ -519,44 +519,10 @@ class JobManager:
     def _rpc_sched__resource_status(self, msg, p):
         if self.sched is None:
             raise RequestError(errno.EAGAIN, "resources are not known yet: the instance is still starting")
-        from flux_launch.core.hostlist import Hostlist
+        from flux_launch.services.sched.status import resource_status
 
-        pool = self.sched.pool
-        out = {}
-        for state in ("free", "allocated", "down"):
-            out[state] = {"ranks": [], "ncores": 0, "ngpus": 0}
-        for rank in pool.ranks:
-            total = self._rank_total(rank)
-            free = pool.free_resources(rank)
-            if not pool.is_up(rank):
-                entry = out["down"]
-                entry["ranks"].append(rank)
-                entry["ncores"] += len(total["core"])
-                entry["ngpus"] += len(total["gpu"])
-                continue
-            nfree, gfree = len(free["core"]), len(free["gpu"])
-            if nfree or gfree:
-                out["free"]["ranks"].append(rank)
-                out["free"]["ncores"] += nfree
-                out["free"]["ngpus"] += gfree
-            if nfree < len(total["core"]) or gfree < len(total["gpu"]):
-                out["allocated"]["ranks"].append(rank)
-                out["allocated"]["ncores"] += len(total["core"]) - nfree
-                out["allocated"]["ngpus"] += len(total["gpu"]) - gfree
-        for entry in out.values():
-            hosts = Hostlist()
-            for rank in entry["ranks"]:
-                hosts.append(pool.hostname(rank))
-            entry["nnodes"] = len(entry["ranks"])
-            entry["nodelist"] = str(hosts)
-            from flux_launch.core.idset import encode
-
-            entry["ranks"] = encode(entry["ranks"])
-        out["sources"] = {str(r): p.get("source", "?") for r, p in getattr(self, "rank_info", {}).items()}
-        self.broker.respond(msg, out)
-
-    def _rank_total(self, rank):
-        return self.resources[rank]
+        sources = {r: p.get("source", "?") for r, p in getattr(self, "rank_info", {}).items()}
+        self.broker.respond(msg, resource_status(self.sched.pool, sources))
 
     def _disconnect(self, msg):
         route = msg.get("route")

@@ -299,6 +299,12 @@ class Pool:
         st = self._get(rank)
         return {"core": list(st.free_cores), "gpu": list(st.free_gpus)}
 
+    def resources(self, rank: int) -> dict[str, list[int]]:
+        """Return ``{"core": [...], "gpu": [...]}`` that ``rank`` has, free or
+        not; ValueError if ``rank`` is unknown."""
+        st = self._get(rank)
+        return {"core": list(st.cores), "gpu": list(st.gpus)}
+
     def is_up(self, rank: int) -> bool:
         """Tell if ``rank`` is up; ValueError if it is unknown."""
         return self._get(rank).up
