@@ -3,8 +3,9 @@
 A rank holds ``len(cores) // cores_per_slot`` slots, at most the jobspec's slots
 per node when it has a node level: an exclusive node (``-N`` without ``-n``) is
 allocated with all its cores, yet runs only the jobspec's slots, as flux-core's
-shell runs the jobspec's task count. With ``per_slot`` N each slot runs N tasks; with ``total`` T the tasks are spread over the slots in order, the
-first ``T % nslots`` slots taking one more. Task ids are contiguous per rank, in
+shell runs the jobspec's task count. With ``per_slot`` N each slot runs N tasks;
+with ``total`` T the tasks are spread over the slots in order, the first
+``T % nslots`` slots taking one more. Task ids are contiguous per rank, in
 rank order (block distribution).
 """
 
