@@ -1,8 +1,9 @@
 """The KVS service on rank 0: hierarchical keys, JSON values, namespaces, watches.
 
 Keys are dot-separated paths (``job.0000.0004.b200.0000.eventlog``); ``.`` is the
-root directory. Each namespace is a tree of directories held in memory and
-written through to sqlite (``store.py``) on every commit.
+root directory. Each namespace is a tree of directories held in memory
+(``tree.py``) and written through to sqlite (``store.py``) on every commit;
+watches are in ``watch.py``.
 
 Topics (payloads are objects; ``namespace`` defaults to ``primary``):
 
@@ -22,162 +23,15 @@ Topics (payloads are objects; ``namespace`` defaults to ``primary``):
 import errno
 import logging
 
-from flux_launch.services.kvs.store import BLOB_MIN, Blob, Store
+from flux_launch.services.kvs.store import BLOB_MIN, Store
+# PRIMARY, KVSError, Dir and Rope are this module's public names too (callers import them from here)
+from flux_launch.services.kvs.tree import (PRIMARY, Dir, KVSError, Rope, _concat, _listing, _lookup, _utf8,
+                                           normalize, plain)
+from flux_launch.services.kvs.watch import Watches
 
 log = logging.getLogger("flux_launch.kvs")
 
-PRIMARY = "primary"
-
-
-class Dir(dict):
-    """A KVS directory: names to ``Dir`` or values (a value may itself be a dict)."""
-
-    __slots__ = ()
-
-
-class Rope:
-    """A string value grown by appends (eventlogs, job output), held as UTF-8
-    bytes: appends cost the appended bytes only, not a copy of everything before
-    them, and raw appends (bytes from a message's attachment) are never decoded.
-    A chunk kept in the store's blob file is held as its ``Blob``, read back (from
-    the store's cache of recent blobs, or the file) when needed, so that big
-    outputs do not stay in memory. Offsets (``length``, ``tail``) count bytes."""
-
-    __slots__ = ("chunks", "length", "_text")
-
-    def __init__(self, text=""):
-        data = text.encode() if type(text) is str else text
-        self.chunks = [data] if data else []
-        self.length = len(data)
-        self._text = text if type(text) is str else None
-
-    def append(self, data, blob=None):
-        """Append ``data`` (str, bytes, or a ``Blob``); ``blob``: where the store
-        keeps ``data`` (then only the reference is held)."""
-        if type(data) is str:
-            data = data.encode()
-        self.chunks.append(blob if blob is not None else data)
-        self.length += len(data)
-        self._text = None
-
-    @staticmethod
-    def _data(chunk):
-        return chunk.read() if type(chunk) is Blob else chunk
-
-    def value(self):
-        """The whole string."""
-        if self._text is not None:
-            return self._text
-        text = b"".join(self._data(chunk) for chunk in self.chunks).decode()
-        if self.length < BLOB_MIN:
-            self._text = text
-        return text
-
-    def pieces(self, start):
-        """The bytes from offset ``start`` on, chunk by chunk."""
-        if start >= self.length:
-            return
-        pos = self.length
-        index = len(self.chunks)
-        while index and pos > start:  # the chunk that holds start
-            index -= 1
-            pos -= len(self.chunks[index])
-        for chunk in self.chunks[index:]:
-            data = self._data(chunk)
-            yield data[start - pos:] if start > pos else data
-            pos += len(chunk)
-
-    def tail(self, start):
-        """The bytes from offset ``start`` on."""
-        return b"".join(self.pieces(start))
-
-
-def _utf8(raw, key):
-    """Check that ``raw`` (an attachment) is the UTF-8 text of a string; returns it as bytes.
-
-    Raises:
-        KVSError: EINVAL, it is missing or not UTF-8.
-    """
-    if not isinstance(raw, (bytes, bytearray, memoryview)):
-        raise KVSError(errno.EPROTO, f"kvs.commit: raw append to {key} without raw bytes")
-    try:
-        str(raw, "utf-8")
-    except UnicodeDecodeError as exc:
-        raise KVSError(errno.EINVAL, f"kvs.commit: raw append to {key}: not UTF-8 ({exc.reason} "
-                       f"at byte {exc.start})") from None
-    return bytes(raw)
-
-
-def _concat(a, b):
-    """Join two appended values (str or UTF-8 bytes)."""
-    if type(a) is type(b):
-        return a + b
-    return (a.encode() if type(a) is str else a) + (b.encode() if type(b) is str else b)
-
-
-def plain(node):
-    """A stored value as JSON would have it (a Rope becomes its string)."""
-    return node.value() if type(node) is Rope else node
-
-
-class KVSError(Exception):
-    def __init__(self, errnum, text):
-        super().__init__(text)
-        self.errnum = errnum
-        self.text = text
-
-
-def normalize(key):
-    """Canonical form of a key: no empty components; ``.`` for the root.
-
-    Raises:
-        KVSError: the key is not a string.
-    """
-    if not isinstance(key, str):
-        raise KVSError(errno.EINVAL, "key must be a string")
-    parts = [p for p in key.split(".") if p]
-    return ".".join(parts) if parts else "."
-
-
-def _lookup(root, key):
-    if key == ".":
-        return root
-    node = root
-    for part in key.split("."):
-        if type(node) is not Dir or part not in node:
-            raise KVSError(errno.ENOENT, f"{key}: no such key")
-        node = node[part]
-    return node
-
-
-def _listing(node, recursive):
-    out = {}
-    for name, child in node.items():
-        if type(child) is Dir:
-            out[name] = {"dir": _listing(child, True) if recursive else None}
-        else:
-            out[name] = {"value": plain(child)}
-    return out
-
-
-class _Watch:
-    __slots__ = ("req", "key", "ns", "append", "uniq", "sent", "last", "raw", "client", "waiting", "ending")
-
-    def __init__(self, req, key, ns, append, uniq, raw=False, client=None):
-        self.req = req
-        self.key = key
-        self.ns = ns
-        self.append = append
-        self.uniq = uniq
-        self.sent = 0
-        self.last = None
-        self.raw = raw  # appends go as a raw attachment (bytes), not a JSON string
-        self.client = client  # the local connector client it answers, for flow control
-        self.waiting = False  # held back until that client's send buffer drains
-        self.ending = False  # cancelled while held back: ends once everything is sent
-
-
-class KVSService:
+class KVSService(Watches):
     """The KVS of an instance, persisted under ``statedir``.
 
     Raises:
@@ -411,6 +265,33 @@ class KVSService:
         if self.watches:
             self._notify(ns, root, changed)
 
+    def unlink_pruning(self, keys, stop, namespace=PRIMARY):
+        """Unlink ``keys`` and the directories they leave empty, up to but not
+        including ``stop``, in one commit (purged jobs: ``job.<dothex>`` and the
+        per-job directories above it, which would otherwise pile up).
+
+        Raises:
+            KVSError: as ``commit``.
+        """
+        root = self._space({"namespace": namespace})[1]
+        gone = set(keys)
+        parents = set()
+        for key in keys:
+            parent = key.rpartition(".")[0]
+            while parent and parent != stop:
+                parents.add(parent)
+                parent = parent.rpartition(".")[0]
+        ops = [{"op": "unlink", "key": key} for key in keys]
+        for parent in sorted(parents, key=lambda k: -k.count(".")):  # deepest first
+            try:
+                node = _lookup(root, parent)
+            except KVSError:
+                continue
+            if type(node) is Dir and all(f"{parent}.{name}" in gone for name in node):
+                gone.add(parent)
+                ops.append({"op": "unlink", "key": parent})
+        self.commit(ops, namespace)
+
     @staticmethod
     def _mark_simple(root, changes):
         """Tag puts that change no structure (the key is or becomes a value under
@@ -442,160 +323,6 @@ class KVSService:
                 change = (*change, simple)
             out.append(change)
         return out
-
-    # ---- watches ----------------------------------------------------------------
-
-    def _rpc_watch(self, msg, p):
-        ns, root = self._space(p)
-        key = normalize(p.get("key"))
-        if not msg.get("flags", 0) & 1:
-            raise KVSError(errno.EPROTO, "kvs.watch must be a streaming RPC")
-        append = bool(p.get("append"))
-        raw = append and bool(p.get("raw"))
-        w = _Watch(msg, key, ns, append, bool(p.get("uniq")), raw, self.broker.local_client(msg) if raw else None)
-        try:
-            node = _lookup(root, key)
-        except KVSError:
-            if not p.get("waitcreate"):
-                raise
-            node = None
-        else:
-            if type(node) is Dir:
-                raise KVSError(errno.EISDIR, f"{key}: is a directory")
-            if w.append and type(node) is not Rope and not isinstance(node, str):
-                raise KVSError(errno.EINVAL, f"{key}: cannot watch appends to a value that is not a string")
-        self.watches.setdefault((ns, key), []).append(w)
-        if p.get("once") is True:  # what exists now, then the end (an inactive job's eventlogs)
-            w.ending = True
-            if node is None:
-                self._end(w, errno.ENOENT, f"{key}: no such key")
-                return
-        if node is not None:
-            self._send(w, node)
-        if w.ending and not w.waiting and w in self.watches.get((ns, key), ()):
-            self._end(w, errno.ENODATA)
-
-    def end_watches(self, prefix, namespace=PRIMARY):
-        """End the watches of ``prefix`` and of keys below it (in-process callers: a
-        job's eventlogs once it is inactive): each ends with ENODATA once all that
-        exists is sent, or ENOENT if its key never existed."""
-        below = prefix + "."
-        for (wns, wkey), watches in list(self.watches.items()):
-            if wns != namespace or not (wkey == prefix or wkey.startswith(below)):
-                continue
-            for w in list(watches):
-                if w.waiting:  # held back by flow control: ends once all is sent
-                    w.ending = True
-                elif w.sent or self._exists(wns, wkey):
-                    self._end(w, errno.ENODATA)
-                else:
-                    self._end(w, errno.ENOENT, f"{wkey}: no such key")
-
-    def _exists(self, ns, key):
-        try:
-            _lookup(self.spaces[ns], key)
-        except (KVSError, KeyError):
-            return False
-        return True
-
-    def _send(self, w, node):
-        if w.append:
-            rope = node if type(node) is Rope else None
-            if rope is None:  # a plain string appended to since
-                rope = Rope(node) if isinstance(node, str) else None
-            length = rope.length if rope is not None else -1
-            if length < w.sent:
-                self._end(w, errno.EINVAL, f"{w.key}: value was replaced, not appended to")
-                return
-            if length == w.sent and w.sent:
-                return
-            if not w.raw:
-                self.broker.respond(w.req, {"key": w.key, "value": rope.tail(w.sent).decode()})
-                w.sent = length
-                return
-            # Raw: a response per chunk, and flow control: while the client's socket
-            # is backed up, the rest waits in the KVS until it drains.
-            client = w.client
-            if not length:
-                self.broker.respond(w.req, {"key": w.key, "raw": b""})
-                return
-            for data in rope.pieces(w.sent):
-                if client is not None and client.paused:
-                    if not w.waiting:
-                        w.waiting = True
-                        client.on_resume.append(lambda: self._resume(w))
-                    return
-                self.broker.respond(w.req, {"key": w.key, "raw": data})
-                w.sent += len(data)
-            if w.ending:
-                self._end(w, errno.ENODATA)
-        else:
-            value = plain(node)
-            if w.uniq and w.sent and value == w.last:
-                return
-            self.broker.respond(w.req, {"key": w.key, "value": value})
-            w.sent += 1
-            w.last = value
-
-    def _resume(self, w):
-        w.waiting = False
-        if w not in self.watches.get((w.ns, w.key), ()):
-            return  # ended meanwhile
-        try:
-            node = _lookup(self.spaces[w.ns], w.key)
-        except (KVSError, KeyError):
-            return
-        if type(node) is not Dir:
-            self._send(w, node)
-
-    def _end(self, w, errnum, text=None):
-        watches = self.watches.get((w.ns, w.key), [])
-        if w in watches:
-            watches.remove(w)
-            if not watches:
-                del self.watches[(w.ns, w.key)]
-        self.broker.respond_error(w.req, errnum, text)
-
-    def _notify(self, ns, root, changed):
-        for (wns, wkey), watches in list(self.watches.items()):
-            if wns != ns:
-                continue
-            if not any(k == wkey or k == "." or wkey.startswith(k + ".") or k.startswith(wkey + ".")
-                       for k in changed):
-                continue
-            try:
-                node = _lookup(root, wkey)
-            except KVSError:
-                for w in list(watches):
-                    if w.sent:
-                        self._end(w, errno.ENOENT, f"{wkey}: no such key (removed)")
-                continue
-            for w in list(watches):
-                if type(node) is Dir:
-                    self._end(w, errno.EISDIR, f"{wkey}: is now a directory")
-                else:
-                    self._send(w, node)
-
-    def _rpc_unwatch(self, msg, p):
-        route = msg.get("route", ())
-        tag = p.get("matchtag")
-        for watches in list(self.watches.values()):
-            for w in list(watches):
-                if w.req.get("matchtag") == tag and w.req.get("route") == route:
-                    if w.waiting:  # held back by flow control: end once all is sent
-                        w.ending = True
-                    else:
-                        self._end(w, errno.ENODATA)
-        self.broker.respond(msg, {})
-
-    def _rpc_disconnect(self, msg, p):
-        route = msg.get("route", ())
-        for (wns, wkey), watches in list(self.watches.items()):
-            kept = [w for w in watches if w.req.get("route") != route]
-            if kept:
-                self.watches[(wns, wkey)] = kept
-            else:
-                del self.watches[(wns, wkey)]
 
     # ---- namespaces -------------------------------------------------------------
 

@@ -301,10 +301,12 @@ class Store:
             self.db.execute("DELETE FROM kvs WHERE ns = ?", (ns,))
             self._delete_chunks("ns = ?", (ns,))
             return
-        # '/' sorts right after '.', so [key., key/) is exactly the keys below key
-        below = (ns, key, key + ".", key + "/")
-        self.db.execute("DELETE FROM kvs WHERE ns = ? AND (key = ? OR (key >= ? AND key < ?))", below)
-        self._delete_chunks("ns = ? AND (key = ? OR (key >= ? AND key < ?))", below)
+        # '/' sorts right after '.', so [key., key/) is exactly the keys below key. Two
+        # statements, not one with OR: sqlite would scan the whole table for the OR.
+        for where, args in (("ns = ? AND key = ?", (ns, key)),
+                            ("ns = ? AND key >= ? AND key < ?", (ns, key + ".", key + "/"))):
+            self.db.execute(f"DELETE FROM kvs WHERE {where}", args)
+            self._delete_chunks(where, args)
         # a value at an ancestor path is replaced by the directory the key implies
         parts = key.split(".")
         for i in range(1, len(parts)):
@@ -315,7 +317,8 @@ class Store:
     def vacuum(self, pages=1000):
         """Give up to ``pages`` free pages back to the file system (after a purge);
         a database made before incremental auto-vacuum keeps them for reuse."""
-        self.db.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+        # executescript steps the pragma to its end (execute frees a single page)
+        self.db.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
 
     def namespace_create(self, name, owner):
         self.db.execute("INSERT OR REPLACE INTO namespaces VALUES (?, ?)", (name, owner))
