@@ -350,6 +350,17 @@ def setup_logging(attrs, rank_hint="0"):
     root.propagate = False
 
 
+def check_attrs(attrs):
+    """The one-line error for a broker attribute with a bad value, or None."""
+    from flux_launch.services.job_manager.purge import parse_limits
+
+    try:
+        parse_limits(attrs)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def run_broker(attrs, command=None, topology=None):
     """Run one broker to completion and return its exit code.
 
@@ -364,6 +375,10 @@ def run_broker(attrs, command=None, topology=None):
     from flux_launch.services.kvs.store import StoreError
 
     setup_logging(attrs, os.environ.get("PMI_RANK", "0"))
+    message = check_attrs(attrs)
+    if message:
+        print(f"flux-broker: {message}", file=sys.stderr)
+        return 1
     made_rundir = None
     if not attrs.get("rundir"):
         made_rundir = attrs["rundir"] = tempfile.mkdtemp(prefix="flux-")

@@ -1,5 +1,5 @@
 """``flux job SUBCOMMAND``: attach, info, eventlog, wait-event, status, wait, last,
-kill, cancel, urgency, id.
+kill, cancel, urgency, purge, id.
 
 Every job id may be given in any encoding (f58, decimal, hex, dothex, kvs, words).
 An unknown job: ``flux-job: ƒXYZ: no such job``, exit 1.
@@ -61,6 +61,12 @@ def _parser():
     s = sub.add_parser("urgency", help="change a pending job's urgency")
     s.add_argument("id")
     s.add_argument("urgency")
+    s = sub.add_parser("purge", help="remove inactive jobs (oldest first) from the job manager and the KVS")
+    s.add_argument("--age-limit", metavar="FSD", help="purge jobs that became inactive longer ago than FSD")
+    s.add_argument("--num-limit", metavar="COUNT", help="purge oldest inactive jobs until COUNT are left")
+    s.add_argument("--batch", metavar="COUNT", default="50", help="limit jobs per request (default 50)")
+    s.add_argument("-f", "--force", action="store_true", help="perform the irreversible purge")
+    s.add_argument("ids", nargs="*", metavar="ID", help="purge these inactive jobs")
     s = sub.add_parser("id", help="convert job ids between encodings")
     s.add_argument("-t", "--to", default="dec",
                    choices=("dec", "hex", "dothex", "kvs", "f58", "f58plain", "words", "emoji"))
@@ -240,6 +246,49 @@ def _urgency(p, args):
         except ValueError:
             p.error(f"invalid urgency {args.urgency!r}: 0-31, hold, default or expedite")
     handle().rpc("job-manager.urgency", {"id": int(_jobid(p, args.id)), "urgency": value}).get()
+    return 0
+
+
+def _purge(p, args):
+    """flux-core's flux job purge: without --force, only say how many would go."""
+    from flux_launch.core import fsd
+
+    def integer(option, text):
+        try:
+            return int(text)
+        except ValueError:
+            p.error(f"{option}: invalid value {text!r}: expected an integer")
+
+    age = -1.0
+    if args.age_limit is not None:
+        try:
+            age = fsd.parse(args.age_limit)
+        except ValueError as exc:
+            p.error(f"--age-limit: {exc}")
+    num = -1 if args.num_limit is None else integer("--num-limit", args.num_limit)
+    batch = integer("--batch", args.batch)
+    h = handle()
+    total = 0
+    try:
+        if args.ids:
+            if args.age_limit is not None or args.num_limit is not None:
+                p.error("job IDs cannot be combined with --age-limit or --num-limit")
+            for jobid in [_jobid(p, text) for text in args.ids]:
+                total += h.rpc("job-manager.purge-id", {"id": int(jobid), "force": args.force}).get()["count"]
+        else:
+            while True:
+                count = h.rpc("job-manager.purge", {"age_limit": age, "num_limit": num, "batch": batch,
+                                                    "force": args.force}).get()["count"]
+                total += count
+                if not args.force or count != batch:
+                    break
+        inactive = h.rpc("job-manager.stats-get").get()["inactive_jobs"]
+    except OSError as exc:
+        raise OSError(exc.errno, f"purge: {exc.strerror}") from None
+    if args.force:
+        print(f"purged {total} inactive jobs, {inactive} remaining")
+    else:
+        print(f"use --force to purge {total} of {inactive} inactive jobs")
     return 0
 
 

@@ -51,6 +51,12 @@ def main(cmd, argv):
             os.environ["PATH"] = bindir + os.pathsep + path
 
     attrs = parse_attrs(args.setattr)
+    from flux_launch.broker.main import check_attrs
+
+    message = check_attrs(attrs)
+    if message:  # once here, not once per broker
+        print(f"flux-start: {message}", file=sys.stderr)
+        return 1
     if not command:
         command = [os.environ.get("SHELL") or "/bin/sh"]
     size = args.test_size

@@ -59,7 +59,9 @@ class JobManager:
         self._pending_ops = []
         self._flush_scheduled = False
         self._sched_scheduled = False
+        from flux_launch.services.job_manager.purge import Purge
 
+        self.purge = Purge(self)  # inactive jobs: their limits, purge and stats RPCs
         epoch, last = self._restore()
         self.fluid = FluidGenerator(0, epoch_ms=epoch, start_timestamp=last)
         for prefix in ("job-ingest", "job-manager", "job-info", "job-list", "sched"):
@@ -337,6 +339,7 @@ class JobManager:
         self.broker.loop.call_soon(self.kvs.end_watches, kvs_dir(job.id))
         job.state = "INACTIVE"
         job.t_inactive = now
+        self.purge.inactive(job)
         job.finish_result()
         self._notify_waiters(job)
         if self.drainers and not self._active():
@@ -374,7 +377,7 @@ class JobManager:
     def handle(self, msg):
         topic = msg["topic"]
         name = "_rpc_" + topic.replace("-", "_").replace(".", "__")
-        fn = getattr(self, name, None)
+        fn = getattr(self, name, None) or getattr(self.purge, name, None)
         if fn is None:
             if topic.endswith(".disconnect"):
                 self._disconnect(msg)

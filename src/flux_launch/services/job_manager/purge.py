@@ -1,0 +1,227 @@
+"""Purging inactive jobs, as flux-core's job manager does: memory and disk stay
+bounded however many jobs an instance runs.
+
+Limits come from the broker attributes ``job-manager.inactive-age-limit`` (a
+Flux Standard Duration: jobs inactive for longer are purged) and
+``job-manager.inactive-num-limit`` (at most that many inactive jobs are kept).
+Unset, nothing is purged automatically. They are read again at each pass, so a
+``flux setattr`` takes effect; a bad value set that way is logged once and the
+previous limits stay.
+
+A purged job is forgotten by the job manager (job-list no longer shows it) and
+its KVS directory ``job.<dothex>`` is unlinked with the directories it leaves
+empty: its sqlite rows go, its output's blob files are removed, and a restart
+loads only the jobs kept. Jobs are purged oldest-inactive first, at most
+``BATCH_MAX`` to a KVS commit, and each batch is announced by the event
+``job-purge-inactive {jobs}``.
+
+Topics (served through the job manager):
+
+- ``job-manager.purge {age_limit, num_limit, batch, force}`` -> ``{count}``:
+  without ``force`` only counts the jobs that would be purged; ``-1`` for a
+  limit means none.
+- ``job-manager.purge-id {id, force}`` -> ``{count}``: one inactive job.
+- ``job-manager.stats-get`` -> ``{active_jobs, inactive_jobs, max_jobid}``.
+"""
+
+import errno
+import logging
+import time
+from collections import OrderedDict
+
+log = logging.getLogger("flux_launch.job-manager")
+
+AGE_UNLIMITED = -1.0
+NUM_UNLIMITED = -1
+BATCH_MAX = 100  # flux-core's purge_batch_max: KVS ops in one commit
+PASS_DELAY = 0.1  # seconds from a job's end to the automatic pass that may purge it
+AGE_ATTR = "job-manager.inactive-age-limit"
+NUM_ATTR = "job-manager.inactive-num-limit"
+
+
+def parse_limits(attrs):
+    """``(age_limit, num_limit)`` from broker attributes (``-1`` where unset).
+
+    Raises:
+        ValueError: a value is not a duration or not an integer >= 0 (one line,
+            naming the attribute).
+    """
+    from flux_launch.core import fsd
+
+    age, num = AGE_UNLIMITED, NUM_UNLIMITED
+    text = attrs.get(AGE_ATTR)
+    if text is not None:
+        try:
+            age = fsd.parse(text)
+        except ValueError:
+            raise ValueError(f"{AGE_ATTR}: invalid FSD {text!r} (e.g. 30m, 7d)") from None
+    text = attrs.get(NUM_ATTR)
+    if text is not None:
+        try:
+            num = int(text)
+        except ValueError:
+            num = -2
+        if num < 0:
+            raise ValueError(f"{NUM_ATTR}: must be an integer >= 0, not {text!r}")
+    return age, num
+
+
+def _eligible(age, age_limit, num, num_limit):
+    """flux-core's rule: a job goes if either limit is exceeded."""
+    return (age_limit != AGE_UNLIMITED and age > age_limit) or (num_limit != NUM_UNLIMITED and num > num_limit)
+
+
+class Purge:
+    """The inactive jobs of a job manager, oldest first, and their purging."""
+
+    def __init__(self, jm):
+        self.jm = jm
+        self._queue = None  # jobid -> time it became inactive, oldest first; made on first use
+        self._raw = None
+        self.limits = (AGE_UNLIMITED, NUM_UNLIMITED)
+        self._scheduled = False
+        self._timer = None
+        self.kick()  # after a restart: the jobs kept may exceed the limits
+
+    @property
+    def queue(self):
+        # Made once the job manager has rebuilt its jobs from the KVS (it makes this
+        # object first, and jobs end during the restart), in order of their end.
+        if self._queue is None:
+            self._queue = OrderedDict(
+                (job.id, job.t_inactive or 0.0)
+                for job in sorted((j for j in self.jm.jobs.values() if j.state == "INACTIVE"),
+                                  key=lambda j: (j.t_inactive or 0.0, j.id)))
+        return self._queue
+
+    def inactive(self, job):
+        """``job`` became inactive (called by the job manager)."""
+        if self._queue is not None:
+            self._queue[job.id] = job.t_inactive
+        self.kick()
+
+    def _limits(self):
+        attrs = getattr(self.jm.broker, "attrs", {})
+        raw = (attrs.get(AGE_ATTR), attrs.get(NUM_ATTR))
+        if raw != self._raw:
+            self._raw = raw
+            try:
+                self.limits = parse_limits(attrs)
+            except ValueError as exc:
+                log.error("job-manager: %s; keeping the previous purge limits", exc)
+        return self.limits
+
+    def kick(self):
+        """Run an automatic pass in ``PASS_DELAY`` if limits are set: jobs that end
+        meanwhile are purged with it, in a few commits instead of one each (as
+        flux-core purges on its heartbeat, not per job)."""
+        if not self._scheduled and self._limits() != (AGE_UNLIMITED, NUM_UNLIMITED):
+            self._scheduled = True
+            self.jm.broker.loop.call_later(PASS_DELAY, self._auto)
+
+    def _auto(self):
+        self._scheduled = False
+        age_limit, num_limit = self._limits()
+        while self._purge(age_limit, num_limit, BATCH_MAX) == BATCH_MAX:
+            pass
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if age_limit != AGE_UNLIMITED and self.queue and age_limit < 1e9:
+            oldest = next(iter(self.queue.values()))
+            delay = max(oldest + age_limit - time.time(), 0.0) + 0.01
+            self._timer = self.jm.broker.loop.call_later(delay, self.kick)
+
+    def count(self, age_limit, num_limit):
+        """How many jobs a purge with these limits would remove."""
+        now = time.time()
+        size = len(self.queue)
+        n = 0
+        for t in self.queue.values():
+            if not _eligible(now - t, age_limit, size - n, num_limit):
+                break
+            n += 1
+        return n
+
+    def _purge(self, age_limit, num_limit, batch):
+        now = time.time()
+        ids = []
+        for jobid, t in self.queue.items():
+            if len(ids) >= batch or not _eligible(now - t, age_limit, len(self.queue) - len(ids), num_limit):
+                break
+            ids.append(jobid)
+        self.remove(ids)
+        return len(ids)
+
+    def remove(self, ids):
+        """Forget the inactive jobs ``ids`` and unlink their KVS directories (one commit)."""
+        if not ids:
+            return
+        from flux_launch.services.job_manager.job import kvs_dir
+
+        jm = self.jm
+        if getattr(jm.kvs, "closed", False):  # a pass that was due as the instance shut down
+            return
+        jm.flush()  # their last events go first, so nothing writes below a removed directory
+        for jobid in ids:
+            self.queue.pop(jobid, None)
+            jm.jobs.pop(jobid, None)
+        jm.kvs.unlink_pruning([kvs_dir(jobid) for jobid in ids], stop="job")
+        jm.kvs.store.vacuum()
+        jm.broker.publish("job-purge-inactive", {"jobs": ids})
+        log.debug("job-manager: purged %d inactive jobs", len(ids))
+
+    # ---- RPC (the job manager dispatches job-manager.* topics here) -----------
+
+    def _rpc_job_manager__purge(self, msg, p):
+        from flux_launch.services.job_manager import RequestError
+
+        age_limit = p.get("age_limit", AGE_UNLIMITED)
+        num_limit = p.get("num_limit", NUM_UNLIMITED)
+        batch = p.get("batch", 50)
+        force = p.get("force", False)
+        if (not isinstance(age_limit, (int, float)) or isinstance(age_limit, bool) or type(num_limit) is not int
+                or type(batch) is not int or type(force) is not bool):  # noqa: E721
+            raise RequestError(errno.EPROTO, "job-manager.purge: age_limit (a number), num_limit, batch "
+                               "(integers) and force (a boolean) are required")
+        if age_limit != AGE_UNLIMITED and age_limit < 0:
+            raise RequestError(errno.EINVAL, "if set, age limit must be >= 0")
+        if num_limit != NUM_UNLIMITED and num_limit < 0:
+            raise RequestError(errno.EINVAL, "if set, num limit must be >= 0")
+        if not 1 <= batch <= BATCH_MAX:
+            raise RequestError(errno.EINVAL, f"batch must be >= 1 and <= {BATCH_MAX}")
+        self._owner_only(msg)
+        if force:
+            count = self._purge(float(age_limit), num_limit, batch)
+        else:
+            count = self.count(float(age_limit), num_limit)
+        self.jm.broker.respond(msg, {"count": count})
+
+    def _rpc_job_manager__purge_id(self, msg, p):
+        from flux_launch.core.jobid import JobID
+        from flux_launch.services.job_manager import RequestError
+
+        jobid = p.get("id")
+        force = p.get("force", False)
+        if type(jobid) is not int or jobid < 0 or type(force) is not bool:  # noqa: E721
+            raise RequestError(errno.EPROTO, "job-manager.purge-id: id (a job id) and force are required")
+        self._owner_only(msg)
+        job = self.jm.jobs.get(jobid)
+        if job is None:
+            raise RequestError(errno.ENOENT, f"{JobID(jobid)}: id not found")
+        if jobid not in self.queue:
+            raise RequestError(errno.EINVAL, f"{JobID(jobid)}: cannot purge an active job")
+        if force:
+            self.remove([jobid])
+        self.jm.broker.respond(msg, {"count": 1})
+
+    def _rpc_job_manager__stats_get(self, msg, p):
+        jobs = self.jm.jobs
+        self.jm.broker.respond(msg, {"active_jobs": len(jobs) - len(self.queue), "inactive_jobs": len(self.queue),
+                                     "max_jobid": max(jobs, default=0)})
+
+    def _owner_only(self, msg):
+        from flux_launch.services.job_manager import RequestError
+
+        if msg.get("rolemask", 1) != 1:
+            raise RequestError(errno.EPERM, "only the instance owner may purge jobs")
