@@ -33,6 +33,8 @@ def _njobs(inst):
     (["jobs", "-o", "{bogus}"], 1, "unknown field 'bogus'"),
     (["jobs", "-u", "no_such_user_xyz"], 1, "no such user"),
     (["cancel", "--all", "1"], 2, "not both"),
+    (["submit", "-q", "bogus", "true"], 1, "'bogus' is not a valid queue"),
+    (["run", "--queue=batch", "true"], 1, "'batch' is not a valid queue"),
 ])
 def test_refused_in_one_line(inst, argv, code, text):
     before = _njobs(inst)

@@ -411,6 +411,10 @@ class JobManager:
             summ = summary(jobspec)
         except JobspecError as exc:
             raise RequestError(errno.EINVAL, str(exc)) from None
+        queue = jobspec.get("attributes", {}).get("system", {}).get("queue")
+        if queue is not None:  # this instance has only flux-core's anonymous queue
+            raise RequestError(errno.EINVAL, f"{queue!r} is not a valid queue (this instance has no named "
+                               "queues: submit without -q/--queue)")
         urgency = p.get("urgency", URGENCY_DEFAULT)
         if type(urgency) is not int or not 0 <= urgency <= URGENCY_EXPEDITE:  # noqa: E721
             raise RequestError(errno.EINVAL, f"urgency must be an integer 0-{URGENCY_EXPEDITE}")
