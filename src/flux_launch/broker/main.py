@@ -213,16 +213,17 @@ class Broker(Router):
         self._finish()
 
     def _finish(self):
-        # Clients first: no request comes after this, and the disconnects of the
-        # clients closed here (run later, by the loop) tell no one, since the services
-        # and the overlay they would go to are closed next.
-        self._finished = True
-        self.connector.close()
+        # Services first (their last answers, e.g. the ENODATA that ends a watch,
+        # still reach the clients), then the clients; from then on nothing is routed:
+        # the disconnects of the clients closed here, run later by the loop, and late
+        # timers would reach closed services and a closed overlay.
         for close in self.closers:
             try:
                 close()
             except Exception:
                 log.exception("broker: error while closing a service")
+        self.connector.close()
+        self._finished = True
         if self.overlay is not None:
             if self.overlay.dealer is not None:
                 self.overlay.send_parent({"type": "ctl", "topic": "goodbye"})
