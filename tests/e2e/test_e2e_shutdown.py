@@ -1,5 +1,6 @@
 """A normal shutdown of an instance with work in flight (running jobs with output,
-watches open on every rank, attached clients) logs no Python traceback."""
+watches open on every rank, attached clients, flux exec processes) logs no Python
+traceback, nor asyncio's warning of a child process reaped after its loop closed."""
 
 import os
 import subprocess
@@ -33,8 +34,12 @@ def test_shutdown_with_work_in_flight_logs_no_traceback(make_instance, attempt):
                         ["job", "eventlog", "-F", jobid]):
                 clients.append(subprocess.Popen([FLUX, *cmd], stdout=subprocess.DEVNULL,
                                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env))
+        # processes of flux exec on other ranks, killed at shutdown
+        clients.append(subprocess.Popen([FLUX, "exec", "-r", "1-3", "flux", "kvs", "get", "-w", "-W", "sd.exec"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        stdin=subprocess.DEVNULL, env=inst.env))
         # every watch is registered once the key it waits for is seen by all of them
-        inst.flux("kvs", "put", *(f"sd.key{r}=1" for r in uris))
+        inst.flux("kvs", "put", *(f"sd.key{r}=1" for r in uris), "sd.exec=1")
         assert inst.stop(timeout=60) == 0, inst.log()
     finally:
         for proc in clients:
@@ -42,3 +47,4 @@ def test_shutdown_with_work_in_flight_logs_no_traceback(make_instance, attempt):
             proc.wait()
     log = inst.log()
     assert "Traceback" not in log and "Exception in callback" not in log, log
+    assert "is closed" not in log, log  # asyncio: a child process reaped after its loop closed
