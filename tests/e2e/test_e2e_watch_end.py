@@ -106,3 +106,16 @@ def test_kvs_get_waitcreate_without_watch_waits_for_the_key(inst):
     assert proc.returncode == 0 and out == "42\n", (out, err)
     # an existing key: answered at once, with -W or without
     assert inst.flux("kvs", "get", "-W", "wc.later", timeout=20).stdout == "42\n"
+
+
+def test_kvs_eventlog_get_waitcreate_without_watch_waits_for_the_eventlog(inst):
+    proc = subprocess.Popen([inst.env["PATH"].split(":")[0] + "/flux", "kvs", "eventlog", "get", "-W", "wc.log"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=inst.env)
+    try:
+        time.sleep(0.5)  # not for correctness: a get that does not wait has failed by now
+        assert proc.poll() is None, f"flux kvs eventlog get -W returned before the key existed: {proc.communicate()}"
+        inst.flux("kvs", "eventlog", "append", "wc.log", "made", '{"n":1}')
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and out.split()[1:] == ["made", "n=1"], (out, err)

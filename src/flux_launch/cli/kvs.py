@@ -220,6 +220,12 @@ def _watch_events(h, args, key, watch):
     """Yield eventlog entries of ``key`` (following appends when ``watch``)."""
     from flux_launch.proto.eventlog import EventlogParser, decode
 
+    if not watch and getattr(args, "waitcreate", False):  # the eventlog once it exists
+        fut = h.rpc("kvs.watch", {"key": key, "waitcreate": True, **_ns(args)}, flags=STREAMING)
+        value = fut.get()["value"]
+        h.rpc("kvs.unwatch", {"matchtag": fut.matchtag}, flags=NORESPONSE)
+        yield from decode(value)
+        return
     if not watch:
         value = h.rpc("kvs.get", {"key": key, **_ns(args)}).get()["value"]
         yield from decode(value)
