@@ -5,9 +5,10 @@ orphans), and the broker starts a new fork server, so later jobs run."""
 import json
 import os
 import signal
-import time
 
 import pytest
+
+from flux_launch.testing import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -46,15 +47,6 @@ def _with_arg(token):
     return out
 
 
-def _poll(fn, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
-
-
 def _events(inst, jobid):
     out = inst.flux("job", "eventlog", "-f", "json", jobid).stdout
     return [json.loads(line) for line in out.splitlines()]
@@ -86,17 +78,17 @@ def _start_job(inst, token):
     once both tasks run."""
     jobid = inst.flux("submit", "-N2", "-n2", "sh", "-c", f"sleep {token}; :", token).stdout.strip()
     # each rank: the sh (token is its $0) and the sleep
-    assert _poll(lambda: len(_with_arg(token)) >= 4), f"tasks never started\n{inst.job_eventlog(jobid)}"
+    assert poll(lambda: len(_with_arg(token)) >= 4), f"tasks never started\n{inst.job_eventlog(jobid)}"
     return jobid
 
 
 def _check_failed_and_clean(inst, jobid, token, note_part, etype="exec"):
-    assert _poll(lambda: inst.flux("jobs", "-n", "-o", "{state}", jobid).stdout.strip() == "INACTIVE", 30), \
+    assert poll(lambda: inst.flux("jobs", "-n", "-o", "{state}", jobid).stdout.strip() == "INACTIVE", 30), \
         f"job stayed active\n{inst.job_eventlog(jobid)}\n{inst.log()}"
     excs = [e["context"] for e in _events(inst, jobid) if e["name"] == "exception"]
     assert excs and excs[0]["type"] == etype, inst.job_eventlog(jobid)
     assert note_part in excs[0]["note"], excs[0]
-    left = _poll(lambda: not _with_arg(token), 10) or _with_arg(token)
+    left = poll(lambda: not _with_arg(token), 10) or _with_arg(token)
     assert left is True, f"task processes survived: {left}"
 
 
@@ -132,7 +124,7 @@ def test_forkserver_killed_while_idle(make_instance):
     broker = inst.broker_pids()[1]
     fs = _forkserver(inst, 1)
     os.kill(fs, signal.SIGKILL)
-    new = _poll(lambda: [p for p in _forkservers(broker) if p != fs], 10)
+    new = poll(lambda: [p for p in _forkservers(broker) if p != fs], 10)
     assert len(new) == 1, f"no new fork server: {new}\n{inst.log()}"
     r = inst.flux("run", "-N2", "-l", "flux", "getattr", "rank", timeout=30)
     assert sorted(r.stdout.splitlines()) == ["0: 0", "1: 1"], r.stdout
@@ -145,7 +137,7 @@ def test_stopped_shell_is_killed_after_cancel(make_instance):
     inst = make_instance(size=1)
     token = "300.29"
     jobid = inst.flux("submit", "sh", "-c", f"sleep {token}; :", token).stdout.strip()
-    assert _poll(lambda: len(_with_arg(token)) >= 2), f"tasks never started\n{inst.job_eventlog(jobid)}"
+    assert poll(lambda: len(_with_arg(token)) >= 2), f"tasks never started\n{inst.job_eventlog(jobid)}"
     shells = _children(_forkserver(inst, 0))
     assert len(shells) == 1, shells
     os.kill(shells[0], signal.SIGSTOP)
@@ -160,7 +152,7 @@ def test_broker_killed_with_a_stopped_shell_leaves_no_tasks(make_instance):
     inst = make_instance(size=2)
     token = "300.37"
     jobid = inst.flux("submit", "-N2", "-n2", "sh", "-c", f'trap "" TERM; sleep {token}; :', token).stdout.strip()
-    assert _poll(lambda: len(_with_arg(token)) >= 4), f"tasks never started\n{inst.job_eventlog(jobid)}"
+    assert poll(lambda: len(_with_arg(token)) >= 4), f"tasks never started\n{inst.job_eventlog(jobid)}"
     broker = inst.broker_pids()[1]
     shells = _children(_forkserver(inst, 1))
     assert len(shells) == 1, shells

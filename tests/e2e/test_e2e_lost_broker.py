@@ -3,22 +3,12 @@ and still shuts down."""
 
 import os
 import signal
-import time
 
 import pytest
 
+from flux_launch.testing import poll
+
 pytestmark = pytest.mark.e2e
-
-
-def _poll(fn, deadline_s=10.0):
-    """Call ``fn`` until it returns a true value or the deadline passes; returns
-    the last value."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def test_lost_broker(make_instance):
@@ -32,7 +22,7 @@ def test_lost_broker(make_instance):
         r = inst.flux("uptime", check=False, timeout=20)
         return r if r.returncode == 0 and "lost: 1" in r.stdout else None
 
-    r = _poll(uptime_reports_lost)
+    r = poll(uptime_reports_lost)
     assert r, f"flux uptime never reported rank 1 lost:\n{inst.flux('uptime', check=False).stdout}\n{inst.log()}"
     assert "offline" in r.stdout
     assert "size 4" in r.stdout
@@ -71,7 +61,7 @@ def test_lost_broker(make_instance):
         except OSError:
             return True
 
-    assert _poll(rank3_gone, 45.0), "rank 3 did not exit after losing its parent"
+    assert poll(rank3_gone, 45.0), "rank 3 did not exit after losing its parent"
 
     assert inst.stop(timeout=30) == 0
     log = inst.log()

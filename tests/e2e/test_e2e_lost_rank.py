@@ -3,20 +3,12 @@ is placed on it; the jobs go to the ranks that are left."""
 
 import os
 import signal
-import time
 
 import pytest
 
+from flux_launch.testing import poll
+
 pytestmark = pytest.mark.e2e
-
-
-def _poll(fn, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def _resource_rows(inst):
@@ -29,13 +21,13 @@ def test_lost_rank_is_down_and_skipped(make_instance):
     inst = make_instance(size=3)
     pids = inst.broker_pids()
     os.kill(pids[1], signal.SIGKILL)
-    assert _poll(lambda: "lost: 1" in inst.flux("uptime", check=False, timeout=20).stdout), inst.log()
+    assert poll(lambda: "lost: 1" in inst.flux("uptime", check=False, timeout=20).stdout), inst.log()
 
     def down():
         rows = _resource_rows(inst)
         return rows if rows.get("down") == 1 else None
 
-    rows = _poll(down, 10) or _resource_rows(inst)
+    rows = poll(down, 10) or _resource_rows(inst)
     assert rows.get("down") == 1 and rows.get("free") == 2, rows
 
     ids = [inst.flux("submit", "-N1", "sleep", "0.3").stdout.strip() for _ in range(6)]

@@ -3,7 +3,6 @@ inactive-age-limit, and ``flux job purge``): the job manager forgets them, their
 KVS keys and output blob files go, the state directory stops growing, and a
 restart loads only the jobs kept. bench/purge.py is the long form (3 x 10,000)."""
 
-import os
 import time
 
 import pytest

@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from flux_launch.proto.shellopts import gpu_affinity
 from flux_launch.testing import Instance, flux
 
 pytestmark = pytest.mark.e2e
@@ -111,3 +112,31 @@ def test_cores_total_option(corona2):
     assert js["resources"][0]["count"] == 2 and js["resources"][0]["with"][0]["count"] == 4
     r = corona2.flux("run", "--cores=5", "-n2", "true", check=False)
     assert r.returncode == 1 and "not a multiple" in r.stderr
+
+
+# gpu-affinity defaults to on as in flux-core: every task sees all of the job's GPUs
+# on its node; -o gpu-affinity=per-task splits them.
+
+def test_default_gives_every_task_all_the_jobs_gpus(corona2):
+    r = corona2.flux("run", "-N1", "-n2", "-g2", "printenv", "ROCR_VISIBLE_DEVICES")
+    assert r.stdout.split() == ["0,1,2,3", "0,1,2,3"], r.stdout
+
+
+def test_per_task_splits_them(corona2):
+    r = corona2.flux("run", "-N1", "-n2", "-g2", "-o", "gpu-affinity=per-task", "printenv", "ROCR_VISIBLE_DEVICES")
+    assert sorted(r.stdout.split()) == ["0,1", "2,3"], r.stdout
+
+
+def test_default_with_one_gpu_per_task(corona2):
+    r = corona2.flux("run", "-N1", "-n8", "-g1", "printenv", "ROCR_VISIBLE_DEVICES")
+    assert r.stdout.split() == ["0,1,2,3,4,5,6,7"] * 8, r.stdout
+
+
+def test_nvidia_default_is_on():
+    r = flux("start", "flux", "run", "-n2", "-g1", "printenv", "CUDA_VISIBLE_DEVICES", env=xml("ipa20"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["0,1", "0,1"], r.stdout
+
+
+def test_the_option_default_is_on():
+    assert gpu_affinity(None) == ("on", None)

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from flux_launch.proto.jobspec import summary, validate
+from flux_launch.proto.jobspec import validate
 from flux_launch.services.job_manager import JobManager
 from flux_launch.services.kvs.service import KVSError
 from flux_launch.services.sched.policy import Scheduler

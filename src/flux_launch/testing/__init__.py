@@ -207,6 +207,17 @@ def flux(*args, timeout=60, env=None, input=None):
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def poll(fn, timeout=20.0):
+    """Call ``fn`` every 0.1 s until it returns a true value or ``timeout`` seconds
+    pass; returns its last value (false on a timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
+
+
 def wait_gone(pid, timeout=10.0):
     """True once no process ``pid`` exists; False if it still does after ``timeout``."""
     deadline = time.monotonic() + timeout
