@@ -236,10 +236,15 @@ def main(argv):
     socket ``FD`` (a broker starts a new server this way when its first one died)."""
     import socket
 
-    sock = socket.socket(fileno=int(argv[1]))
+    _serve_then_exit(socket.socket(fileno=int(argv[1])))
+
+
+def _serve_then_exit(sock):
+    """Serve until the broker goes; never returns (a server that fails says why on
+    stderr before the broker notices the EOF)."""
     try:
         serve(sock)
-    except BaseException:  # noqa: BLE001 - say why before the broker notices the EOF
+    except BaseException:  # noqa: BLE001
         import traceback
 
         traceback.print_exc()
@@ -258,14 +263,7 @@ def spawn():
     pid = os.fork()
     if pid == 0:
         parent.close()
-        try:
-            serve(child)
-        except BaseException:  # noqa: BLE001 - say why before the broker notices the EOF
-            import traceback
-
-            traceback.print_exc()
-        finally:
-            exit_now(1)
+        _serve_then_exit(child)
     child.close()
     return parent, pid
 
