@@ -159,3 +159,25 @@ def test_broker_killed_with_a_stopped_shell_leaves_no_tasks(make_instance):
     os.kill(shells[0], signal.SIGSTOP)
     os.kill(broker, signal.SIGKILL)
     _check_failed_and_clean(inst, jobid, token, "lost contact with rank 1")
+
+
+def test_stopped_forkserver_is_killed_after_cancel(make_instance):
+    """The fork server of rank 1 stops (SIGSTOP) during a -N2 job: the cancel's
+    SIGKILL goes unreported, so the broker kills the server, which ends its shells,
+    tasks and job, and starts a new one; the job does not stay in RUN."""
+    inst = make_instance(size=2)
+    token = "300.41"
+    jobid = _start_job(inst, token)
+    fs = _forkserver(inst, 1)
+    os.kill(fs, signal.SIGSTOP)
+    inst.flux("cancel", jobid)
+    assert poll(lambda: inst.flux("jobs", "-n", "-o", "{state}", jobid).stdout.strip() == "INACTIVE", 40), \
+        f"job stayed active\n{inst.job_eventlog(jobid)}\n{inst.log()}"
+    excs = [e["context"] for e in _events(inst, jobid) if e["name"] == "exception"]
+    assert [e["type"] for e in excs][:2] == ["cancel", "exec"], inst.job_eventlog(jobid)
+    assert "fork server was killed by SIGKILL" in excs[1]["note"], excs
+    left = poll(lambda: not _with_arg(token), 10) or _with_arg(token)
+    assert left is True, f"task processes survived: {left}"
+    r = inst.flux("run", "-N2", "-l", "flux", "getattr", "rank", timeout=30)
+    assert sorted(r.stdout.splitlines()) == ["0: 0", "1: 1"], r.stdout
+    assert _forkserver(inst, 1) != fs

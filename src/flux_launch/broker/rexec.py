@@ -20,6 +20,12 @@ import signal
 
 log = logging.getLogger("flux_launch.broker")
 
+# A fork server that has not reported a job this long after relaying its SIGKILL
+# is stuck: it kills a shell that ignores the tasks' SIGKILL one kill-timeout (5 s)
+# after it, so 15 s leaves it time to do so under load.
+STUCK_TIMEOUT = 15.0
+SEND_TIMEOUT = 5.0  # a blocked send holds the broker's loop: bounded, then the server is killed
+
 
 def encode_data(data):
     """Bytes as JSON: text if it is UTF-8, else ``{"b64": ...}``."""
@@ -52,7 +58,10 @@ class ForkServerClient:
     It knows the pid of every shell the server started and of their tasks. If the
     server dies, those shells and tasks are killed (SIGKILL to their process groups:
     nothing is left running that no one can report on), each of their jobs gets an
-    error, and a new server is started for the jobs that come next.
+    error, and a new server is started for the jobs that come next. A server that
+    stops answering (stopped, hung) is killed to the same effect: when a job it was
+    told to SIGKILL is still unreported ``STUCK_TIMEOUT`` seconds later, or when a
+    message to it cannot be sent within ``SEND_TIMEOUT`` seconds.
     """
 
     def __init__(self, sock, pid):
@@ -60,6 +69,7 @@ class ForkServerClient:
         self.procs = {}  # jobid -> [shell pid, task pids...] (each leads a process group)
         self.proc = None  # the Popen of a server started after the first one died
         self.closed = False
+        self.killed = None  # the pid of a server killed for not answering
         self._attach(sock, pid)
 
     def _attach(self, sock, pid):
@@ -82,13 +92,35 @@ class ForkServerClient:
     def kill(self, jobid, signum):
         if jobid in self.pending:
             self._send({"type": "ctl", "topic": "kill", "id": jobid, "signum": signum})
+            if signum == signal.SIGKILL:  # the server kills a stuck shell itself well before this
+                asyncio.get_running_loop().call_later(STUCK_TIMEOUT, self._check_reported, jobid, self.pid)
+
+    def _check_reported(self, jobid, pid):
+        if jobid in self.pending and pid == self.pid and not self.closed:
+            from flux_launch.core.jobid import JobID
+
+            self._kill_server(f"job {JobID(jobid)} is still unreported {STUCK_TIMEOUT:g}s after its SIGKILL")
+
+    def _kill_server(self, why):
+        """The server does not answer: SIGKILL it (once); its EOF then ends its
+        shells and jobs and starts a new one (``_died``)."""
+        if self.killed == self.pid:
+            return
+        self.killed = self.pid
+        log.error("rexec: the job shell fork server (pid %d) does not answer (%s): killing it", self.pid, why)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def _send(self, msg):
         if self.sock.fileno() < 0:
             return
-        self.sock.setblocking(True)
+        self.sock.settimeout(SEND_TIMEOUT)
         try:
             self.sock.sendall(self.frame(msg))
+        except TimeoutError:  # its socket stays full: it reads nothing (stopped, hung)
+            self._kill_server(f"a message could not be sent in {SEND_TIMEOUT:g}s")
         except OSError as exc:  # the fork server is gone; _read reports it
             log.debug("rexec: cannot reach the shell fork server: %s", exc)
         finally:
