@@ -181,3 +181,35 @@ def test_stopped_forkserver_is_killed_after_cancel(make_instance):
     r = inst.flux("run", "-N2", "-l", "flux", "getattr", "rank", timeout=30)
     assert sorted(r.stdout.splitlines()) == ["0: 0", "1: 1"], r.stdout
     assert _forkserver(inst, 1) != fs
+
+
+def test_a_users_sigkill_kills_only_that_jobs_tasks(make_instance):
+    """flux job kill -s SIGKILL goes to the job's tasks only, even when its shell then
+    waits on a descendant that holds its output open (in a session of its own, out
+    of reach of the task's process group, as in flux-core without cgroups): the other
+    job on the rank runs on, the fork server is not taken for a stuck one, and a
+    later cancel still ends the first job through the kill escalation."""
+    inst = make_instance(size=1)
+    token_a, token_b, escaped = "300.43", "300.47", "300.53"
+    a = inst.flux("submit", "sh", "-c", f"setsid sleep {escaped} & sleep {token_a}; :", token_a).stdout.strip()
+    b = inst.flux("submit", "sh", "-c", f"sleep {token_b}; :", token_b).stdout.strip()
+    try:
+        assert poll(lambda: len(_with_arg(token_a)) >= 2 and len(_with_arg(token_b)) >= 2 and _with_arg(escaped)), \
+            f"tasks never started\n{inst.job_eventlog(a)}\n{inst.job_eventlog(b)}"
+        fs = _forkserver(inst, 0)
+        inst.flux("job", "kill", "-s", "SIGKILL", a)
+        poll(lambda: False, 17)  # past the fork server watchdog (10 s after a final kill; it was 15 s after any)
+        assert inst.flux("jobs", "-n", "-o", "{state}", b).stdout.strip() == "RUN", \
+            f"{inst.job_eventlog(b)}\n{inst.log()}"
+        assert _forkserver(inst, 0) == fs, inst.log()
+        assert not _with_arg(token_a), "the job's tasks survived its SIGKILL"
+        inst.flux("cancel", a, b)
+        for jobid in (a, b):
+            assert poll(lambda: inst.flux("jobs", "-n", "-o", "{state}", jobid).stdout.strip() == "INACTIVE", 30), \
+                f"job stayed active\n{inst.job_eventlog(jobid)}\n{inst.log()}"
+        left = poll(lambda: not _with_arg(token_b), 10) or _with_arg(token_b)
+        assert left is True, f"task processes survived: {left}"
+        assert "does not answer" not in inst.log(), inst.log()
+    finally:
+        for pid in _with_arg(escaped):
+            os.kill(pid, signal.SIGKILL)

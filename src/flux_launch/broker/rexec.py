@@ -20,10 +20,10 @@ import signal
 
 log = logging.getLogger("flux_launch.broker")
 
-# A fork server that has not reported a job this long after relaying its SIGKILL
-# is stuck: it kills a shell that ignores the tasks' SIGKILL one kill-timeout (5 s)
-# after it, so 15 s leaves it time to do so under load.
-STUCK_TIMEOUT = 15.0
+# A fork server that has not reported a job this long after it was told to SIGKILL
+# the job's shell is stuck: a SIGKILLed shell is reaped at once by a server that
+# runs; the margin is for a loaded machine.
+STUCK_TIMEOUT = 10.0
 SEND_TIMEOUT = 5.0  # a blocked send holds the broker's loop: bounded, then the server is killed
 
 
@@ -59,9 +59,10 @@ class ForkServerClient:
     server dies, those shells and tasks are killed (SIGKILL to their process groups:
     nothing is left running that no one can report on), each of their jobs gets an
     error, and a new server is started for the jobs that come next. A server that
-    stops answering (stopped, hung) is killed to the same effect: when a job it was
-    told to SIGKILL is still unreported ``STUCK_TIMEOUT`` seconds later, or when a
-    message to it cannot be sent within ``SEND_TIMEOUT`` seconds.
+    stops answering (stopped, hung) is killed to the same effect: when a job whose
+    shell it was told to SIGKILL (the kill escalation's last step) is still
+    unreported ``STUCK_TIMEOUT`` seconds later, or when a message to it cannot be
+    sent within ``SEND_TIMEOUT`` seconds.
     """
 
     def __init__(self, sock, pid):
@@ -89,17 +90,20 @@ class ForkServerClient:
         self.pending[jobid] = callback
         self._send({"type": "ctl", "topic": "start", "id": jobid, "args": args})
 
-    def kill(self, jobid, signum):
+    def kill(self, jobid, signum, final=False):
+        """Relay a signal for a job's shell; ``final`` (the kill escalation's last
+        step) has the server SIGKILL the shell itself, so a server that still has
+        not reported the job ``STUCK_TIMEOUT`` seconds later is not answering."""
         if jobid in self.pending:
-            self._send({"type": "ctl", "topic": "kill", "id": jobid, "signum": signum})
-            if signum == signal.SIGKILL:  # the server kills a stuck shell itself well before this
+            self._send({"type": "ctl", "topic": "kill", "id": jobid, "signum": signum, "final": final})
+            if final:
                 asyncio.get_running_loop().call_later(STUCK_TIMEOUT, self._check_reported, jobid, self.pid)
 
     def _check_reported(self, jobid, pid):
         if jobid in self.pending and pid == self.pid and not self.closed:
             from flux_launch.core.jobid import JobID
 
-            self._kill_server(f"job {JobID(jobid)} is still unreported {STUCK_TIMEOUT:g}s after its SIGKILL")
+            self._kill_server(f"job {JobID(jobid)} is still unreported {STUCK_TIMEOUT:g}s after its shell's SIGKILL")
 
     def _kill_server(self, why):
         """The server does not answer: SIGKILL it (once); its EOF then ends its
@@ -279,7 +283,7 @@ class RexecServer:
             self._shell(msg)
         elif method == "shell-kill":
             p = msg.get("payload") if isinstance(msg.get("payload"), dict) else {}
-            self.forkserver.kill(p.get("id"), p.get("signum", signal.SIGTERM))
+            self.forkserver.kill(p.get("id"), p.get("signum", signal.SIGTERM), final=p.get("final") is True)
             self.broker.respond(msg, {})
         elif method == "list":
             self.broker.respond(msg, {"procs": [{"pid": pid, "cmd": p.req["payload"]["cmd"]}

@@ -49,7 +49,6 @@ def serve(sock):
     decoder = _msg.Decoder()
     shells = {}  # jobid -> pid
     tasks = {}  # jobid -> (read end of the task-pid pipe, pids read so far)
-    killed = set()  # jobids whose tasks got SIGKILL
 
     def send(**fields):
         sock.sendall(_msg.frame({"type": "ctl", **fields}))
@@ -96,18 +95,17 @@ def serve(sock):
                     elif op == "kill":
                         pid = shells.get(jobid)
                         signum = int(m.get("signum", signal.SIGTERM))
-                        if pid is not None and signum == signal.SIGKILL and jobid in killed:
-                            # a second SIGKILL: the shell has not reported (stopped, hung)
-                            _signal_tasks(tasks[jobid], signum)
+                        if pid is not None and m.get("final") is True:
+                            # the kill escalation's last step: the shell has not reported
+                            # a kill-timeout after its tasks' SIGKILL (stopped, hung)
+                            _signal_tasks(tasks[jobid], signal.SIGKILL)
                             try:
-                                os.killpg(pid, signum)
+                                os.killpg(pid, signal.SIGKILL)
                             except ProcessLookupError:
                                 pass
                         elif pid is not None and signum in (signal.SIGKILL, signal.SIGSTOP):
                             # uncatchable: it goes to the tasks, the shell lives on to report
                             _signal_tasks(tasks[jobid], signum)
-                            if signum == signal.SIGKILL:
-                                killed.add(jobid)
                         elif pid is not None:
                             try:
                                 os.kill(pid, signum)
@@ -128,7 +126,6 @@ def serve(sock):
                 os.close(key.fd)
                 _, status = os.waitpid(pid, 0)
                 shells.pop(jobid, None)
-                killed.discard(jobid)
                 entry = tasks.pop(jobid)
                 if status & 0x7F:
                     _signal_tasks(entry, signal.SIGKILL)

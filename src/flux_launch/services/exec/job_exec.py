@@ -144,8 +144,9 @@ class JobExec:
             self.jm.raise_exception(job, "exec", 0, f"exit-timeout expired: tasks on rank {rank} failed and "
                                     "the others did not finish")
 
-    def kill(self, job, signum, escalate=False):
-        """Signal every shell of a running job; with ``escalate``, SIGKILL later."""
+    def kill(self, job, signum, escalate=False, final=False):
+        """Signal every shell of a running job; with ``escalate``, SIGKILL later;
+        ``final`` (the escalation's last SIGKILL) kills the shells themselves too."""
         state = job.exec
         if state is None:
             return
@@ -157,18 +158,21 @@ class JobExec:
             return
         for rank in state.ranks:
             if rank not in state.status:
-                self.broker.rpc("rexec.shell-kill", {"id": job.id, "signum": signum}, rank)
+                payload = {"id": job.id, "signum": signum}
+                if final:
+                    payload["final"] = True
+                self.broker.rpc("rexec.shell-kill", payload, rank)
         if escalate and state.kill_handle is None:
             state.kill_handle = self.broker.loop.call_later(KILL_TIMEOUT, self._escalate, job, state)
 
     def _escalate(self, job, state):
-        """SIGKILL the tasks; the second time, the shells too (the fork server
-        kills a shell at the second SIGKILL for its job)."""
+        """SIGKILL the tasks; the second time (``final``), the shells too. A user's
+        own SIGKILL (``flux job kill -s KILL``) never counts as a step of this."""
         state.kill_handle = None
         if job.exec is not state:
             return
         state.kills += 1
-        self.kill(job, 9, escalate=state.kills < 2)
+        self.kill(job, 9, escalate=state.kills < 2, final=state.kills >= 2)
 
     def ranks_lost(self, ev):
         lost = set((ev.get("payload") or {}).get("ranks", ()))
