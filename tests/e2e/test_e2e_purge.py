@@ -101,6 +101,12 @@ def test_flux_job_purge_counts_then_purges_oldest_first(make_instance):
     r = inst.flux("job", "purge", "-f", "--age-limit=0")
     assert r.stdout == "purged 3 inactive jobs, 0 remaining\n"
     assert _all_ids(inst) == []
+    from flux_launch.core.handle import Flux
+    from flux_launch.core.jobid import JobID
+
+    stats = Flux(inst.uri).rpc("job-manager.stats-get").get(timeout=10)
+    # as flux-core's (flux-core#4300): the largest id ever given, purged or not
+    assert stats == {"active_jobs": 0, "inactive_jobs": 0, "max_jobid": max(int(JobID(i)) for i in ids)}, stats
 
 
 @pytest.mark.parametrize("args, message", [
@@ -154,3 +160,15 @@ def test_bad_purge_attributes_stop_flux_start_with_one_line(attr, value, message
     assert r.returncode == 1, r
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_a_slow_reader_gets_all_of_a_purged_jobs_output(make_instance):
+    """With inactive-num-limit=0 a job is purged as soon as it ends, but not while a
+    flux run still reads its output held back by flow control (a slow pipe): every
+    byte arrives and the job is purged once the reader is done."""
+    inst = make_instance(size=1, attrs={"job-manager.inactive-num-limit": "0"})
+    size = 30_000_000
+    r = inst.run("sh", "-c", f"flux run sh -c \"head -c {size} /dev/zero | tr '\\\\0' a; echo\" | "
+                 "(sleep 3; wc -c)", timeout=90)
+    assert r.stdout.split() == [str(size + 1)], r
+    _wait_for_count(inst, 0)

@@ -354,6 +354,34 @@ def test_raw_watch_sends_each_chunk_and_holds_back_while_the_client_is_paused(kv
     assert got()[-1] == b"four\n"
 
 
+def test_a_held_back_watch_ends_when_its_key_is_removed(kvs):
+    """A raw watch paused before its first piece (sent == 0) is ended with ENOENT
+    when its key goes, whether the removal or the client's resume comes first,
+    instead of waiting for ever as if for the key's creation."""
+    import errno
+
+    client = FakeClient()
+    kvs.broker.local_client = lambda req: client
+    for resume_first in (False, True):
+        raw_append(kvs, "g", b"data\n")
+        client.paused = True
+        w = call(kvs, "kvs.watch", {"key": "g", "append": True, "raw": True}, flags=message.STREAMING)
+        ends = lambda: [e for tag, p, e, _ in kvs.broker.responses if tag == w["matchtag"] and e]  # noqa: E731
+        if resume_first:
+            call(kvs, "kvs.commit", {"ops": [{"op": "unlink", "key": "g"}]})
+            last(kvs)
+            assert not ends()  # still waiting: the removal came while it was held back
+            kvs.end_watches("g")  # then the job ends
+            client.resume()
+        else:
+            kvs.end_watches("g")  # the job ended: it should end once all is sent
+            call(kvs, "kvs.commit", {"ops": [{"op": "unlink", "key": "g"}]})
+            last(kvs)
+            client.resume()
+        assert ends() and ends()[-1] == errno.ENOENT, kvs.broker.responses[-3:]
+        assert not kvs.watches
+
+
 def test_rope_pieces_and_tail_from_any_offset(tmp_path):
     from flux_launch.services.kvs.service import Rope
     from flux_launch.services.kvs.store import Store

@@ -35,6 +35,7 @@ AGE_UNLIMITED = -1.0
 NUM_UNLIMITED = -1
 BATCH_MAX = 100  # flux-core's purge_batch_max: KVS ops in one commit
 PASS_DELAY = 0.1  # seconds from a job's end to the automatic pass that may purge it
+WATCHED_RETRY = 1.0  # seconds before a pass tries again the jobs it kept for their watches
 AGE_ATTR = "job-manager.inactive-age-limit"
 NUM_ATTR = "job-manager.inactive-num-limit"
 
@@ -80,6 +81,8 @@ class Purge:
         self._raw = None
         self.limits = (AGE_UNLIMITED, NUM_UNLIMITED)
         self._scheduled = False
+        self._deferred = False  # a pass kept jobs for their open watches
+        self.max_purged = 0  # stats-get's max_jobid survives the purge of that job
         self._timer = None
         self.kick()  # after a restart: the jobs kept may exceed the limits
 
@@ -122,8 +125,12 @@ class Purge:
     def _auto(self):
         self._scheduled = False
         age_limit, num_limit = self._limits()
+        self._deferred = False
         while self._purge(age_limit, num_limit, BATCH_MAX) == BATCH_MAX:
             pass
+        if self._deferred and not self._scheduled:  # try the watched jobs again soon
+            self._scheduled = True
+            self.jm.broker.loop.call_later(WATCHED_RETRY, self._auto)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -144,14 +151,25 @@ class Purge:
         return n
 
     def _purge(self, age_limit, num_limit, batch):
+        from flux_launch.services.job_manager.job import kvs_dir
+
         now = time.time()
         ids = []
+        watched = self._watched()
         for jobid, t in self.queue.items():
             if len(ids) >= batch or not _eligible(now - t, age_limit, len(self.queue) - len(ids), num_limit):
                 break
+            if kvs_dir(jobid) in watched:  # a client still reads it (flux run's output): later
+                self._deferred = True
+                continue
             ids.append(jobid)
         self.remove(ids)
         return len(ids)
+
+    def _watched(self):
+        """The KVS directories of jobs that have a watch open under them."""
+        return {".".join(key.split(".", 5)[:5]) for _, key in getattr(self.jm.kvs, "watches", ())
+                if key.startswith("job.")}
 
     def remove(self, ids):
         """Forget the inactive jobs ``ids`` and unlink their KVS directories (one commit)."""
@@ -163,6 +181,7 @@ class Purge:
         if getattr(jm.kvs, "closed", False):  # a pass that was due as the instance shut down
             return
         jm.flush()  # their last events go first, so nothing writes below a removed directory
+        self.max_purged = max(self.max_purged, *ids)
         for jobid in ids:
             self.queue.pop(jobid, None)
             jm.jobs.pop(jobid, None)
@@ -218,7 +237,7 @@ class Purge:
     def _rpc_job_manager__stats_get(self, msg, p):
         jobs = self.jm.jobs
         self.jm.broker.respond(msg, {"active_jobs": len(jobs) - len(self.queue), "inactive_jobs": len(self.queue),
-                                     "max_jobid": max(jobs, default=0)})
+                                     "max_jobid": max(max(jobs, default=0), self.max_purged)})
 
     def _owner_only(self, msg):
         from flux_launch.services.job_manager import RequestError

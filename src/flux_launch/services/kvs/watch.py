@@ -133,7 +133,9 @@ class Watches:
             return  # ended meanwhile
         try:
             node = _lookup(self.spaces[w.ns], w.key)
-        except (KVSError, KeyError):
+        except (KVSError, KeyError):  # removed while held back
+            if w.sent or w.ending:
+                self._end(w, errno.ENOENT, f"{w.key}: no such key (removed)")
             return
         if type(node) is not Dir:
             self._send(w, node)
@@ -157,7 +159,7 @@ class Watches:
                 node = _lookup(root, wkey)
             except KVSError:
                 for w in list(watches):
-                    if w.sent:
+                    if w.sent or w.ending:  # others wait for it to be created
                         self._end(w, errno.ENOENT, f"{wkey}: no such key (removed)")
                 continue
             for w in list(watches):
