@@ -94,3 +94,20 @@ def test_missing_rundir_is_created_private_and_removed(tmp_path):
                           f"stat -c %a {rundir}")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "700"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a link of another user needs root")
+def test_rundir_that_is_another_users_symlink_is_refused(tmp_path):
+    """The link's owner could point it elsewhere once the check has passed."""
+    target = tmp_path / "mine"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "run"
+    link.symlink_to(target)
+    os.lchown(link, 65534, 65534)
+    r = _start_with_umask(f"-Srundir={link}", "true")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "symbolic link of another user" in lines[0], r.stderr
+    os.lchown(link, os.getuid(), os.getgid())  # one's own link to one's own directory is fine
+    r = _start_with_umask(f"-Srundir={link}", "true")
+    assert r.returncode == 0, r.stderr

@@ -124,12 +124,15 @@ def prepare_rundir(path):
         pass
     except OSError as exc:
         raise BootError(f"cannot create rundir {path}: {exc.strerror}") from None
+    import stat
+
     try:
+        link = os.lstat(path)
         st = os.stat(path)
     except OSError as exc:
         raise BootError(f"cannot stat rundir {path}: {exc.strerror}") from None
-    import stat
-
+    if stat.S_ISLNK(link.st_mode) and link.st_uid != os.getuid():  # its owner could point it elsewhere later
+        raise BootError(f"rundir {path} is a symbolic link of another user: give the directory itself")
     mode = stat.S_IMODE(st.st_mode)
     if not stat.S_ISDIR(st.st_mode):
         raise BootError(f"rundir {path}: not a directory")
