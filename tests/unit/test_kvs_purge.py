@@ -6,6 +6,8 @@ older one-file layout is still read, and its file removed once nothing uses it."
 import os
 import sqlite3
 
+import pytest
+
 from flux_launch.services.kvs.service import KVSService
 from flux_launch.services.kvs.store import BLOB_MIN
 
@@ -106,4 +108,24 @@ def test_blob_files_are_private_whatever_the_umask(tmp_path):
         os.umask(old)
     for path in [state / "content.sqlite", *(state / "blobs").iterdir()]:
         assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+    svc.store.close()
+
+
+def test_a_commit_that_fails_leaves_no_blob_file(tmp_path):
+    """The blob file is written before the transaction; if sqlite then fails (here a
+    trigger aborts it), the file is removed at once, not left for the next start."""
+    state = tmp_path / "state"
+    svc = KVSService(Recorder(), str(state))
+    _big_append(svc, "kept")
+    assert len(_blobs(state)) == 1
+    svc.store.db.execute("CREATE TEMP TRIGGER boom BEFORE INSERT ON chunks WHEN NEW.key = 'boom' "
+                         "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+    with pytest.raises(OSError, match="kvs.commit: the store failed: disk trouble"):  # an error answer
+        _big_append(svc, "boom")
+    with pytest.raises(OSError):
+        get(svc, "boom")
+    assert len(_blobs(state)) == 1
+    assert get(svc, "kept")["value"] == "x" * BLOB_MIN
+    _big_append(svc, "after")  # the store goes on
+    assert len(_blobs(state)) == 2
     svc.store.close()

@@ -22,6 +22,7 @@ Topics (payloads are objects; ``namespace`` defaults to ``primary``):
 
 import errno
 import logging
+import sqlite3
 
 from flux_launch.services.kvs.store import BLOB_MIN, Store
 # PRIMARY, KVSError, Dir and Rope are this module's public names too (callers import them from here)
@@ -236,7 +237,10 @@ class KVSService(Watches):
                                    f"{exc.strerror or exc}") from None
                 blobs[i] = (change[2], blob)
                 changes[i] = ("append", change[1], blob)
-        self.store.commit(ns, changes)
+        try:
+            self.store.commit(ns, changes)
+        except sqlite3.Error as exc:  # rolled back, its blob files removed: nothing changed
+            raise KVSError(errno.EIO, f"kvs.commit: the store failed: {exc}") from None
         changed = []
         for i, change in enumerate(changes):
             kind, key = change[0], change[1]

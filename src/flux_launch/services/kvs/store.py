@@ -275,7 +275,9 @@ class Store:
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
-            self.dead = []
+            # the blob files written for this commit's appends: no row names them now
+            self.dead = [c[2].file for c in changes if c[0] == "append" and type(c[2]) is Blob and c[2].file]
+            self._unlink_dead()
             raise
         self._unlink_dead()
 
