@@ -9,10 +9,12 @@ inactive (``clean``); as flux-core's attach, it exits with the job's exit code,
 or 1 when the job ended with a fatal exception and its tasks exited 0 (or it
 never finished).
 
-Signals, as flux-core's attach: while the job is pending (no ``start`` yet),
-SIGINT, SIGTERM and SIGHUP cancel it (a second one exits at once). Once it runs,
-SIGTERM, SIGHUP, SIGALRM, SIGUSR1 and SIGUSR2 go to its tasks; a first Ctrl-C
-only warns and a second within 2 s cancels the job.
+Signals: once the job runs, as flux-core's attach, SIGTERM, SIGHUP, SIGALRM,
+SIGUSR1 and SIGUSR2 go to its tasks; a first Ctrl-C only warns and a second
+within 2 s cancels the job. While it is pending (no ``start`` yet), SIGINT,
+SIGTERM and SIGHUP cancel it at once (a second one exits without waiting): a
+deliberate difference from flux-core, whose attach forwards them to a job that
+has no tasks yet, so that ``timeout 5 flux run ...`` on a full instance hung.
 """
 
 import _signal as signal  # the C module: signal.py only adds enums, and importing enum costs ~1.5 ms
@@ -137,7 +139,7 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
 
 
 # Signals attach catches: SIGINT warns or cancels; the others go to the running
-# job's tasks (as flux-core's attach); CANCELS cancel a pending job.
+# job's tasks (as flux-core's attach); CANCELS cancel a pending job (unlike it).
 CAUGHT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGALRM, signal.SIGUSR1, signal.SIGUSR2)
 CANCELS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
