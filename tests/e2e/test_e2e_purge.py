@@ -172,3 +172,24 @@ def test_a_slow_reader_gets_all_of_a_purged_jobs_output(make_instance):
                  "(sleep 3; wc -c)", timeout=90)
     assert r.stdout.split() == [str(size + 1)], r
     _wait_for_count(inst, 0)
+
+
+def test_a_write_under_a_purged_job_is_cleared_at_restart(tmp_path):
+    """A straggler (a shell on a rank that came back) that appends to a purged job's
+    guest eventlog re-creates its directory without jobspec or eventlog: a restart
+    removes it instead of reporting an unreadable job at every start."""
+    statedir = tmp_path / "state"
+    with Instance(size=1, attrs={"statedir": statedir}) as inst:
+        jobid = inst.flux("submit", "true").stdout.strip()
+        inst.flux("job", "wait-event", jobid, "clean")
+        path = inst.flux("job", "id", "--to=kvs", jobid).stdout.strip()
+        inst.flux("job", "purge", "-f", jobid)
+        inst.flux("kvs", "put", f"{path}.guest.output=late")
+        assert inst.stop() == 0
+    with Instance(size=1, attrs={"statedir": statedir}) as inst:
+        assert _all_ids(inst) == []
+        r = inst.flux("kvs", "get", f"{path}.guest.output", check=False)
+        assert r.returncode == 1, r.stdout
+        assert "unreadable" not in inst.log(), inst.log()
+    with Instance(size=1, attrs={"statedir": statedir}) as inst:
+        assert "removing" not in inst.log() and "unreadable" not in inst.log(), inst.log()

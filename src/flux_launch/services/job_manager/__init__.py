@@ -86,6 +86,7 @@ class JobManager:
         self._epoch = epoch
         last = None
         stale = []
+        leftovers = []
         names = [""]
         for _ in range(4):  # job.XXXX.XXXX.XXXX.XXXX (dothex)
             names = [f"{n}.{c}" if n else c for n in names for c in self.kvs.listdir(f"job.{n}" if n else "job")]
@@ -96,6 +97,9 @@ class JobManager:
                 events = eventlog.decode(self.kvs.lookup(f"{path}.eventlog"))
                 jobspec = self.kvs.lookup(f"{path}.jobspec")
             except (KVSError, ValueError) as exc:
+                if not {"eventlog", "jobspec"} & set(self.kvs.listdir(path)):
+                    leftovers.append(path)  # a straggler's write after its job was purged
+                    continue
                 log.error("job-manager: skipping unreadable job %s: %s", path, exc)
                 continue
             job = Job(jobid, 0)
@@ -111,6 +115,9 @@ class JobManager:
             last = ts if last is None or ts > last else last
             if job.state != "INACTIVE":
                 stale.append(job)
+        if leftovers:
+            log.info("job-manager: removing %d job directories with neither jobspec nor eventlog", len(leftovers))
+            self.kvs.unlink_pruning(leftovers, stop="job")
         for job in stale:
             if job.state in ("RUN", "CLEANUP"):
                 # Its shells belonged to the previous instance: nothing runs it any more.
