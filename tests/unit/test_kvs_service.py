@@ -382,6 +382,34 @@ def test_a_held_back_watch_ends_when_its_key_is_removed(kvs):
         assert not kvs.watches
 
 
+def test_limited_appends_keep_a_prefix_within_the_limit(kvs):
+    """Job output over all its shells: appends that count bytes toward a limit are
+    kept while they fit; the first that does not is dropped (the answer says it was
+    the first: its shell warns), and so is every later counted one, even a small one
+    that would fit, so that what is kept has no hole; uncounted appends (ends of
+    streams, the warning) go on."""
+    def append(text, count, **extra):
+        call(kvs, "kvs.commit", {"ops": [{"op": "append", "key": "o", "value": text, "limit": 10,
+                                          "count": count, **extra}]})
+        return last(kvs)
+
+    assert append("aaaa", 4) == {}
+    assert append("bbbb", 4) == {}
+    assert append("cccc", 4) == {"dropped": [{"key": "o", "first": True}], "first_full": True}
+    assert append("d", 1) == {"dropped": [{"key": "o", "first": False}]}  # it would fit: dropped all the same
+    assert append("eof", 0) == {}
+    assert get(kvs, "o")["value"] == "aaaabbbbeof"
+    # a writer that reached the limit by itself says so: the key is full once applied
+    call(kvs, "kvs.commit", {"ops": [{"op": "append", "key": "p", "value": "12345", "limit": 5, "count": 5,
+                                      "full": True}]})
+    assert last(kvs) == {"first_full": True}
+    call(kvs, "kvs.commit", {"ops": [{"op": "append", "key": "p", "value": "", "limit": 5, "count": 0,
+                                      "full": True}]})
+    assert last(kvs) == {}  # full already: not the first
+    with pytest.raises(OSError, match="limit and count must be integers"):
+        append("z", "1")
+
+
 def test_rope_pieces_and_tail_from_any_offset(tmp_path):
     from flux_launch.services.kvs.service import Rope
     from flux_launch.services.kvs.store import Store

@@ -85,6 +85,7 @@ class Shell:
         self.deadlines = {}  # name -> monotonic time
         self.timers = {}  # name -> callback when its deadline passes (others: exit-timeout)
         self.futures = []
+        self.on_reply = {}  # future -> callback(payload) when its answer comes
         self.verbose = int(self.options.get("verbose", 0) or 0)
         self.task_fd = args.get("task_fd")  # where the fork server learns task pids
         self.signal_fd = args.get("signal_fd")  # signals caught since the fork (catch_signals)
@@ -298,8 +299,11 @@ class Shell:
         for fut in list(self.futures):
             if fut._queue:
                 self.futures.remove(fut)
+                reply = self.on_reply.pop(fut, None)
                 try:
-                    fut.get()
+                    payload = fut.get()
+                    if reply is not None:
+                        reply(payload)
                 except OSError as exc:
                     os.write(2, f"flux-shell[{self.node_index}]: ERROR: {fut.topic}: {exc.strerror}\n".encode())
 

@@ -133,8 +133,7 @@ class KVSService(Watches):
             self.broker.respond(msg, {"key": key, "value": plain(node)})
 
     def _rpc_commit(self, msg, p):
-        self.commit(p.get("ops"), p.get("namespace") or PRIMARY, p.get("raw"))
-        self.broker.respond(msg, {})
+        self.broker.respond(msg, self.commit(p.get("ops"), p.get("namespace") or PRIMARY, p.get("raw")) or {})
 
     def lookup(self, key, namespace=PRIMARY):
         """The value at ``key`` (in-process callers).
@@ -157,7 +156,12 @@ class KVSService(Watches):
 
     def commit(self, ops, namespace=PRIMARY, raw=None):
         """Apply ``ops`` atomically (in-process callers and ``kvs.commit``). An
-        append op with ``"raw": true`` appends ``raw``, the UTF-8 bytes of a string.
+        append op with ``"raw": true`` appends ``raw``, the UTF-8 bytes of a string;
+        one with ``"limit"`` and ``"count"`` is kept only while the counts fit (``_fits``).
+
+        Returns:
+            ``{}``, or ``{"dropped": [{"key", "first"}]}`` for limited appends dropped,
+            with ``"first_full": true`` if this commit made a key full (``_fits``).
 
         Raises:
             KVSError: a bad op (nothing is applied).
@@ -173,6 +177,9 @@ class KVSService(Watches):
         changes = []
         staged = {}
         created = set()
+        counted = {}  # key -> what this commit's limited appends count
+        dropped = []
+        fills = set()  # keys a limited append says are now full
         for op in ops:
             if not isinstance(op, dict):
                 raise KVSError(errno.EPROTO, "kvs.commit: each op must be an object")
@@ -192,6 +199,11 @@ class KVSService(Watches):
                     value = _utf8(raw, key)
                 elif not isinstance(value, str):
                     raise KVSError(errno.EINVAL, f"kvs.commit: append to {key}: value must be a string")
+                if "limit" in op:
+                    if not self._fits(root, key, op, counted, dropped):
+                        continue
+                    if op.get("full") is True:
+                        fills.add(key)
                 if key in staged:  # put earlier in this commit: stage the whole value
                     old = staged[key]
                     if not isinstance(old, str):
@@ -266,8 +278,55 @@ class KVSService(Watches):
             else:
                 self._unlink(root, key)
             changed.append(key)
+        first_full = any(d["first"] for d in dropped)
+        for key in counted.keys() | fills:
+            try:
+                node = _lookup(root, key)
+            except KVSError:  # a later op of the commit removed it
+                continue
+            if type(node) is Rope:
+                node.counted += counted.get(key, 0)
+                if key in fills and not node.full:
+                    node.full = first_full = True
         if self.watches:
             self._notify(ns, root, changed)
+        result = {"dropped": dropped} if dropped else {}
+        if first_full:
+            result["first_full"] = True
+        return result
+
+    @staticmethod
+    def _fits(root, key, op, counted, dropped):
+        """A limited append (``limit``: the most its ``count``s may add up to on the
+        key, e.g. a job's ``output.limit`` over all its shells): True if it fits;
+        else it is dropped (listed in ``dropped``, ``{"key", "first"}``) and so is
+        every later counted append to the key, so that what was kept has no hole.
+        One with ``"full": true`` (its writer reached the limit by itself) makes the
+        key full once applied. The commit that made a key full answers
+        ``first_full``: its writer says so, once for the key.
+
+        Raises:
+            KVSError: ``limit`` or ``count`` is not an integer >= 0.
+        """
+        limit, count = op["limit"], op.get("count", 0)
+        if type(limit) is not int or type(count) is not int or limit < 0 or count < 0:  # noqa: E721
+            raise KVSError(errno.EPROTO, f"kvs.commit: append to {key}: limit and count must be integers >= 0")
+        if not count:  # nothing counted (e.g. only end-of-stream marks): always kept
+            return True
+        try:
+            rope = _lookup(root, key)
+        except KVSError:
+            rope = None
+        if type(rope) is not Rope:
+            rope = None
+        used = (rope.counted if rope is not None else 0) + counted.get(key, 0)
+        if (rope is not None and rope.full) or used + count > limit:
+            dropped.append({"key": key, "first": rope is not None and not rope.full})
+            if rope is not None:
+                rope.full = True
+            return False
+        counted[key] = counted.get(key, 0) + count
+        return True
 
     def unlink_pruning(self, keys, stop, namespace=PRIMARY):
         """Unlink ``keys`` and the directories they leave empty, up to but not

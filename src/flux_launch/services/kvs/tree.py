@@ -22,13 +22,15 @@ class Rope:
     the store's cache of recent blobs, or the file) when needed, so that big
     outputs do not stay in memory. Offsets (``length``, ``tail``) count bytes."""
 
-    __slots__ = ("chunks", "length", "_text")
+    __slots__ = ("chunks", "length", "_text", "counted", "full")
 
     def __init__(self, text=""):
         data = text.encode() if type(text) is str else text
         self.chunks = [data] if data else []
         self.length = len(data)
         self._text = text if type(text) is str else None
+        self.counted = 0  # what limited appends counted (job output: its raw bytes)
+        self.full = False  # a limited append was dropped: later counted ones are too
 
     def append(self, data, blob=None):
         """Append ``data`` (str, bytes, or a ``Blob``); ``blob``: where the store

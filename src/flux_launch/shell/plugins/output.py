@@ -28,12 +28,12 @@ died is never lost.
 
 ``output.limit`` (default 1G, like Flux's single-user default) truncates the job's
 output with one message instead of overloading the instance. It is the job's, all
-tasks on all nodes together: each shell may forward the share of it that its tasks
-are of the job's (the whole limit for a one-node job). Shells write the KVS
-directly, not through the leader, so a shell knows only its own count; splitting
-the limit needs no message on the output path and never lets the job exceed it,
-at the cost of cutting a node that writes more than its share before the job as a
-whole reaches the limit.
+tasks on all nodes together, whichever node writes it. Shells write the KVS
+directly, not through the leader, so the KVS keeps the count: each batch's append
+carries the task output bytes it holds and the limit, and the KVS drops the batch
+that would go past it and every later counted one (so what is kept has no hole;
+the job's output ends at a batch boundary). A shell also stops at the limit by
+itself, to the byte. The shell whose batch was the first dropped logs the warning.
 """
 
 import base64
@@ -94,10 +94,9 @@ class Output:
         self.files = {}  # (stream, taskid) -> fd of its output file (--output/--error)
         spec = shell.options.get("output")
         self.spec = spec if isinstance(spec, dict) else {}
-        self.job_limit = parse_size(self.spec.get("limit", DEFAULT_LIMIT))
-        tm = shell.taskmap
-        self.local_tasks = len(tm.local(shell.rank))
-        self.limit = self.job_limit * self.local_tasks // max(1, tm.ntasks)  # this shell's share
+        self.limit = parse_size(self.spec.get("limit", DEFAULT_LIMIT))
+        self.counted = 0  # bytes of task output in the batch being made
+        self.cut = False  # this shell reached the limit: its next batch says so
         self.delay = _batch_timeout(self.spec.get("batch-timeout"))
         self.forwarded = 0
         self.truncated = False
@@ -216,15 +215,12 @@ class Output:
 
     def _data(self, s, data, final=False):
         """Send ``data`` of stream ``s`` as one entry (or keep a cut UTF-8 character)."""
+        if self.truncated:  # past the limit: the rest is dropped
+            return
         room = self.limit - self.forwarded
         if len(data) > room:
             data = data[:room]
-            if not self.truncated:
-                self.truncated = True
-                share = "" if self.limit == self.job_limit else \
-                    f" (this node's share for its {self.local_tasks} tasks: {self.limit} bytes)"
-                self.shell.log("WARN", f"output limit of {self.job_limit} bytes exceeded{share}: "
-                               "the rest of the output is dropped (-o output.limit=SIZE)")
+            self.truncated = self.cut = True
             if not data:
                 return
         escaped, consumed, status = self._escape(data)
@@ -236,6 +232,7 @@ class Output:
         if not data:
             return
         self.forwarded += len(data)
+        self.counted += len(data)
         if escaped is None:  # not UTF-8: base64, byte for byte
             self.add(_entry("data", {"stream": s.name, "rank": s.rank,
                                      "data": base64.b64encode(data).decode(), "encoding": "base64"}))
@@ -311,8 +308,17 @@ class Output:
             return
         ops = []
         payload = {"ops": ops}
+        counted = self.counted or self.cut
         if self.pending:
-            ops.append({"op": "append", "key": self.key, "raw": True})
+            op = {"op": "append", "key": self.key, "raw": True}
+            if counted:  # the KVS keeps the job's output within the limit, all shells together
+                op["limit"] = self.limit
+                op["count"] = self.counted
+                self.counted = 0
+                if self.cut:
+                    op["full"] = True
+                    self.cut = False
+            ops.append(op)
             payload["raw"] = self.pending  # one attachment by a gathering write: no copy
             self.pending = []
             self.pending_bytes = 0
@@ -320,11 +326,25 @@ class Output:
             ops.append({"op": "append", "key": self.exec_key, "value": "".join(self.exec_pending)})
             self.exec_pending = []
         fut = self.shell.rpc("kvs.commit", payload)
+        if counted:
+            self.shell.on_reply[fut] = self._committed
         self.inflight.append(fut)
         if len(self.inflight) >= WINDOW and not self.paused:
             self.paused = True
             for fd in self.streams:
                 self.shell.unwatch_fd(fd)
+
+    def _committed(self, payload):
+        """A counted batch was answered: the KVS drops the batches that would take
+        the job's output past the limit (other nodes wrote the rest). The shell
+        whose batch made the job's output full says so, once for the job."""
+        payload = payload or {}
+        if payload.get("dropped"):
+            self.truncated = True
+        if payload.get("first_full"):
+            self.shell.log("WARN", f"output limit of {self.limit} bytes exceeded: the rest of the job's "
+                           "output is dropped (-o output.limit=SIZE)")
+            self.flush()  # the shell may be draining its last commits
 
     def _answered(self):
         if self.inflight:
