@@ -119,13 +119,10 @@ def exit_timeout(value):
 PMI_NAMES = ("simple", "off", "none")
 
 
-def check(options, gpus_requested=None):
+def check(options):
     """Validate the shell options the job shell reads; raises ValueError with a
     one-line reason (the option and what to use). Options no builtin plugin
-    reads are left alone, as flux-core's shell does (plugins of a site may read them).
-
-    ``gpus_requested`` is accepted for callers written when the gpu-affinity
-    default depended on it; it no longer changes anything."""
+    reads are left alone, as flux-core's shell does (plugins of a site may read them)."""
     cpu_affinity(options.get("cpu-affinity"))
     gpu_affinity(options.get("gpu-affinity"))
     if "verbose" in options:
