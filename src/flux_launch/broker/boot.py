@@ -107,19 +107,26 @@ def _finish(pmi):
 
 
 def prepare_rundir(path):
-    """Make ``path`` (the ``rundir`` attribute) usable; returns True if it was created here.
+    """Make ``path`` (the ``rundir`` attribute) usable; returns ``(path, made)``,
+    ``made`` True when the directory was created here (and is its creator's to
+    remove).
 
-    A missing directory is created ``0700`` (and is the broker's to remove). An
-    existing one is used as it is, its mode never changed: it must be a directory
-    of this user with owner rwx that no other user can write (they could replace
-    the broker's sockets), as flux-core checks its rundir.
+    Unset (empty or None), a new private directory is made in the temporary
+    directory. A missing one is created ``0700``. An existing one is used as it
+    is, its mode never changed: it must be a directory of this user with owner
+    rwx that no other user can write (they could replace the broker's sockets),
+    as flux-core checks its rundir.
 
     Raises:
         BootError: the directory cannot be created or is not fit, in one line.
     """
+    if not path:
+        import tempfile
+
+        return tempfile.mkdtemp(prefix="flux-"), True
     try:
         os.mkdir(path, 0o700)
-        return True
+        return path, True
     except FileExistsError:
         pass
     except OSError as exc:
@@ -143,4 +150,4 @@ def prepare_rundir(path):
     if mode & 0o022:
         raise BootError(f"rundir {path} is writable by others (mode {mode:04o}): use a directory "
                         "that only you can write, or leave rundir unset")
-    return False
+    return path, False

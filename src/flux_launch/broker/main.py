@@ -369,11 +369,11 @@ def run_broker(attrs, command=None, topology=None):
     """Run one broker to completion and return its exit code.
 
     Creates the rundir (and, on rank 0, the statedir) when not given or missing,
-    and removes what it created; an existing rundir keeps its mode (``prepare_rundir``). A failure to boot or to open the state prints one line and
-    returns 1.
+    and removes what it created; an existing rundir keeps its mode
+    (``prepare_rundir``). A failure to boot or to open the state prints one line
+    and returns 1.
     """
     import shutil
-    import tempfile
 
     from flux_launch.broker.boot import BootError, prepare_rundir
     from flux_launch.services.kvs.store import StoreError
@@ -383,16 +383,11 @@ def run_broker(attrs, command=None, topology=None):
     if message:
         print(f"flux-broker: {message}", file=sys.stderr)
         return 1
-    made_rundir = None
-    if not attrs.get("rundir"):
-        made_rundir = attrs["rundir"] = tempfile.mkdtemp(prefix="flux-")
-    else:
-        try:
-            if prepare_rundir(attrs["rundir"]):
-                made_rundir = attrs["rundir"]
-        except BootError as exc:
-            print(f"flux-broker: {exc}", file=sys.stderr)
-            return 1
+    try:
+        attrs["rundir"], made = prepare_rundir(attrs.get("rundir"))
+    except BootError as exc:
+        print(f"flux-broker: {exc}", file=sys.stderr)
+        return 1
     if not attrs.get("statedir"):
         attrs["statedir"] = os.path.join(attrs["rundir"], f"state-{os.environ.get('PMI_RANK', '0')}")
     from flux_launch.resource import TopologyError, discover_from_env
@@ -402,8 +397,8 @@ def run_broker(attrs, command=None, topology=None):
             topology = discover_from_env()
     except TopologyError as exc:
         print(f"flux-broker: {exc}", file=sys.stderr)
-        if made_rundir:
-            shutil.rmtree(made_rundir, ignore_errors=True)
+        if made:
+            shutil.rmtree(attrs["rundir"], ignore_errors=True)
         return 1
     from flux_launch.services.exec import forkserver
 
@@ -422,8 +417,8 @@ def run_broker(attrs, command=None, topology=None):
             os.waitpid(fs_pid, 0)
         except ChildProcessError:
             pass
-        if made_rundir:
-            shutil.rmtree(made_rundir, ignore_errors=True)
+        if made:
+            shutil.rmtree(attrs["rundir"], ignore_errors=True)
 
 
 def parse_attrs(pairs):

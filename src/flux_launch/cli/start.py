@@ -76,7 +76,6 @@ def main(cmd, argv):
 
 def _launch(size, attrs, command, args):
     import shutil
-    import tempfile
 
     from flux_launch.core.pmi_local import LocalPMIServer
 
@@ -99,17 +98,11 @@ def _launch(size, attrs, command, args):
 
     from flux_launch.broker.boot import BootError, prepare_rundir
 
-    made = None
-    rundir = attrs.get("rundir")
-    if not rundir:
-        rundir = made = tempfile.mkdtemp(prefix="flux-")
-    else:
-        try:
-            if prepare_rundir(rundir):
-                made = rundir
-        except BootError as exc:
-            print(f"flux-start: {exc}", file=sys.stderr)
-            return 1
+    try:
+        rundir, made = prepare_rundir(attrs.get("rundir"))
+    except BootError as exc:
+        print(f"flux-start: {exc}", file=sys.stderr)
+        return 1
     attrs["rundir"] = rundir
     if "tbon.prefertcp" in attrs and attrs["tbon.prefertcp"] not in ("0", ""):
         attrs.setdefault("tbon.interface-hint", "127.0.0.1")
@@ -124,7 +117,7 @@ def _launch(size, attrs, command, args):
     except TopologyError as exc:
         print(f"flux-start: {exc}", file=sys.stderr)
         if made:
-            shutil.rmtree(made, ignore_errors=True)
+            shutil.rmtree(rundir, ignore_errors=True)
         return 1
     server = LocalPMIServer(size)
     pids = {}
@@ -160,7 +153,7 @@ def _launch(size, attrs, command, args):
                 pass
         server.stop()
         if made:
-            shutil.rmtree(made, ignore_errors=True)
+            shutil.rmtree(rundir, ignore_errors=True)
     return rc
 
 
