@@ -96,13 +96,19 @@ def main(cmd, argv):
     return globals()["_" + args.sub](h, args)
 
 
+def _once_created(h, key, args):
+    """The value of ``key`` once it exists: a waitcreate watch, ended after its
+    first value."""
+    fut = h.rpc("kvs.watch", {"key": key, "waitcreate": True, **_ns(args)}, flags=STREAMING)
+    value = fut.get()["value"]
+    h.rpc("kvs.unwatch", {"matchtag": fut.matchtag}, flags=NORESPONSE)
+    return value
+
+
 def _get(h, args):
     if not args.watch and args.waitcreate:  # each value once it exists (flux-core's WAITCREATE)
-        futures = [h.rpc("kvs.watch", {"key": k, "waitcreate": True, **_ns(args)}, flags=STREAMING)
-                   for k in args.keys]
-        for fut in futures:
-            print(_show(fut.get()["value"]))
-            h.rpc("kvs.unwatch", {"matchtag": fut.matchtag}, flags=NORESPONSE)
+        for k in args.keys:
+            print(_show(_once_created(h, k, args)))
         return 0
     if not args.watch:
         futures = [h.rpc("kvs.get", {"key": k, **_ns(args)}) for k in args.keys]
@@ -221,10 +227,7 @@ def _watch_events(h, args, key, watch):
     from flux_launch.proto.eventlog import EventlogParser, decode
 
     if not watch and getattr(args, "waitcreate", False):  # the eventlog once it exists
-        fut = h.rpc("kvs.watch", {"key": key, "waitcreate": True, **_ns(args)}, flags=STREAMING)
-        value = fut.get()["value"]
-        h.rpc("kvs.unwatch", {"matchtag": fut.matchtag}, flags=NORESPONSE)
-        yield from decode(value)
+        yield from decode(_once_created(h, key, args))
         return
     if not watch:
         value = h.rpc("kvs.get", {"key": key, **_ns(args)}).get()["value"]
