@@ -218,3 +218,17 @@ def test_run_dry_run_time_limit_in_minutes(capsys):
     rc, out, err = _flux(capsys, "run", "--dry-run", "-t", "2", "true")
     assert rc == 0, err
     assert json.loads(out)["attributes"]["system"]["duration"] == 120.0
+
+
+def test_every_template_field_the_cli_accepts_is_expanded_by_the_shell():
+    """--output's check (the CLI) and its expansion (the output plugin) share one
+    list of fields: each one the CLI lets through is replaced in the job."""
+    from types import SimpleNamespace
+
+    from flux_launch.core.jobid import JobID
+    from flux_launch.shell.plugins.output import expand
+
+    shell = SimpleNamespace(jobid=JobID(1234567), node_index=1, jobspec={}, command=["app"])
+    for field in shellopts.TEMPLATE_FIELDS:
+        out = expand("x.{{" + field + "}}", shell, 3)
+        assert "{{" not in out and out != "x.", (field, out)

@@ -153,9 +153,6 @@ _COUNTS = (("-n/--ntasks", "ntasks", 1), ("-c/--cores-per-task", "cores_per_task
            ("-g/--gpus-per-task", "gpus_per_task", 0), ("-N/--nodes", "nodes", 1),
            ("--tasks-per-node", "tasks_per_node", 1), ("--gpus-per-node", "gpus_per_node", 0),
            ("--cores", "cores", 1))
-# Fields of --output/--error templates (the output plugin expands these)
-_TEMPLATE_FIELDS = ("id", "jobid", "name", "taskid", "node.id", "node.name", "id.f58", "id.dec", "id.hex",
-                    "id.dothex", "id.words")
 
 
 def _check_args(args):
@@ -164,6 +161,8 @@ def _check_args(args):
     Raises:
         ValueError: the first bad value.
     """
+    from flux_launch.proto.shellopts import TEMPLATE_FIELDS
+
     for opt, dest, minimum in _COUNTS:
         value = getattr(args, dest)
         if value is not None and value < minimum:
@@ -186,7 +185,7 @@ def _check_args(args):
         while start >= 0:
             end = template.find("}}", start)
             field = template[start + 2:end].strip() if end > 0 else None
-            if field not in _TEMPLATE_FIELDS:
+            if field not in TEMPLATE_FIELDS:
                 raise ValueError(f"--{opt.lstrip('-')}: unknown template field "
                                  f"{template[start:end + 2] if end > 0 else template[start:]!r} "
                                  "(use {{id}}, {{name}}, {{taskid}}, {{node.id}} or {{node.name}})")

@@ -4,6 +4,11 @@ Used by the CLI before submitting and by the shell plugins when they start.
 """
 
 
+# The fields of --output/--error templates ({{id}}...), as the output plugin
+# expands them, and the job id encodings of {{id.ENC}}
+ID_ENCODINGS = ("f58", "dec", "hex", "dothex", "words")
+TEMPLATE_FIELDS = ("id", "jobid", "name", "taskid", "node.id", "node.name") + tuple(f"id.{e}" for e in ID_ENCODINGS)
+
 _UNITS = {"": 1, "k": 1 << 10, "K": 1 << 10, "m": 1 << 20, "M": 1 << 20, "g": 1 << 30, "G": 1 << 30}
 
 

@@ -43,7 +43,7 @@ import os
 import selectors
 import time
 
-from flux_launch.proto.shellopts import parse_size
+from flux_launch.proto.shellopts import ID_ENCODINGS, parse_size
 from flux_launch.shell.plugstack import Plugin
 
 READ_SIZE = 1 << 18
@@ -371,7 +371,7 @@ def expand(template, shell, taskid):
     jobid = shell.jobid
     values = {"id": str(jobid), "jobid": str(jobid), "name": _job_name(shell), "taskid": str(taskid),
               "node.id": str(shell.node_index), "node.name": os.uname().nodename}
-    for enc in ("f58", "dec", "hex", "dothex", "words"):
+    for enc in ID_ENCODINGS:
         values[f"id.{enc}"] = jobid.encode(enc)
     out = template
     for key, value in values.items():
