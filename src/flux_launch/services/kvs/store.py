@@ -291,8 +291,7 @@ class Store:
     def _unlink_dead(self):
         dead, self.dead = self.dead, []
         for number in dead:
-            if self.cache.pop(number, None) is not None:
-                self.cached = sum(len(v) for v in self.cache.values())
+            self.cached -= len(self.cache.pop(number, b""))
             try:
                 os.unlink(self._blob_path(number))
             except FileNotFoundError:

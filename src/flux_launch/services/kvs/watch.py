@@ -34,7 +34,6 @@ class _Watch:
 class Watches:
     """The watch half of the KVS service."""
 
-
     def _rpc_watch(self, msg, p):
         ns, root = self._space(p)
         key = normalize(p.get("key"))
