@@ -47,7 +47,7 @@ def boot(broker, attrs):
     """
     if "PMI_FD" not in os.environ:
         return 0, 1
-    from flux_launch.core.pmi_client import PMIClient
+    from flux_launch.client.pmi_client import PMIClient
 
     try:
         pmi = PMIClient.from_env()

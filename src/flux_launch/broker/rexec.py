@@ -12,11 +12,12 @@ killed (SIGKILL to the process group): nothing outlives the client that asked.
 """
 
 import asyncio
-import base64
 import errno
 import logging
 import os
 import signal
+
+from flux_launch.proto.rexec import decode_data, encode_data
 
 log = logging.getLogger("flux_launch.broker")
 
@@ -25,21 +26,6 @@ log = logging.getLogger("flux_launch.broker")
 # runs; the margin is for a loaded machine.
 STUCK_TIMEOUT = 10.0
 SEND_TIMEOUT = 5.0  # a blocked send holds the broker's loop: bounded, then the server is killed
-
-
-def encode_data(data):
-    """Bytes as JSON: text if it is UTF-8, else ``{"b64": ...}``."""
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return {"b64": base64.b64encode(data).decode()}
-
-
-def decode_data(obj):
-    """Inverse of ``encode_data``."""
-    if isinstance(obj, dict):
-        return base64.b64decode(obj.get("b64", ""))
-    return obj.encode()
 
 
 class _Proc:

@@ -24,7 +24,7 @@ import select
 import sys
 import time
 
-from flux_launch.core.handle import STREAMING
+from flux_launch.client.handle import STREAMING
 from flux_launch.proto import fastjson
 from flux_launch.proto.eventlog import EventlogParser
 

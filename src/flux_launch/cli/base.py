@@ -11,7 +11,7 @@ def handle():
     Raises:
         NoInstanceError: with "no instance at ...; run flux start".
     """
-    from flux_launch.core.handle import Flux
+    from flux_launch.client.handle import Flux
 
     return Flux()
 

@@ -16,7 +16,7 @@ import selectors
 import sys
 
 from flux_launch.cli.base import Parser, handle
-from flux_launch.core.handle import STREAMING
+from flux_launch.client.handle import STREAMING
 
 
 def main(cmd, argv):
@@ -59,7 +59,7 @@ class _Task:
 
 def _run(h, ranks, args):
     from flux_launch._accel import label_flush, label_lines
-    from flux_launch.broker.rexec import decode_data, encode_data
+    from flux_launch.proto.rexec import decode_data, encode_data
 
     payload = {"cmd": args.command, "env": dict(os.environ), "cwd": args.dir or os.getcwd(),
                "stdin": not args.noinput}

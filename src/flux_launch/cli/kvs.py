@@ -9,7 +9,7 @@ import sys
 import time
 
 from flux_launch.cli.base import Parser, handle
-from flux_launch.core.handle import NORESPONSE, STREAMING
+from flux_launch.client.handle import NORESPONSE, STREAMING
 
 
 def _show(value):

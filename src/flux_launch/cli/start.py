@@ -77,7 +77,7 @@ def main(cmd, argv):
 def _launch(size, attrs, command, args):
     import shutil
 
-    from flux_launch.core.pmi_local import LocalPMIServer
+    from flux_launch.client.pmi_local import LocalPMIServer
 
     # Brokers are forked from this process with their modules already imported:
     # N interpreter start-ups and N imports of asyncio and zeromq (~75 ms of CPU

@@ -9,7 +9,7 @@ when the eventlog ends (the job became inactive) without it.
 import errno
 from flux_launch.proto import fastjson
 
-from flux_launch.core.handle import STREAMING
+from flux_launch.client.handle import STREAMING
 from flux_launch.core.jobid import JobID
 from flux_launch.proto.eventlog import EventlogParser
 

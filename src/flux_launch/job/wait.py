@@ -82,7 +82,7 @@ class ResultFuture:
     ``get_info()`` (a dict) and ``get()`` (a ``JobInfo``) block until then."""
 
     def __init__(self, flux_handle, jobid):
-        from flux_launch.core.handle import STREAMING
+        from flux_launch.client.handle import STREAMING
 
         self.handle = flux_handle
         self.jobid = JobID(jobid)

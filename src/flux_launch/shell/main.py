@@ -107,14 +107,14 @@ class Shell:
     # ---- services for plugins -------------------------------------------------------
 
     def connect(self):
-        from flux_launch.core.handle import Flux
+        from flux_launch.client.handle import Flux
 
         self.handle = Flux(self.uri)
         self.sel.register(self.handle.fileno(), selectors.EVENT_READ, ("broker", None))
 
     def rpc(self, topic, payload, nodeid=-1, streaming=False):
         """Send a request to the broker; its response is checked in the loop."""
-        from flux_launch.core.handle import STREAMING
+        from flux_launch.client.handle import STREAMING
 
         fut = self.handle.rpc(topic, payload, nodeid, STREAMING if streaming else 0)
         if not streaming:

@@ -6,18 +6,8 @@ TIMEOUT (a ``timeout`` exception). The record is rebuilt from the job's eventlog
 when the instance restarts (``replay``).
 """
 
-STATES = ("NEW", "DEPEND", "PRIORITY", "SCHED", "RUN", "CLEANUP", "INACTIVE")
-STATE_BITS = {name: 1 << i for i, name in enumerate(STATES)}
-PENDING = ("DEPEND", "PRIORITY", "SCHED")
-RESULTS = ("COMPLETED", "FAILED", "CANCELED", "TIMEOUT")
-RESULT_BITS = {"COMPLETED": 1, "FAILED": 2, "CANCELED": 4, "TIMEOUT": 8}
-
-URGENCY_HOLD = 0
-URGENCY_DEFAULT = 16
-URGENCY_EXPEDITE = 31
-
-FLAG_WAITABLE = 4
-FLAG_DEBUG = 1
+from flux_launch.proto.job import (FLAG_DEBUG, FLAG_WAITABLE, PENDING, RESULT_BITS, RESULTS,  # noqa: F401
+                                   STATE_BITS, STATES, URGENCY_DEFAULT, URGENCY_EXPEDITE, URGENCY_HOLD)
 
 
 def kvs_dir(jobid):

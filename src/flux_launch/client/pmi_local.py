@@ -18,8 +18,8 @@ import selectors
 import socket
 import threading
 
-from ..proto.pmi1 import PMIProtocolError, process_mapping
-from ..proto.pmi1_server import Ops, SimpleServer
+from flux_launch.proto.pmi1 import PMIProtocolError, process_mapping
+from flux_launch.proto.pmi1_server import Ops, SimpleServer
 
 log = logging.getLogger("flux_launch.pmi")
 

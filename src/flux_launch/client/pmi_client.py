@@ -9,7 +9,7 @@ thread safe: use one client from one thread at a time).
 import os
 import select
 
-from ..proto.pmi1 import PMIProtocolError, parse_reply, request
+from flux_launch.proto.pmi1 import PMIProtocolError, parse_reply, request
 
 # A response longer than this is a broken server, not a real value.
 _MAX_RESPONSE = 64 * 1024
