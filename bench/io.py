@@ -26,7 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
-from flux_launch.testing import Instance, clean_env  # noqa: E402
+from flux_launch.testing import Instance, clean_env
 
 FLUX = os.path.join(os.path.dirname(sys.executable), "flux")
 LINE = "x" * 99

@@ -179,7 +179,7 @@ def part_latency(cfg, instances, cores, progs, progress):
             times = {name: [] for name in cmds}
             failed = {name: [] for name in cmds}
 
-            def attempt(name, cmd, env, keep):
+            def attempt(name, cmd, env, keep, expect=expect, pname=pname, failed=failed, times=times):
                 try:
                     dt = run_timed(cmd, env, expect, timeout=LATENCY_TIMEOUT[pname])
                 except RuntimeError as exc:  # recorded, not fatal: see "failures" in the JSON
@@ -203,7 +203,7 @@ def part_latency(cfg, instances, cores, progs, progress):
 
 
 def _eventlog(inst, jobid, path):
-    from flux_launch.core.handle import Flux
+    from flux_launch.client.handle import Flux
 
     with Flux(inst.uri) as h:
         text = h.rpc("job-info.lookup", {"id": jobid, "keys": [path]}).get()[path]
@@ -291,7 +291,7 @@ def part_io(cfg, instances, progress):
     res = {}
     for n in cfg["io_tasks"]:
         out = bio.measure(instances[1], n, cfg["io_mb"], cfg["repeats"], cfg["io_check_mb"],
-                          progress=lambda: progress.tick(f"io {n} tasks"))
+                          progress=lambda n=n: progress.tick(f"io {n} tasks"))
         res[n] = {name: {**stats([r["mb"] / t for t in r["seconds"]]), "check": r.get("check")}
                   for name, r in out.items()}
     return res
@@ -421,7 +421,7 @@ def plots(results, prefix):
         fig, ax = plt.subplots(figsize=(9, 2.4 + 0.6 * len(results["split"])))
         colors = plt.get_cmap("tab20").colors
         shown = set()
-        for row, (label, stages) in enumerate(results["split"].items()):
+        for row, (_label, stages) in enumerate(results["split"].items()):
             left = 0.0
             for i, (stage, _a, _b) in enumerate(STAGES):
                 ms = stages.get(stage)

@@ -6,7 +6,7 @@ import errno
 
 import pytest
 
-from flux_launch.core.handle import STREAMING, Flux
+from flux_launch.client.handle import STREAMING, Flux
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +49,7 @@ def test_nodeid_boolean_does_not_lose_a_rank(make_instance):
 def _send_with_flags(h, flags, nodeid):
     """Send attr.get with ``flags`` as given (not an integer) and return the ``Future``
     of its matchtag, so that the test waits for the broker's answer to it."""
-    from flux_launch.core.handle import Future
+    from flux_launch.client.handle import Future
 
     fut = h._futures[999] = Future(h, 999, "attr.get", False)
     h.send({"type": "req", "topic": "attr.get", "nodeid": nodeid, "matchtag": 999, "flags": flags,

@@ -54,7 +54,7 @@ def test_refused_in_one_line(inst, argv, code, text):
     ("gpu-affinity", "sometimes", "gpu-affinity"),
 ])
 def test_python_api_shell_options_refused_at_submit(inst, key, value, text):
-    from flux_launch.core.handle import Flux
+    from flux_launch.client.handle import Flux
     from flux_launch.job import JobspecV1, submit
 
     js = JobspecV1.from_command(["true"])

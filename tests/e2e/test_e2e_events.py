@@ -2,7 +2,7 @@
 
 import pytest
 
-from flux_launch.core.handle import Flux
+from flux_launch.client.handle import Flux
 
 pytestmark = pytest.mark.e2e
 

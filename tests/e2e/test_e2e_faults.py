@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from flux_launch.core.handle import STREAMING, Flux
+from flux_launch.client.handle import STREAMING, Flux
 from flux_launch.testing import flux, wait_gone
 
 pytestmark = pytest.mark.e2e

@@ -205,7 +205,10 @@ def test_a_users_sigkill_kills_only_that_jobs_tasks(make_instance):
         assert not _with_arg(token_a), "the job's tasks survived its SIGKILL"
         inst.flux("cancel", a, b)
         for jobid in (a, b):
-            assert poll(lambda: inst.flux("jobs", "-n", "-o", "{state}", jobid).stdout.strip() == "INACTIVE", 30), \
+            def inactive(jobid=jobid):
+                return inst.flux("jobs", "-n", "-o", "{state}", jobid).stdout.strip() == "INACTIVE"
+
+            assert poll(inactive, 30), \
                 f"job stayed active\n{inst.job_eventlog(jobid)}\n{inst.log()}"
         left = poll(lambda: not _with_arg(token_b), 10) or _with_arg(token_b)
         assert left is True, f"task processes survived: {left}"

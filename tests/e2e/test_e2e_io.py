@@ -48,7 +48,8 @@ def test_stdin_redirected_from_a_regular_file_reaches_the_tasks(inst2, tmp_path)
     path = tmp_path / "in.txt"
     path.write_text("".join(f"line {i}\n" for i in range(20000)))
     with open(path) as stdin:
-        r = subprocess.run([os.path.join(BIN, "flux"), "run", "-n2", "-l", "cat"], stdin=stdin, capture_output=True, text=True,
+        r = subprocess.run([os.path.join(BIN, "flux"), "run", "-n2", "-l", "cat"], stdin=stdin,
+                           capture_output=True, text=True,
                            env=inst2.env, timeout=60)
     assert r.returncode == 0, r.stderr
     for rank in "01":

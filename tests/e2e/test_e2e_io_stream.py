@@ -95,7 +95,7 @@ def _read_all(proc, timeout=120):
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise AssertionError(f"reader still not done after {timeout}s; got {len(out)} bytes; stderr {err!r}")
+        raise AssertionError(f"reader still not done after {timeout}s; got {len(out)} bytes; stderr {err!r}") from None
     return out, err, proc.returncode
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from flux_launch.core.handle import STREAMING, Flux
+from flux_launch.client.handle import STREAMING, Flux
 from flux_launch.testing import BIN, Instance, flux
 
 pytestmark = pytest.mark.e2e

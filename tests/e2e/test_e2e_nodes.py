@@ -54,7 +54,7 @@ def test_submit_nodes_alone_starts_one_broker_per_node(inst2, tmp_path):
 
 
 def test_python_api_num_nodes_is_one_task_per_node(inst2, tmp_path):
-    from flux_launch.core.handle import Flux
+    from flux_launch.client.handle import Flux
     from flux_launch.job import result, submit
 
     js = JobspecV1.from_command(["printenv", "FLUX_TASK_RANK"], num_tasks=2, num_nodes=2, exclusive=True)

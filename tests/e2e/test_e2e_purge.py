@@ -68,7 +68,7 @@ def test_num_limit_bounds_jobs_keys_blobs_and_statedir_and_a_restart_loads_only_
     attrs = {"statedir": statedir, "job-manager.inactive-num-limit": KEEP}
     sizes = []
     with Instance(size=2, attrs=attrs) as inst:
-        for burst in range(3):
+        for _ in range(3):
             ids = _burst(inst, statedir)
             kept = _wait_for_count(inst, KEEP)
             # oldest inactive first: the jobs kept are this burst's (they end in parallel,
@@ -114,7 +114,7 @@ def test_flux_job_purge_counts_then_purges_oldest_first(make_instance):
     r = inst.flux("job", "purge", "-f", "--age-limit=0")
     assert r.stdout == "purged 3 inactive jobs, 0 remaining\n"
     assert _all_ids(inst) == []
-    from flux_launch.core.handle import Flux
+    from flux_launch.client.handle import Flux
     from flux_launch.core.jobid import JobID
 
     stats = Flux(inst.uri).rpc("job-manager.stats-get").get(timeout=10)

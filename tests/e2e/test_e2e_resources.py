@@ -55,7 +55,8 @@ def test_cores_of_a_file_topology_that_do_not_exist_here_are_skipped(corona2):
 
 
 def test_ipa20_cuda_visible_devices():
-    r = flux("start", "sh", "-c", 'flux run -n4 -g1 -o gpu-affinity=per-task sh -c "echo \\$CUDA_VISIBLE_DEVICES \\$CUDA_DEVICE_ORDER"',
+    r = flux("start", "sh", "-c",
+             'flux run -n4 -g1 -o gpu-affinity=per-task sh -c "echo \\$CUDA_VISIBLE_DEVICES \\$CUDA_DEVICE_ORDER"',
              env=xml("ipa20"))
     assert r.returncode == 0, r.stderr
     assert sorted(r.stdout.splitlines()) == [f"{i} PCI_BUS_ID" for i in range(4)]

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from flux_launch.core.handle import STREAMING, Flux
+from flux_launch.client.handle import STREAMING, Flux
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ import errno
 
 import pytest
 
-from flux_launch.core.handle import Flux
+from flux_launch.client.handle import Flux
 from flux_launch.job import JobspecV1, submit
 
 pytestmark = pytest.mark.e2e

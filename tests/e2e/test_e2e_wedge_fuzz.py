@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flux_launch.core.handle import Flux
+from flux_launch.client.handle import Flux
 from flux_launch.job import JobspecV1, submit_async
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ from flux_launch._accel import _py
 
 if os.environ.get("FLUX_LAUNCH_ACCEL") == "py":
     pytest.skip("FLUX_LAUNCH_ACCEL=py: the C backend is deliberately disabled", allow_module_level=True)
-from flux_launch._accel import _cwrap  # noqa: E402  (an ImportError here means the C build failed)
+from flux_launch._accel import _cwrap  # an ImportError here means the C build failed
 
 BACKENDS = [_py, _cwrap]
 IDS = ["py", "c"]

@@ -36,7 +36,8 @@ ENTRIES = [
 def _expected(line):
     entry = json.loads(line)
     ctx = entry["context"]
-    if entry["name"] == "data" and "data" in ctx and "encoding" not in ctx and isinstance(entry["timestamp"], float | int) \
+    if entry["name"] == "data" and "data" in ctx and "encoding" not in ctx \
+            and isinstance(entry["timestamp"], float | int) \
             and ctx["stream"] in ("stdout", "stderr") and ctx["rank"].isdigit():
         return ctx["stream"], ctx["rank"], ctx["data"].encode()
     return None, None, entry

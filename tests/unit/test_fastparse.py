@@ -72,7 +72,8 @@ def test_errors_and_help_are_argparses(capsys):
         _parser().parse_args(["-n", "x", "true"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: flux submit") and "flux-submit: error: argument -n/--ntasks: invalid int value: 'x'" in err
+    assert err.startswith("usage: flux submit")
+    assert "flux-submit: error: argument -n/--ntasks: invalid int value: 'x'" in err
     assert _parser().parse_args(["--nt=2", "true"]).ntasks == 2  # an abbreviation, as argparse allows
     with pytest.raises(SystemExit) as exc:
         _parser().error("a COMMAND is required")

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from flux_launch.core.pmi_client import PMIClient, PMIError
-from flux_launch.core.pmi_local import LocalPMIServer
+from flux_launch.client.pmi_client import PMIClient, PMIError
+from flux_launch.client.pmi_local import LocalPMIServer
 
 TIMEOUT = 10.0
 
@@ -270,7 +270,7 @@ def test_client_timeout():
 
 
 CHILD = """
-from flux_launch.core.pmi_client import PMIClient
+from flux_launch.client.pmi_client import PMIClient
 with PMIClient.from_env(timeout=10) as pmi:
     pmi.init()
     pmi.put("host-%d" % pmi.rank, "node %d" % pmi.rank)

@@ -70,7 +70,7 @@ def parse(s: str) -> float:
     return value * mult
 
 
-def format(seconds: float, precision: int = 6) -> str:  # noqa: A001
+def format(seconds: float, precision: int = 6) -> str:
     """Format a duration in seconds as a Flux Standard Duration string.
 
     Args:

@@ -505,7 +505,7 @@ def parse(data: bytes | str) -> object:
             raise _err("", f"invalid JSON: {e}") from None
         json_error = str(e)
     try:
-        import yaml  # noqa: PLC0415 - lazy: the JSON path must stay cheap
+        import yaml  # lazy: the JSON path must stay cheap
     except ImportError:
         raise _err("", f"invalid JSON: {json_error} (YAML jobspecs need PyYAML)") from None
     try:

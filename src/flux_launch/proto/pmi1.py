@@ -174,7 +174,7 @@ def parse(line, maxes=DEFAULT_MAXES):
     return fields
 
 
-def format(cmd, **fields):  # noqa: A001 - the protocol's own name for it
+def format(cmd, **fields):  # the protocol's own name for it
     """Format one line: ``cmd=CMD``, then the fields in order (free text last).
 
     Returns the line as UTF-8 bytes with its newline; raises ValueError if a

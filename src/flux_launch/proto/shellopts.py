@@ -68,7 +68,7 @@ def gpu_affinity(value):
 
 
 def _is_int(value):
-    return type(value) is int  # noqa: E721 - not bool
+    return type(value) is int  # not bool (isinstance would accept True)
 
 
 def _section(options, name):
@@ -158,5 +158,5 @@ def check(options):
     if pr is not None:
         if not isinstance(pr, dict) or pr.get("type") not in ("core", "node"):
             raise ValueError("per-resource.type must be core or node")
-        if type(pr.get("count", 1)) is not int or pr.get("count", 1) < 1:  # noqa: E721
+        if type(pr.get("count", 1)) is not int or pr.get("count", 1) < 1:
             raise ValueError("per-resource.count must be a positive integer")

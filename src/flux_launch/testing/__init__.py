@@ -139,7 +139,7 @@ class Instance:
             self.returncode = self.proc.wait(timeout or self.timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise CommandError(f"instance did not shut down within {timeout or self.timeout}s:\n{self.log()}")
+            raise CommandError(f"instance did not shut down within {timeout or self.timeout}s:\n{self.log()}") from None
         finally:
             self.proc.stdout.close()
         return self.returncode
