@@ -1,29 +1,65 @@
-"""A blocking client handle on a broker's local connector (``flux.Flux`` in spirit).
+"""A client handle on a broker's local connector (``flux.Flux`` in spirit).
 
 ``Flux(uri)`` connects to ``local://PATH`` (default: ``$FLUX_URI``). Requests go out
 with ``rpc()``; responses and subscribed events are read from the one socket and
 sorted by matchtag, so several RPCs can be in flight at once.
 
+Two ways to wait, which mix freely:
+
+- blocking: ``Future.get()``, ``event_recv()``. This path reads the socket and
+  nothing else (one ``recv`` per wait when the answer is there);
+- the reactor (``client/reactor.py``, imported on first use):
+  ``fd_watcher_create``, ``timer_watcher_create``, ``msg_watcher_create``,
+  ``signal_watcher_create``, ``Future.then``, driven by ``reactor_run()`` until no
+  watcher is active and no continuation waits, or ``reactor_stop()``. An exception
+  raised by a callback stops the reactor and propagates out of ``reactor_run()``.
+
+Driving it from another event loop (asyncio): watch ``fileno()`` for reading and
+call ``reactor_run(REACTOR_NOWAIT)`` when it is readable, then again after
+``reactor_timeout()`` seconds when that is not ``None`` (0: work is queued, such as
+responses read by a blocking ``get()``). A NOWAIT step never blocks: it receives at
+most once from the socket and makes the calls that are due. Wait for other file
+descriptors and signals with the outer loop's own means.
+
 Failures: connecting raises ``NoInstanceError`` (an ``OSError``) with a message that
 says what to do; an error response raises ``OSError(errnum, errstr)`` from
-``Future.get()``; a broker that goes away raises ``ConnectionError``.
+``Future.get()``; a broker that goes away raises ``ConnectionError`` (from
+``reactor_run()`` too).
 """
 
 import errno
 import os
 from itertools import islice
 
-# The C modules: socket.py and collections add enums and classes the handle does not
-# use, and importing them costs ~3 ms of every command's start.
+# The C modules: socket.py, collections and selectors add enums and classes the
+# handle does not use, and importing them costs ~3 ms of every command's start.
 from _collections import deque
-from _socket import AF_UNIX, SOCK_STREAM
+from _socket import AF_UNIX, MSG_DONTWAIT, SOCK_STREAM
 from _socket import socket as _socket
 
+from flux_launch.client.future import Future
 from flux_launch.proto import message as _msg
 
 NODEID_ANY = _msg.NODEID_ANY
 STREAMING = _msg.STREAMING
 NORESPONSE = _msg.NORESPONSE
+
+# fd watcher events (flux-core's FLUX_POLLIN, FLUX_POLLOUT, FLUX_POLLERR)
+FD_READ = 1
+FD_WRITE = 2
+FD_ERROR = 4
+# message watcher type masks (flux-core's FLUX_MSGTYPE_*)
+MSGTYPE_REQUEST = 1
+MSGTYPE_RESPONSE = 2
+MSGTYPE_EVENT = 4
+MSGTYPE_ANY = 0x0F
+# reactor_run flags (flux-core's FLUX_REACTOR_*)
+REACTOR_NOWAIT = 1
+REACTOR_ONCE = 2
+
+__all__ = ["Flux", "Future", "NoInstanceError", "uri_path", "NODEID_ANY", "STREAMING", "NORESPONSE",
+           "FD_READ", "FD_WRITE", "FD_ERROR", "MSGTYPE_REQUEST", "MSGTYPE_RESPONSE", "MSGTYPE_EVENT",
+           "MSGTYPE_ANY", "REACTOR_NOWAIT", "REACTOR_ONCE"]
 
 
 class NoInstanceError(OSError):
@@ -39,66 +75,6 @@ def uri_path(uri):
     if uri.startswith("local://"):
         return uri[len("local://"):]
     raise NoInstanceError(errno.EINVAL, f"unsupported URI {uri!r}: only local:// URIs are supported")
-
-
-class Future:
-    """The pending result of one RPC.
-
-    ``get()`` blocks for the next response: it returns the payload or raises
-    ``OSError(errnum, errstr)``. A streaming RPC yields several responses: iterate
-    the future (``for payload in future``), which stops at the ``ENODATA`` that ends
-    the stream.
-    """
-
-    def __init__(self, handle, matchtag, topic, streaming):
-        self.handle = handle
-        self.matchtag = matchtag
-        self.topic = topic
-        self.streaming = streaming
-        self._queue = deque()
-        self.done = False
-
-    def _take(self, timeout):
-        q = self._queue
-        while not q:
-            self.handle._recv_one(timeout)
-        return q.popleft()
-
-    def get(self, timeout=None):
-        """Wait for the next response.
-
-        Raises:
-            OSError: the response carries an error (errno and text from the service).
-            TimeoutError: no response within ``timeout`` seconds.
-            ConnectionError: the broker went away.
-        """
-        resp = self._take(timeout)
-        errnum = resp.get("errnum")
-        if errnum:
-            self._finish()  # an error ends a stream too (RFC 6), not only ENODATA
-            raise OSError(errnum, resp.get("errstr") or os.strerror(errnum))
-        if not self.streaming:
-            self._finish()
-        return resp.get("payload")
-
-    def __iter__(self):
-        while not self.done:
-            try:
-                yield self.get()
-            except OSError as exc:
-                if exc.errno == errno.ENODATA:
-                    return
-                raise
-
-    def then(self, callback, *args):
-        """Call ``callback(future, *args)`` when a response is ready, from
-        ``Flux.reactor_run()`` (flux-core's continuation style)."""
-        self.handle._continuations.append((self, callback, args))
-        return self
-
-    def _finish(self):
-        self.done = True
-        self.handle._futures.pop(self.matchtag, None)
 
 
 def _sendmsg_all(sock, parts):
@@ -136,12 +112,15 @@ class Flux:
             sock.close()
             raise NoInstanceError(errno.ECONNREFUSED, f"no instance at {uri}; run flux start") from None
         self._sock = sock
+        self._timeout = sock.gettimeout()  # the socket's mode, changed only when a wait needs another
         self._decoder = _msg.Decoder()
         self._futures = {}
         self._events = deque()
         self._next_tag = 1
         self._closed = False
-        self._continuations = []
+        self._ready = deque()  # futures with responses due to their continuation (the reactor's)
+        self._reactor = None  # made on first use
+        self._nowait = None
         self.requests = deque()
 
     def close(self):
@@ -157,6 +136,8 @@ class Flux:
         self.close()
 
     def fileno(self):
+        """The broker socket's file descriptor (for an outer event loop: readable
+        when ``reactor_run(REACTOR_NOWAIT)`` has messages to read)."""
         return self._sock.fileno()
 
     def send(self, msg):
@@ -194,17 +175,68 @@ class Flux:
         self.send(_msg.request(topic, payload, nodeid, tag, flags))
         return fut
 
-    def reactor_run(self):
-        """Run continuations (``Future.then``) until none is waiting."""
-        while self._continuations:
-            ready = [c for c in self._continuations if c[0]._queue]
-            if not ready:
-                self._recv_one(None)
-                continue
-            for entry in ready:
-                self._continuations.remove(entry)
-                fut, callback, args = entry
-                callback(fut, *args)
+    def _reactor_get(self):
+        r = self._reactor
+        if r is None:
+            from flux_launch.client.reactor import Reactor
+
+            r = self._reactor = Reactor(self)
+        return r
+
+    def reactor_run(self, flags=0):
+        """Run the reactor: call back watchers and continuations until no watcher is
+        active and no continuation waits for a response, or ``reactor_stop()``.
+
+        ``flags``: ``REACTOR_NOWAIT``: one step that does not block (what is ready
+        now, timers that expired); ``REACTOR_ONCE``: one step that blocks until
+        something happens (returns at once when nothing is active).
+
+        Returns the number of active watchers and waiting continuations.
+
+        Raises:
+            Exception: whatever a callback raised (the reactor stops there).
+            ConnectionError: the broker went away.
+        """
+        return self._reactor_get().run(flags)
+
+    def reactor_stop(self):
+        """Make ``reactor_run()`` return after the current callback."""
+        if self._reactor is not None:
+            self._reactor.stop()
+
+    def reactor_timeout(self):
+        """Seconds until the reactor has something to do without new input: 0 when
+        calls are due, the time to the next timer, or ``None`` (for an outer loop:
+        see the module docstring)."""
+        return self._reactor_get().timeout()
+
+    def fd_watcher_create(self, fd, callback, events=FD_READ, args=None):
+        """A watcher calling ``callback(handle, watcher, fd, revents, args)`` while
+        ``fd`` is ready for ``events`` (``FD_READ | FD_WRITE``). Not started."""
+        from flux_launch.client.reactor import FdWatcher
+
+        return FdWatcher(self._reactor_get(), fd, callback, events, args)
+
+    def timer_watcher_create(self, after, callback, repeat=0.0, args=None):
+        """A watcher calling ``callback(handle, watcher, revents, args)`` ``after``
+        seconds after its start, then every ``repeat`` seconds (0: once). Not started."""
+        from flux_launch.client.reactor import TimerWatcher
+
+        return TimerWatcher(self._reactor_get(), after, callback, repeat, args)
+
+    def msg_watcher_create(self, callback, type_mask=MSGTYPE_ANY, topic_glob="*", args=None):
+        """A watcher calling ``callback(handle, watcher, msg, args)`` for each event
+        or request whose topic matches ``topic_glob``. Not started."""
+        from flux_launch.client.reactor import MsgWatcher
+
+        return MsgWatcher(self._reactor_get(), callback, type_mask, topic_glob, args)
+
+    def signal_watcher_create(self, signum, callback, args=None):
+        """A watcher calling ``callback(handle, watcher, signum, args)`` when the
+        process gets ``signum`` (main thread only). Not started."""
+        from flux_launch.client.reactor import SignalWatcher
+
+        return SignalWatcher(self._reactor_get(), signum, callback, args)
 
     def service_register(self, name):
         """Serve requests ``name.*`` sent to this broker's rank; they arrive in
@@ -232,10 +264,13 @@ class Flux:
         return ev.get("topic"), ev.get("payload")
 
     def _recv_one(self, timeout):
-        """Read from the socket until at least one message is dispatched."""
+        """Read from the socket until at least one message is dispatched (the
+        blocking path: one ``recv`` when the socket is already in blocking mode)."""
         if self._closed:
             raise ConnectionError("handle is closed")
-        self._sock.settimeout(timeout)
+        if timeout != self._timeout:
+            self._sock.settimeout(timeout)
+            self._timeout = timeout
         while True:
             try:
                 msgs = self._decoder.recv_from(self._sock)
@@ -254,12 +289,42 @@ class Flux:
                 self.dispatch(m)
             return
 
+    def _recv_nowait(self):
+        """Receive once without blocking (``MSG_DONTWAIT``) and dispatch what
+        completed; a partial message stays in the decoder (the reactor's read)."""
+        if self._closed:
+            raise ConnectionError("handle is closed")
+        if self._timeout is not None:  # a timeout mode would poll before the recv
+            self._sock.settimeout(None)
+            self._timeout = None
+        nowait = self._nowait
+        if nowait is None:
+            nowait = self._nowait = _NoWait(self._sock)
+        try:
+            msgs = self._decoder.recv_from(nowait)
+        except BlockingIOError:
+            return
+        if msgs is None:
+            self.close()
+            raise ConnectionError(f"the broker at {self.uri} closed the connection")
+        for m in msgs:
+            if not isinstance(m, Exception):
+                self.dispatch(m)
+
     def dispatch(self, m):
+        """Queue a received message where it is waited for: its future, the
+        events, or the requests to this client's services."""
         mtype = m.get("type")
         if mtype == "resp":
             fut = self._futures.get(m.get("matchtag"))
             if fut is not None:
                 fut._queue.append(m)
+                if not fut.streaming or m.get("errnum"):
+                    fut._ended = True
+                if fut._then is not None:
+                    fut._due += 1
+                    if fut._due == 1:
+                        self._ready.append(fut)
         elif mtype == "ev":
             self._events.append(m)
         elif mtype == "req":  # for a service this client provides (service_register)
@@ -268,3 +333,18 @@ class Flux:
             # The broker refused the connection (e.g. wrong user) before any request.
             self.close()
             raise OSError(m["errnum"], m.get("errstr", "connection refused by the broker"))
+
+
+class _NoWait:
+    """The socket as ``Decoder.recv_from`` reads it, with every receive non-blocking."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def recv(self, size):
+        return self._sock.recv(size, MSG_DONTWAIT)
+
+    def recv_into(self, view):
+        return self._sock.recv_into(view, 0, MSG_DONTWAIT)

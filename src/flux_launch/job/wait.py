@@ -79,53 +79,66 @@ def wait(flux_handle, jobid=FLUX_JOBID_ANY):
 class ResultFuture:
     """The pending outcome of a job (``result_async``): ``then(cb, *args)`` calls
     ``cb(future, *args)`` from ``Flux.reactor_run()`` once the job is inactive;
-    ``get_info()`` (a dict) and ``get()`` (a ``JobInfo``) block until then."""
+    ``get_info()`` (a dict) and ``get()`` (a ``JobInfo``) block until then.
+
+    Raises (from ``get``, or out of ``reactor_run``): ``OSError`` for an unknown job.
+    """
 
     def __init__(self, flux_handle, jobid):
         from flux_launch.client.handle import STREAMING
+        from flux_launch.proto.eventlog import EventlogParser
 
         self.handle = flux_handle
         self.jobid = JobID(jobid)
         self._watch = flux_handle.rpc("job-info.eventlog-watch", {"id": int(self.jobid), "path": "eventlog"},
                                       flags=STREAMING)
-        from flux_launch.proto.eventlog import EventlogParser
-
         self._parser = EventlogParser()
         self._done = False
         self._info = None
+        self._then = None  # (callback, args), until it is called
 
     def _consume(self):
-        while not self._done and self._watch._queue:
-            if any(ev["name"] == "clean" for ev in self._parser.feed(self._watch.get()["value"])):
+        """Take the eventlog entries received so far; True once ``clean`` came. After
+        that, the rest of the stream (up to the ENODATA the cancel brings) is dropped."""
+        watch = self._watch
+        while watch.is_ready():
+            if self._done:
+                try:
+                    watch.get()
+                except OSError:
+                    pass
+                continue
+            if any(ev["name"] == "clean" for ev in self._parser.feed(watch.get()["value"])):
                 self._done = True
-                self.handle.rpc("job-info.eventlog-watch-cancel", {"matchtag": self._watch.matchtag}, flags=2)
+                from flux_launch.client.handle import NORESPONSE
+
+                self.handle.rpc("job-info.eventlog-watch-cancel", {"matchtag": watch.matchtag}, flags=NORESPONSE)
         return self._done
 
+    def _notify(self):
+        if self._then is not None:
+            callback, args = self._then
+            self._then = None
+            callback(self, *args)
+
     def then(self, callback, *args):
-        def step(_fut):
-            if self._consume():
-                callback(self, *args)
-            else:
-                self._watch.then(step)
+        self._then = (callback, args)
         if self._consume():
-            self.handle._continuations.append((_Ready(), lambda _f: callback(self, *args), ()))
+            # already inactive: called from the reactor all the same, never from here
+            self.handle.timer_watcher_create(0.0, lambda *_: self._notify()).start()
         else:
-            self._watch.then(step)
+            self._watch.then(lambda _f: self._consume() and self._notify())
         return self
 
     def get(self):
         while not self._consume():
-            self.handle._recv_one(None)
+            self._watch.wait_for()
         if self._info is None:
             self._info = JobInfo(self.handle.rpc("job-list.list-id", {"id": int(self.jobid)}).get()["job"])
         return self._info
 
     def get_info(self):
         return self.get().get_info()
-
-
-class _Ready:
-    _queue = (True,)
 
 
 def result_async(flux_handle, jobid, flags=0):
