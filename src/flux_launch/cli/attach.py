@@ -20,15 +20,14 @@ has no tasks yet, so that ``timeout 5 flux run ...`` on a full instance hung.
 import _signal as signal  # the C module: signal.py only adds enums, and importing enum costs ~1.5 ms
 import errno
 import os
-import select
 import sys
 import time
 
-from flux_launch.client.handle import STREAMING
+from flux_launch.client.handle import NORESPONSE, STREAMING
 from flux_launch.proto import fastjson
 from flux_launch.proto.eventlog import EventlogParser
-
-LEVELS = {0: "EMERG", 1: "ALERT", 2: "FATAL", 3: "ERROR", 4: "WARN", 5: "NOTICE", 6: "INFO", 7: "DEBUG", 8: "TRACE"}
+from flux_launch.proto.job import exit_code, raise_payload
+from flux_launch.proto.output import data_head_parse, level_name
 
 
 def attach(h, jobid, cmd="job", label=False, stdin=False):
@@ -37,105 +36,7 @@ def attach(h, jobid, cmd="job", label=False, stdin=False):
     Raises:
         OSError: no such job.
     """
-    jid = int(jobid)
-    main = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "eventlog"}, flags=STREAMING)
-    output = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "guest.output", "raw": True}, flags=STREAMING)
-    main_lines, out_lines = EventlogParser(), _BytesParser()
-    partial = {}
-    sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-    status = None
-    exception = None
-    done = False
-    sel = _Poller()
-    sel.register(h.fileno(), "broker")
-    rfd, wfd = os.pipe()
-    os.set_blocking(rfd, False)
-    os.set_blocking(wfd, False)
-    old_fd = signal.set_wakeup_fd(wfd, warn_on_full_buffer=False)
-    old = {sig: signal.signal(sig, lambda *_: None) for sig in CAUGHT}
-    sel.register(rfd, "signal")
-    last_int = 0.0
-    started = False  # the job's start event came: signals go to its tasks
-    cancelled = False
-    ranks = "all" if stdin is True else stdin  # the idset of the tasks that get stdin
-    if stdin:
-        _start_input(h, jid, sel, ranks)
-    try:
-        while not done:
-            for fd, what in sel.select():
-                if what == "signal":
-                    for sig in os.read(rfd, 64):
-                        if not started and exception is None and sig in CANCELS:
-                            if cancelled:  # a second signal: do not wait for the clean event
-                                return 1
-                            cancelled = True
-                            sys.stderr.write(f"flux-{cmd}: cancelling pending job {jobid}\n")
-                            _cancel(h, jid, f"interrupted by {_NAMES.get(sig, sig)}")
-                        elif sig == signal.SIGINT:
-                            now = time.monotonic()
-                            if now - last_int < 2.0:
-                                sys.stderr.write(f"flux-{cmd}: cancelling job {jobid}\n")
-                                _cancel(h, jid, "interrupted by Ctrl-C")
-                            else:
-                                last_int = now
-                                sys.stderr.write(f"flux-{cmd}: one more Ctrl-C within 2s cancels the job\n")
-                        elif started and exception is None:
-                            h.rpc("job-manager.kill", {"id": jid, "signum": sig}, flags=2)
-                    continue
-                if what == "stdin":
-                    _forward_input(h, jid, sel, fd, ranks)
-                    continue
-                try:
-                    h._recv_one(None)
-                except ConnectionError as exc:
-                    sys.stderr.write(f"flux-{cmd}: {exc}\n")
-                    return 1
-            _print_output(output, out_lines, partial, sinks, label)
-            while main._queue:
-                try:
-                    value = main.get()["value"]
-                except OSError as exc:
-                    if exc.errno == errno.ENOENT:
-                        raise
-                    done = True
-                    break
-                for ev in main_lines.feed(value):
-                    name = ev.get("name")
-                    ctx = ev.get("context") or {}
-                    if name == "exception" and ctx.get("severity", 0) == 0 and exception is None:
-                        exception = ctx
-                        note = f": {ctx['note']}" if ctx.get("note") else ""
-                        sys.stderr.write(f"flux-{cmd}: job {jobid} {ctx.get('type')}{note}\n")
-                    elif name == "start":
-                        started = True
-                    elif name == "finish":
-                        status = ctx.get("status", 0)
-                    elif name == "clean":
-                        done = True
-        if not _output_complete(partial) and not output.done:
-            # The job is over, so its output is complete in the KVS, but the watch may
-            # be behind (flow control, or it answers after the main one): cancelling it
-            # makes the KVS send everything it holds, then end the stream.
-            h.rpc("job-info.eventlog-watch-cancel", {"id": jid, "matchtag": output.matchtag}, flags=2)
-            while not output.done:
-                h._recv_one(None)
-                _print_output(output, out_lines, partial, sinks, label)
-        for key, tail in list(partial.items()):  # streams that never got their eof (a shell died)
-            if isinstance(key, tuple) and tail:
-                sinks.get(key[1], sys.stdout.buffer).write(f"{key[0]}: ".encode() + tail + b"\n" if label else tail)
-    finally:
-        signal.set_wakeup_fd(old_fd)
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        os.close(rfd)
-        os.close(wfd)
-        sys.stdout.flush()
-        sys.stderr.flush()
-    if status is None:  # it never ran to its finish
-        return 1
-    if status & 0x7F:
-        return 128 + (status & 0x7F)
-    return (status >> 8) & 0xFF or (1 if exception else 0)
+    return _Attach(h, jobid, cmd, label, stdin).run()
 
 
 # Signals attach catches: SIGINT warns or cancels; the others go to the running
@@ -145,71 +46,137 @@ CANCELS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 
+class _Attach:
+    """One attach, run by the handle's reactor: the two eventlog watches' continuations,
+    a signal watcher per caught signal, and stdin's fd watcher. The main eventlog's
+    end (``clean``) stops the reactor; then the rest of the output is waited for."""
+
+    def __init__(self, h, jobid, cmd, label, stdin):
+        self.h = h
+        self.jobid = jobid
+        self.jid = jid = int(jobid)
+        self.cmd = cmd
+        self.label = label
+        self.main = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "eventlog"}, flags=STREAMING)
+        self.output = h.rpc("job-info.eventlog-watch", {"id": jid, "path": "guest.output", "raw": True},
+                            flags=STREAMING)
+        self.main_lines, self.out_lines = EventlogParser(), _BytesParser()
+        self.partial = {}  # partial lines per task stream, the header's task count, eofs seen
+        self.sinks = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+        self.status = None
+        self.exception = None
+        self.last_int = 0.0
+        self.started = False  # the job's start event came: signals go to its tasks
+        self.cancelled = False
+        self.rc = None  # set to exit at once, without waiting for the job's end
+        self.ranks = "all" if stdin is True else stdin  # the idset of the tasks that get stdin
+
+    def run(self):
+        h = self.h
+        watchers = [h.signal_watcher_create(sig, self._signal) for sig in CAUGHT]
+        try:
+            for w in watchers:
+                w.start()
+            if self.ranks:
+                watchers.append(_start_input(h, self.jid, self.ranks))
+            self.output.then(self._on_output)
+            self.main.then(self._on_main)
+            try:
+                h.reactor_run()
+            except ConnectionError as exc:
+                sys.stderr.write(f"flux-{self.cmd}: {exc}\n")
+                return 1
+            if self.rc is not None:
+                return self.rc
+            self._finish_output()
+        finally:
+            for w in watchers:
+                if w is not None:
+                    w.stop()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        if self.status is None:  # it never ran to its finish
+            return 1
+        return exit_code(self.status) or (1 if self.exception else 0)
+
+    def _on_output(self, _fut):
+        _print_output(self.output, self.out_lines, self.partial, self.sinks, self.label)
+
+    def _on_main(self, main):
+        # the output received so far goes first, as it was written before these events
+        _print_output(self.output, self.out_lines, self.partial, self.sinks, self.label)
+        cmd = self.cmd
+        while main.is_ready():
+            try:
+                value = main.get()["value"]
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    raise
+                self.h.reactor_stop()
+                return
+            for ev in self.main_lines.feed(value):
+                name = ev.get("name")
+                ctx = ev.get("context") or {}
+                if name == "exception" and ctx.get("severity", 0) == 0 and self.exception is None:
+                    self.exception = ctx
+                    note = f": {ctx['note']}" if ctx.get("note") else ""
+                    sys.stderr.write(f"flux-{cmd}: job {self.jobid} {ctx.get('type')}{note}\n")
+                elif name == "start":
+                    self.started = True
+                elif name == "finish":
+                    self.status = ctx.get("status", 0)
+                elif name == "clean":
+                    self.h.reactor_stop()
+                    return
+
+    def _signal(self, h, _watcher, sig, _args):
+        cmd, jobid, jid = self.cmd, self.jobid, self.jid
+        if not self.started and self.exception is None and sig in CANCELS:
+            if self.cancelled:  # a second signal: do not wait for the clean event
+                self.rc = 1
+                h.reactor_stop()
+                return
+            self.cancelled = True
+            sys.stderr.write(f"flux-{cmd}: cancelling pending job {jobid}\n")
+            _cancel(h, jid, f"interrupted by {_NAMES.get(sig, sig)}")
+        elif sig == signal.SIGINT:
+            now = time.monotonic()
+            if now - self.last_int < 2.0:
+                sys.stderr.write(f"flux-{cmd}: cancelling job {jobid}\n")
+                _cancel(h, jid, "interrupted by Ctrl-C")
+            else:
+                self.last_int = now
+                sys.stderr.write(f"flux-{cmd}: one more Ctrl-C within 2s cancels the job\n")
+        elif self.started and self.exception is None:
+            h.rpc("job-manager.kill", {"id": jid, "signum": sig}, flags=NORESPONSE)
+
+    def _finish_output(self):
+        """Print the output still on its way, then the last lines of streams that
+        never got their eof (a shell died)."""
+        output, partial = self.output, self.partial
+        if not _output_complete(partial) and not output.done:
+            # The job is over, so its output is complete in the KVS, but the watch may
+            # be behind (flow control, or it answers after the main one): cancelling it
+            # makes the KVS send everything it holds, then end the stream.
+            self.h.rpc("job-info.eventlog-watch-cancel", {"id": self.jid, "matchtag": output.matchtag},
+                       flags=NORESPONSE)
+            while not output.done:
+                output.wait_for()
+                _print_output(output, self.out_lines, partial, self.sinks, self.label)
+        for key, tail in list(partial.items()):
+            if isinstance(key, tuple) and tail:
+                line = f"{key[0]}: ".encode() + tail + b"\n" if self.label else tail
+                self.sinks.get(key[1], sys.stdout.buffer).write(line)
+
+
 def _cancel(h, jid, note):
-    h.rpc("job-manager.raise", {"id": jid, "type": "cancel", "severity": 0, "note": note}, flags=2)
-
-
-class _Poller:
-    """Waits for input on file descriptors, each with its tag. poll, not selectors:
-    selectors imports collections (~2 ms of every flux run), and its epoll refuses
-    regular files, such as a stdin redirected from one."""
-
-    def __init__(self):
-        self._poll = select.poll()
-        self._tags = {}
-
-    def register(self, fd, tag):
-        self._poll.register(fd, select.POLLIN)
-        self._tags[fd] = tag
-
-    def unregister(self, fd):
-        self._poll.unregister(fd)
-        del self._tags[fd]
-
-    def select(self):
-        """``(fd, tag)`` of each descriptor that is readable, at its end or in error."""
-        return [(fd, self._tags[fd]) for fd, _ in self._poll.poll()]
+    h.rpc("job-manager.raise", raise_payload(jid, "cancel", note), flags=NORESPONSE)
 
 
 def _output_complete(state):
     """True once the header and an eof for every task's stdout and stderr arrived."""
     count = state.get("_count")
     return count is not None and state.get("_eofs", 0) >= 2 * count
-
-
-# A data entry as the shells write it:
-#   {"timestamp":NUMBER,"name":"data","context":{"stream":"stdout|stderr","rank":"DIGITS","data":"...
-# anything else is decoded with json.
-_TS = b'{"timestamp":'
-_NAME = b',"name":"data","context":{"stream":"'
-_RANK = b'","rank":"'
-_DATA = b'","data":"'
-
-
-def _data_head(buf, start, end):
-    """``(stream, rank, offset of the data)`` when the line ``buf[start:end]`` (``end``:
-    its newline, which no part of the head can match) opens a data entry the way the
-    shells write them, else None."""
-    if not buf.startswith(_TS, start):
-        return None
-    ts = start + len(_TS)
-    comma = buf.find(b",", ts, end)  # the end of the timestamp
-    if comma <= ts or buf[ts:comma].strip(b"-+.0123456789eE") or not buf.startswith(_NAME, comma):
-        return None
-    i = comma + len(_NAME)
-    if buf.startswith(b"stdout", i):
-        stream = "stdout"
-    elif buf.startswith(b"stderr", i):
-        stream = "stderr"
-    else:
-        return None
-    if not buf.startswith(_RANK, i + 6):
-        return None
-    i += 6 + len(_RANK)
-    quote = buf.find(b'"', i, end)
-    if quote <= i or not buf[i:quote].isdigit() or not buf.startswith(_DATA, quote):
-        return None
-    return stream, buf[i:quote].decode(), quote + len(_DATA)
 
 
 class _BytesParser:
@@ -240,7 +207,7 @@ class _BytesParser:
                 start, pos = pos, nl + 1
                 if nl == start:
                     continue
-                head = _data_head(buf, start, nl)
+                head = data_head_parse(buf, start, nl)
                 if head is not None and buf[nl - 3:nl] == b'"}}' and head[2] <= nl - 3:
                     text = unescape(view[head[2]:nl - 3])
                     if text is not None:
@@ -259,7 +226,7 @@ def _print_output(output, out_lines, partial, sinks, label):
     from flux_launch._accel import label_flush, label_lines
 
     dirty = set()
-    while output._queue:
+    while output.is_ready():
         try:
             chunk = output.get()["raw"]
         except OSError:
@@ -274,7 +241,7 @@ def _print_output(output, out_lines, partial, sinks, label):
                     partial["_count"] = (ctx.get("count") or {}).get("stdout", 0)
                     continue
                 if name == "log":
-                    level = LEVELS.get(ctx.get("level", 3), "ERROR")
+                    level = level_name(ctx.get("level", 3))
                     for sink in dirty:
                         sink.flush()
                     dirty.clear()
@@ -320,24 +287,28 @@ def _entry(name, ctx):
     return fastjson.dumps({"timestamp": time.time(), "name": name, "context": ctx}, separators=(",", ":")) + "\n"
 
 
-def _start_input(h, jid, sel, ranks):
+def _start_input(h, jid, ranks):
+    """Write the input eventlog's header and start forwarding stdin; returns the
+    stdin watcher (None when there is no stdin to read: EOF is sent at once)."""
     header = _entry("header", {"version": 1, "encoding": {"stdin": "UTF-8"}, "count": {"stdin": 1},
                                "options": {}})
-    h.rpc("kvs.commit", {"ops": [{"op": "append", "key": _input_key(jid), "value": header}]}, flags=2)
+    h.rpc("kvs.commit", {"ops": [{"op": "append", "key": _input_key(jid), "value": header}]}, flags=NORESPONSE)
     try:
         fd = sys.stdin.fileno()
-        sel.register(fd, "stdin")
     except (ValueError, OSError, AttributeError):
         _send_input(h, jid, b"", True, ranks)
+        return None
+    return h.fd_watcher_create(fd, _forward_input, args=(jid, ranks)).start()
 
 
-def _forward_input(h, jid, sel, fd, ranks):
+def _forward_input(h, watcher, fd, _revents, args):
+    jid, ranks = args
     try:
         data = os.read(fd, 65536)
     except OSError:
         data = b""
     if not data:
-        sel.unregister(fd)
+        watcher.stop()
     _send_input(h, jid, data, not data, ranks)
 
 
@@ -354,4 +325,4 @@ def _send_input(h, jid, data, eof, ranks):
     if eof:
         ctx["eof"] = True
     h.rpc("kvs.commit", {"ops": [{"op": "append", "key": _input_key(jid), "value": _entry("data", ctx)}]},
-          flags=2)
+          flags=NORESPONSE)

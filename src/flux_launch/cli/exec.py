@@ -12,11 +12,10 @@ signal N); a rank that cannot run the command counts as 1 (126 not executable,
 import argparse
 import errno
 import os
-import selectors
 import sys
 
 from flux_launch.cli.base import Parser, handle
-from flux_launch.client.handle import STREAMING
+from flux_launch.client.handle import NORESPONSE, STREAMING
 
 
 def main(cmd, argv):
@@ -58,6 +57,9 @@ class _Task:
 
 
 def _run(h, ranks, args):
+    """Run the command on ``ranks`` and relay its I/O, in the handle's reactor: one
+    continuation per rank's ``rexec.exec`` stream, a watcher on stdin. Returns the
+    exit code."""
     from flux_launch._accel import label_flush, label_lines
     from flux_launch.proto.rexec import decode_data, encode_data
 
@@ -67,66 +69,72 @@ def _run(h, ranks, args):
     for t in tasks:
         t.prefix = f"{t.rank}: ".encode() if args.label_io else b""
     out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-    rc = 0
-    stdin_open = not args.noinput
+    state = {"rc": 0, "live": len(tasks)}
     pending_input = []  # stdin read before every command had started
-    sel = selectors.DefaultSelector()
-    sel.register(h.fileno(), selectors.EVENT_READ, "broker")
-    if stdin_open:
+    stdin_w = None
+
+    def on_stdin(_h, watcher, fd, _revents, _args):
+        data = os.read(fd, 65536)
+        if not data:
+            watcher.stop()
+        pending_input.append(data)
+        _send_input(h, tasks, pending_input, encode_data)
+
+    def on_response(fut, t):
+        while fut.is_ready():
+            try:
+                resp = fut.get()
+            except OSError as exc:
+                t.fut = None
+                state["live"] -= 1
+                if exc.errno != errno.ENODATA:
+                    code = {errno.ENOENT: 127, errno.EACCES: 126, errno.ENOEXEC: 126}.get(exc.errno, 1)
+                    state["rc"] = max(state["rc"], code)
+                    sys.stderr.write(f"flux-exec: Error: rank {t.rank}: {exc.strerror}\n")
+                for stream, part in t.partial.items():
+                    if part:
+                        out[stream].write(label_flush(t.prefix, part) if args.label_io else part)
+                if not state["live"] and stdin_w is not None:
+                    stdin_w.stop()  # the commands are over: stdin no longer keeps the reactor running
+                return
+            kind = resp.get("type")
+            if kind == "output":
+                data = decode_data(resp["data"])
+                stream = resp["stream"]
+                # whole lines only, so that ranks' lines never splice
+                data, t.partial[stream] = label_lines(t.prefix, data, t.partial[stream])
+                dest = out[stream]
+                dest.write(data)
+                dest.flush()
+            elif kind == "started":
+                t.pid = resp["pid"]
+                if args.verbose:
+                    sys.stderr.write(f"flux-exec: rank {t.rank}: started pid {t.pid}\n")
+                if pending_input:
+                    _send_input(h, [t], pending_input, encode_data, replay=True)
+            elif kind == "finished":
+                t.status = resp["status"]
+                state["rc"] = max(state["rc"], t.status)
+                if args.verbose:
+                    sys.stderr.write(f"flux-exec: rank {t.rank}: exit {t.status}\n")
+
+    if not args.noinput:
         try:
-            sel.register(sys.stdin.fileno(), selectors.EVENT_READ, "stdin")
-        except (ValueError, OSError):
-            stdin_open = False
-    live = len(tasks)
-    while live:
-        for key, _ in sel.select():
-            if key.data == "stdin":
-                data = os.read(key.fd, 65536)
-                if not data:
-                    sel.unregister(key.fd)
-                    stdin_open = False
-                pending_input.append(data)
-                _send_input(h, tasks, pending_input, encode_data)
-                continue
-            h._recv_one(None)
-        for t in tasks:
-            while t.fut is not None and t.fut._queue:
-                try:
-                    resp = t.fut.get()
-                except OSError as exc:
-                    t.fut = None
-                    live -= 1
-                    if exc.errno != errno.ENODATA:
-                        code = {errno.ENOENT: 127, errno.EACCES: 126, errno.ENOEXEC: 126}.get(exc.errno, 1)
-                        rc = max(rc, code)
-                        sys.stderr.write(f"flux-exec: Error: rank {t.rank}: {exc.strerror}\n")
-                    for stream, part in t.partial.items():
-                        if part:
-                            out[stream].write(label_flush(t.prefix, part) if args.label_io else part)
-                    break
-                kind = resp.get("type")
-                if kind == "output":
-                    data = decode_data(resp["data"])
-                    stream = resp["stream"]
-                    # whole lines only, so that ranks' lines never splice
-                    data, t.partial[stream] = label_lines(t.prefix, data, t.partial[stream])
-                    dest = out[stream]
-                    dest.write(data)
-                    dest.flush()
-                elif kind == "started":
-                    t.pid = resp["pid"]
-                    if args.verbose:
-                        sys.stderr.write(f"flux-exec: rank {t.rank}: started pid {t.pid}\n")
-                    if pending_input:
-                        _send_input(h, [t], pending_input, encode_data, replay=True)
-                elif kind == "finished":
-                    t.status = resp["status"]
-                    rc = max(rc, t.status)
-                    if args.verbose:
-                        sys.stderr.write(f"flux-exec: rank {t.rank}: exit {t.status}\n")
+            stdin_w = h.fd_watcher_create(sys.stdin.fileno(), on_stdin).start()
+        except (ValueError, OSError, AttributeError):
+            stdin_w = None
+    for t in tasks:
+        t.fut.then(on_response, t)
+    if not tasks and stdin_w is not None:
+        stdin_w.stop()
+    try:
+        h.reactor_run()
+    finally:
+        if stdin_w is not None:
+            stdin_w.stop()
     sys.stdout.flush()
     sys.stderr.flush()
-    return rc
+    return state["rc"]
 
 
 def _send_input(h, tasks, pending, encode_data, replay=False):
@@ -138,4 +146,4 @@ def _send_input(h, tasks, pending, encode_data, replay=False):
             continue
         for data in chunks:
             h.rpc("rexec.write", {"pid": t.pid, "data": encode_data(data) if data else "", "eof": not data},
-                  nodeid=t.rank, flags=2)
+                  nodeid=t.rank, flags=NORESPONSE)
