@@ -67,7 +67,7 @@ def compute(alloc, summary, per_resource=None):
         if not isinstance(per_resource, dict) or per_resource.get("type") not in ("core", "node"):
             raise ValueError("per-resource.type must be core or node")
         count = per_resource.get("count", 1)
-        if type(count) is not int or count < 1:  # noqa: E721
+        if type(count) is not int or count < 1:  # not bool, not float
             raise ValueError("per-resource.count must be a positive integer")
         if per_resource["type"] == "node":
             return TaskMap(ranks, [count] * len(ranks))

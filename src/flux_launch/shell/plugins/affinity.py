@@ -29,34 +29,41 @@ def share(items, i, n):
     return [items[i * len(items) // n]]
 
 
-def _init(shell, _task):
-    from flux_launch.proto.shellopts import cpu_affinity
+class _Affinity:
+    """The plugin's state: the option, and this node's CPUs."""
 
-    mode, maps = cpu_affinity(shell.options.get("cpu-affinity"))
-    shell.cpu_affinity = (mode, maps)
-    here = os.sched_getaffinity(0)
-    shell.cpu_here = here
-    topo = (getattr(shell, "topology", None) or {}).get("cores") or []
-    mine = shell.alloc.get(shell.rank, shell.alloc.get(str(shell.rank), {})).get("core", [])
-    shell.job_cores = [c for c in mine if c < len(topo)]
-    shell.core_pus = topo
-    shell.affinity_warned = False
+    __slots__ = ("mode", "maps", "here", "job_cores", "core_pus", "warned")
+
+    def __init__(self, shell):
+        from flux_launch.proto.shellopts import cpu_affinity
+
+        self.mode, self.maps = cpu_affinity(shell.options.get("cpu-affinity"))
+        self.here = os.sched_getaffinity(0)
+        topo = (shell.topology or {}).get("cores") or []
+        mine = shell.alloc.get(shell.rank, shell.alloc.get(str(shell.rank), {})).get("core", [])
+        self.job_cores = [c for c in mine if c < len(topo)]
+        self.core_pus = topo
+        self.warned = False
+
+
+def _init(shell, _task):
+    shell.aux_set("cpu-affinity", _Affinity(shell))
 
 
 def _task_init(shell, task):
-    mode, maps = shell.cpu_affinity
-    if mode == "off":
+    st = shell.aux_get("cpu-affinity")
+    if st.mode == "off":
         return
     n = len(shell.taskmap.local(shell.rank))
-    if mode == "map":
-        cpus = maps[task.local_id % len(maps)]
+    if st.mode == "map":
+        cpus = st.maps[task.local_id % len(st.maps)]
     else:
-        cores = shell.job_cores if mode == "on" else share(shell.job_cores, task.local_id, n)
-        cpus = {pu for c in cores for pu in shell.core_pus[c]}
-    usable = cpus & shell.cpu_here
+        cores = st.job_cores if st.mode == "on" else share(st.job_cores, task.local_id, n)
+        cpus = {pu for c in cores for pu in st.core_pus[c]}
+    usable = cpus & st.here
     if not usable:
-        if not shell.affinity_warned:
-            shell.affinity_warned = True
+        if not st.warned:
+            st.warned = True
             shell.log("WARN", f"cpu-affinity: CPUs {sorted(cpus)[:8]}... do not exist on this machine; "
                       "tasks are not bound")
         return

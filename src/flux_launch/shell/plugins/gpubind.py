@@ -1,7 +1,8 @@
 """gpu-affinity: which GPUs each task sees.
 
 ``on`` (the default, as in flux-core): every task sees all of the job's GPUs on
-this node; ``-o gpu-affinity=per-task``: each task gets its share of them; ``off``: nothing is set; ``map:LIST``: task i gets the i-th GPU list
+this node; ``-o gpu-affinity=per-task``: each task gets its share of them;
+``off``: nothing is set; ``map:LIST``: task i gets the i-th GPU list
 (semicolon-separated idsets of node GPU indexes).
 
 NVIDIA GPUs go in ``CUDA_VISIBLE_DEVICES`` (with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``,
@@ -18,14 +19,23 @@ from flux_launch.shell.plugstack import Plugin
 VARS = {"nvidia": "CUDA_VISIBLE_DEVICES", "amd": "ROCR_VISIBLE_DEVICES"}
 
 
-def _init(shell, _task):
-    from flux_launch.proto.shellopts import gpu_affinity
+class _GPUs:
+    """The plugin's state: the option, this node's GPUs and the job's among them."""
 
-    shell.gpu_affinity = gpu_affinity(shell.options.get("gpu-affinity"))
-    gpus = (getattr(shell, "topology", None) or {}).get("gpus") or []
-    shell.node_gpus = gpus
-    mine = shell.alloc.get(shell.rank, shell.alloc.get(str(shell.rank), {})).get("gpu", [])
-    shell.job_gpus = [g for g in mine if g < len(gpus)]
+    __slots__ = ("mode", "maps", "node_gpus", "job_gpus")
+
+    def __init__(self, shell):
+        from flux_launch.proto.shellopts import gpu_affinity
+
+        self.mode, self.maps = gpu_affinity(shell.options.get("gpu-affinity"))
+        gpus = (shell.topology or {}).get("gpus") or []
+        self.node_gpus = gpus
+        mine = shell.alloc.get(shell.rank, shell.alloc.get(str(shell.rank), {})).get("gpu", [])
+        self.job_gpus = [g for g in mine if g < len(gpus)]
+
+
+def _init(shell, _task):
+    shell.aux_set("gpu-affinity", _GPUs(shell))
 
 
 def _vendor_index(gpus, index):
@@ -34,17 +44,17 @@ def _vendor_index(gpus, index):
 
 
 def _task_init(shell, task):
-    mode, maps = shell.gpu_affinity
-    gpus = shell.node_gpus
-    if mode == "off" or not gpus:
+    st = shell.aux_get("gpu-affinity")
+    gpus = st.node_gpus
+    if st.mode == "off" or not gpus:
         return
     n = len(shell.taskmap.local(shell.rank))
-    if mode == "map":
-        mine = [g for g in maps[task.local_id % len(maps)] if g < len(gpus)]  # node GPU indexes
-    elif mode == "on":
-        mine = shell.job_gpus
+    if st.mode == "map":
+        mine = [g for g in st.maps[task.local_id % len(st.maps)] if g < len(gpus)]  # node GPU indexes
+    elif st.mode == "on":
+        mine = st.job_gpus
     else:
-        mine = share(shell.job_gpus, task.local_id, n)
+        mine = share(st.job_gpus, task.local_id, n)
     visible = {}
     for g in mine:
         vendor, idx = _vendor_index(gpus, g)

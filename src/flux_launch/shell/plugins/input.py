@@ -7,15 +7,17 @@ data}`` (``flux run --input=RANKS`` targets some tasks) and ``eof`` (for all).
 With ``input.stdin={type: file, path}`` (``--input=FILE``) every task reads the
 file, opened by the shell on its node. Otherwise tasks read ``/dev/null``.
 
-Topics: ``task.init`` (the pipe), ``shell.start`` (the watch), ``task.exit``.
+Topics: ``shell.init`` (the plugin's state, when stdin comes from the KVS and
+this node has tasks), ``task.init`` (the pipe, or the file), ``shell.start`` (the
+watch of ``guest.input``), ``task.exit`` (the task's pipe is closed).
 Writes never block the shell: what a task does not read yet waits in a buffer.
 """
 
 import base64
 import errno
 import os
-import selectors
 
+from flux_launch.shell.loop import WRITE
 from flux_launch.shell.plugstack import Plugin
 
 
@@ -40,17 +42,11 @@ class Input:
             if task.stdin_fd is not None:
                 os.close(task.stdin_fd)
         self.watch = self.shell.rpc("kvs.watch", {"key": key, "append": True, "waitcreate": True},
-                                    streaming=True)
-        self.shell.broker_hooks.append(self.receive)
+                                    streaming=True, then=self.receive, error=_ended)
 
-    def receive(self):
-        while self.watch._queue:
-            try:
-                resp = self.watch.get()
-            except OSError:
-                return
-            for ev in self.parser.feed(resp["value"]):
-                self._entry(ev)
+    def receive(self, resp):
+        for ev in self.parser.feed(resp["value"]):
+            self._entry(ev)
 
     def _entry(self, ev):
         ctx = ev.get("context") or {}
@@ -81,7 +77,7 @@ class Input:
                 n = os.write(fd, buf)
             except BlockingIOError:
                 self.shell.unwatch_fd(fd)
-                self.shell.watch_fd(fd, selectors.EVENT_WRITE, lambda *_: self._write(taskid))
+                self.shell.watch_fd(fd, WRITE, lambda *_: self._write(taskid))
                 return
             except OSError as exc:
                 if exc.errno in (errno.EPIPE, errno.EBADF):
@@ -91,13 +87,17 @@ class Input:
             del buf[:n]
         self.shell.unwatch_fd(fd)
         if eof:
-            self._close(taskid)
+            self.close(taskid)
 
-    def _close(self, taskid):
+    def close(self, taskid):
         writer = self.writers.pop(taskid, None)
         if writer is not None:
             self.shell.unwatch_fd(writer[0])
             os.close(writer[0])
+
+
+def _ended(_exc):
+    """The watch ended (the job's end, or the KVS refused it): no more stdin."""
 
 
 def _stdin(shell):
@@ -105,8 +105,9 @@ def _stdin(shell):
     return (opt.get("stdin") or {}) if isinstance(opt, dict) else {}
 
 
-def _enabled(shell):
-    return _stdin(shell).get("type") == "kvs"
+def _init(shell, _task):
+    if _stdin(shell).get("type") == "kvs" and shell.taskmap.local(shell.rank):
+        shell.aux_set("input", Input(shell))
 
 
 def _task_init(shell, task):
@@ -120,20 +121,22 @@ def _task_init(shell, task):
         task.stdin_fd = fd
         task.after_spawn.append(lambda: os.close(fd))
         return
-    if _enabled(shell):
-        if not hasattr(shell, "input"):
-            shell.input = Input(shell)
-        shell.input.task_init(task)
+    inp = shell.aux_get("input")
+    if inp is not None:
+        inp.task_init(task)
 
 
 def _start(shell, _task):
-    if hasattr(shell, "input"):
-        shell.input.start()
+    inp = shell.aux_get("input")
+    if inp is not None:
+        inp.start()
 
 
 def _task_exit(shell, task):
-    if hasattr(shell, "input"):
-        shell.input._close(task.id)
+    inp = shell.aux_get("input")
+    if inp is not None:
+        inp.close(task.id)
 
 
-plugin = Plugin("input", {"task.init": _task_init, "shell.start": _start, "task.exit": _task_exit})
+plugin = Plugin("input", {"shell.init": _init, "task.init": _task_init, "shell.start": _start,
+                          "task.exit": _task_exit})

@@ -1,7 +1,9 @@
 """output: task stdout/stderr into the job's output eventlog (RFC 24), or files.
 
 Topics: ``shell.init`` (the leader shell writes the ``header``; ``--output`` files
-are opened), task pipes are read by the shell loop; ``shell.finish`` flushes.
+are opened; the plugin becomes the shell's log sink and exec eventlog writer),
+``task.init`` (the task's stdout and stderr pipes, read in the shell's loop, each
+holding a completion reference until its end), ``shell.finish`` (the last batch).
 
 Entries are ``data`` events ``{stream, rank, data}`` (``encoding: base64`` for
 bytes that are not UTF-8), ``{stream, rank, eof: true}`` at the end of a stream,
@@ -38,12 +40,11 @@ itself, to the byte. The shell whose batch was the first dropped logs the warnin
 
 import base64
 import fcntl
-import json
 import os
-import selectors
-import time
 
+from flux_launch.proto.output import data_entry, data_head, entry, header_context, log_context
 from flux_launch.proto.shellopts import ID_ENCODINGS, parse_size
+from flux_launch.shell.loop import READ
 from flux_launch.shell.plugstack import Plugin
 
 READ_SIZE = 1 << 18
@@ -56,12 +57,7 @@ LINE_MAX = 1024 * 1024  # a line longer than this is sent in pieces
 # Like flux-core's single-user default: past this much, a job's output is dropped
 # (with one message) instead of overloading the instance's KVS.
 DEFAULT_LIMIT = "1G"
-LEVELS = {"FATAL": 2, "ERROR": 3, "WARN": 4, "WARNING": 4, "INFO": 6, "DEBUG": 7, "TRACE": 8}
-
-
-def _entry(name, context):
-    return (json.dumps({"timestamp": time.time(), "name": name, "context": context},
-                       separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+REF = "output"  # the completion reference of each open task pipe
 
 
 class _Stream:
@@ -78,7 +74,7 @@ class _Stream:
         self.pending = b""  # bytes read but not yet sent (a partial line or UTF-8 character)
         self.file = file  # the fd of its --output/--error file, or None
         self.label = label  # prefix lines written to the file with "RANK: "
-        self.head = f'","rank":"{self.rank}","data":"'.encode()
+        self.head = data_head(name, self.rank)
 
 
 class Output:
@@ -89,7 +85,7 @@ class Output:
         self.exec_pending = []  # entries for guest.exec.eventlog, sent with the next batch
         self.pending = []
         self.pending_bytes = 0
-        self.first_pending = None
+        self.timer = None  # the batch delay, from the batch's first entry
         self.streams = {}  # fd -> _Stream, while open
         self.files = {}  # (stream, taskid) -> fd of its output file (--output/--error)
         spec = shell.options.get("output")
@@ -100,7 +96,7 @@ class Output:
         self.delay = _batch_timeout(self.spec.get("batch-timeout"))
         self.forwarded = 0
         self.truncated = False
-        self.inflight = []  # commit futures not yet answered
+        self.inflight = 0  # commits not yet answered
         self.paused = False
         from flux_launch._accel import select
 
@@ -110,11 +106,8 @@ class Output:
         self._label_lines = accel.label_lines
         self._label_flush = accel.label_flush
         self._open_files()
-        shell.broker_hooks.append(self._answered)
         if shell.leader:
-            n = shell.taskmap.ntasks
-            self.add(_entry("header", {"version": 1, "encoding": {"stdout": "UTF-8", "stderr": "UTF-8"},
-                                       "count": {"stdout": n, "stderr": n}, "options": {}}))
+            self.add(entry("header", header_context(shell.taskmap.ntasks)))
 
     # ---- setup ----------------------------------------------------------------------
 
@@ -129,10 +122,10 @@ class Output:
         shell = self.shell
         opened = {}
         for stream in ("stdout", "stderr"):
-            entry = self.spec.get(stream)
-            if not isinstance(entry, dict) or entry.get("type") != "file" or not entry.get("path"):
+            spec = self.spec.get(stream)
+            if not isinstance(spec, dict) or spec.get("type") != "file" or not spec.get("path"):
                 continue
-            template = entry["path"]
+            template = spec["path"]
             own = "{{taskid}}" in template or "{{node.id}}" in template or "{{node.name}}" in template
             for taskid in shell.taskmap.local(shell.rank):
                 path = expand(template, shell, taskid)
@@ -146,7 +139,7 @@ class Output:
                     except OSError as exc:
                         raise RuntimeError(f"cannot open the output file {path}: {exc.strerror}") from None
                 self.files[(stream, taskid)] = fd
-                self.add(_entry("redirect", {"stream": stream, "rank": str(taskid), "path": path}))
+                self.add(entry("redirect", {"stream": stream, "rank": str(taskid), "path": path}))
 
     def close_files(self):
         for fd in set(self.files.values()):
@@ -154,16 +147,17 @@ class Output:
         self.files.clear()
 
     def _option(self, stream, name, default):
-        entry = self.spec.get(stream)
-        if not isinstance(entry, dict):
+        spec = self.spec.get(stream)
+        if not isinstance(spec, dict):
             return default
         if name == "buffer":
-            buf = entry.get("buffer")
+            buf = spec.get("buffer")
             return buf.get("type", default) if isinstance(buf, dict) else default
-        return entry.get(name, default)
+        return spec.get(name, default)
 
-    def task_fds(self, task):
-        fds = {}
+    def task_init(self, task):
+        """The task's stdout and stderr: a pipe each, read by the loop; the shell's
+        ends for the task are closed once it was spawned."""
         for stream in ("stdout", "stderr"):
             r, w = os.pipe()
             os.set_blocking(r, False)
@@ -171,21 +165,18 @@ class Output:
                 fcntl.fcntl(r, F_SETPIPE_SZ, PIPE_SIZE)
             except OSError:
                 pass
-            fds[stream] = w
+            if stream == "stdout":
+                task.stdout_fd = w
+            else:
+                task.stderr_fd = w
+            task.after_spawn.append(lambda w=w: os.close(w))
             line = self._option(stream, "buffer", "line" if stream == "stdout" else "none") == "line"
             s = _Stream(r, task, stream, line, self.files.get((stream, task.id)),
                         bool(self._option(stream, "label", False)))
             self.streams[r] = s
             if not self.paused:
-                self.shell.watch_fd(r, selectors.EVENT_READ, self._read)
-            task.open_streams += 1
-        self._close_after_spawn = [fds["stdout"], fds["stderr"]]
-        return fds
-
-    def task_started(self, task, failed=False):
-        for fd in self._close_after_spawn:
-            os.close(fd)
-        self._close_after_spawn = []
+                self.shell.watch_fd(r, READ, self._read)
+            self.shell.add_completion_ref(REF)
 
     # ---- the hot path ---------------------------------------------------------------
 
@@ -234,11 +225,10 @@ class Output:
         self.forwarded += len(data)
         self.counted += len(data)
         if escaped is None:  # not UTF-8: base64, byte for byte
-            self.add(_entry("data", {"stream": s.name, "rank": s.rank,
-                                     "data": base64.b64encode(data).decode(), "encoding": "base64"}))
+            self.add(entry("data", {"stream": s.name, "rank": s.rank,
+                                    "data": base64.b64encode(data).decode(), "encoding": "base64"}))
             return
-        self.add(b"".join((b'{"timestamp":', repr(time.time()).encode(), b',"name":"data","context":{"stream":"',
-                           s.name.encode(), s.head, escaped, b'"}}\n')))
+        self.add(data_entry(s.head, escaped))
 
     def _to_file(self, s, data, eof=False):
         """Write to the stream's file (labelled lines with ``-l``; at ``eof``, ``data``
@@ -257,53 +247,44 @@ class Output:
         self.shell.unwatch_fd(s.fd)
         os.close(s.fd)
         del self.streams[s.fd]
-        s.task.open_streams -= 1
         if s.pending:
             tail, s.pending = s.pending, b""
             if s.file is not None:
                 self._to_file(s, tail, eof=True)
             else:
                 self._data(s, tail, final=True)
-        self.add(_entry("data", {"stream": s.name, "rank": s.rank, "eof": True}))
+        self.add(entry("data", {"stream": s.name, "rank": s.rank, "eof": True}))
+        self.shell.remove_completion_ref(REF)
 
     # ---- batching and flow control --------------------------------------------------
 
     def _arm(self):
         """Start the batch delay with the first entry of a batch."""
         if not self.pending and not self.exec_pending:
-            self.first_pending = time.monotonic()
+            self.timer = self.shell.timer(self.delay, self.flush)
 
-    def add(self, entry):
+    def add(self, line):
         self._arm()
-        self.pending.append(entry)
-        self.pending_bytes += len(entry)
+        self.pending.append(line)
+        self.pending_bytes += len(line)
         if self.pending_bytes >= BATCH_BYTES:
             self.flush()
 
     def exec_event(self, name, context):
         """An event of the shell for ``guest.exec.eventlog`` (``shell.init``,
         ``shell.start``, ``shell.task-exit``...), timestamped now and written with
-        the next output batch: no commit of its own."""
+        the next output batch: no commit of its own (the shell's event sink)."""
         self._arm()
-        self.exec_pending.append(_entry(name, context).decode())
+        self.exec_pending.append(entry(name, context).decode())
 
     def log(self, level, text):
-        self.add(_entry("log", {"level": LEVELS.get(level, 3), "message": text,
-                                "rank": self.shell.node_index, "component": "shell"}))
-
-    def open_streams(self):
-        return len(self.streams)
-
-    def flush_timeout(self):
-        if not self.pending and not self.exec_pending:
-            return None
-        return max(0.0, self.first_pending + self.delay - time.monotonic())
-
-    def maybe_flush(self):
-        if (self.pending or self.exec_pending) and time.monotonic() >= self.first_pending + self.delay:
-            self.flush()
+        """The shell's log sink: a ``log`` entry of the job's output."""
+        self.add(entry("log", dict(log_context(level, text, self.shell.node_index), component="shell")))
 
     def flush(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if not self.pending and not self.exec_pending:
             return
         ops = []
@@ -325,11 +306,10 @@ class Output:
         if self.exec_pending:
             ops.append({"op": "append", "key": self.exec_key, "value": "".join(self.exec_pending)})
             self.exec_pending = []
-        fut = self.shell.rpc("kvs.commit", payload)
-        if counted:
-            self.shell.on_reply[fut] = self._committed
-        self.inflight.append(fut)
-        if len(self.inflight) >= WINDOW and not self.paused:
+        self.shell.rpc("kvs.commit", payload, then=self._committed if counted else self._answered,
+                       error=self._failed)
+        self.inflight += 1
+        if self.inflight >= WINDOW and not self.paused:
             self.paused = True
             for fd in self.streams:
                 self.shell.unwatch_fd(fd)
@@ -345,14 +325,19 @@ class Output:
             self.shell.log("WARN", f"output limit of {self.limit} bytes exceeded: the rest of the job's "
                            "output is dropped (-o output.limit=SIZE)")
             self.flush()  # the shell may be draining its last commits
+        self._answered(payload)
 
-    def _answered(self):
-        if self.inflight:
-            self.inflight = [f for f in self.inflight if not f.done]
-        if self.paused and len(self.inflight) < WINDOW:
+    def _failed(self, exc):
+        self.shell.rpc_failed("kvs.commit", exc)
+        self._answered(None)
+
+    def _answered(self, _payload):
+        """A commit was answered: past the window, task pipes are read again."""
+        self.inflight -= 1
+        if self.paused and self.inflight < WINDOW:
             self.paused = False
             for fd in self.streams:
-                self.shell.watch_fd(fd, selectors.EVENT_READ, self._read)
+                self.shell.watch_fd(fd, READ, self._read)
 
 
 def _batch_timeout(value):
@@ -386,12 +371,20 @@ def _job_name(shell):
 
 
 def _init(shell, _task):
-    shell.output = Output(shell)
+    out = Output(shell)
+    shell.aux_set("output", out)
+    shell.add_log_sink(out.log, out.flush)
+    shell.add_event_sink(out.exec_event)
+
+
+def _task_init(shell, task):
+    shell.aux_get("output").task_init(task)
 
 
 def _finish(shell, _task):
-    shell.output.flush()
-    shell.output.close_files()
+    out = shell.aux_get("output")
+    out.flush()
+    out.close_files()
 
 
-plugin = Plugin("output", {"shell.init": _init, "shell.finish": _finish})
+plugin = Plugin("output", {"shell.init": _init, "task.init": _task_init, "shell.finish": _finish})

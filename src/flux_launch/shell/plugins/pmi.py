@@ -18,17 +18,17 @@ gets an ``exec`` exception naming it and the line; a task that initialized PMI
 and exits before ``PMI_Finalize``, and ``PMI_Abort``, also end the job with an
 exception (its message shown), so no peer waits in a barrier forever.
 
-Topics: ``shell.init`` (engine, service), ``task.init`` (socketpair, env),
-``task.exit``. Options: ``-o pmi=simple|off``, ``-o verbose=2`` traces every
+Topics: ``shell.init`` (engine, service), ``task.init`` (socketpair, env).
+Options: ``-o pmi=simple|off``, ``-o verbose=2`` traces every
 PMI line (``pmi-simple: RANK: C: cmd=...``).
 """
 
 import errno
 import json
 import os
-import selectors
 import socket
 
+from flux_launch.shell.loop import READ
 from flux_launch.shell.plugstack import Plugin
 
 EXCHANGE_RETRY = 0.01  # a parent shell not yet serving: retry after this long
@@ -105,7 +105,7 @@ class PMI:
         task.env.update(PMI_FD=str(theirs.fileno()), PMI_RANK=str(task.id), PMI_SIZE=str(self.shell.taskmap.ntasks))
         if self.library:
             task.env["FLUX_PMI_LIBRARY_PATH"] = self.library
-        tmpdir = getattr(self.shell, "tmpdir", None)
+        tmpdir = task.env.get("FLUX_JOB_TMPDIR")  # the tmpdir plugin's
         if tmpdir:
             # Open MPI names its shared-memory segments after the job id: two "nodes"
             # on one host would share them. Each node's job tmpdir keeps them apart.
@@ -113,7 +113,7 @@ class PMI:
         self.socks[task.id] = ours
         self.buffers[task.id] = b""
         task.after_spawn.append(theirs.close)
-        self.shell.watch_fd(ours.fileno(), selectors.EVENT_READ, lambda fd, ev, t=task.id: self._read(t))
+        self.shell.watch_fd(ours.fileno(), READ, lambda fd, ev, t=task.id: self._read(t))
 
     def _read(self, taskid):
         from flux_launch.proto.pmi1 import PMIProtocolError
@@ -200,9 +200,8 @@ class PMI:
 
     def _complete(self, rc, remote):
         self.barriers += 1
-        out = self.shell.output
-        if self.barriers == 1 and self.shell.leader and out is not None:  # wire-up done (bench/)
-            out.exec_event("shell.pmi-barrier", {"seq": 1, "rc": rc})
+        if self.barriers == 1 and self.shell.leader:  # wire-up done (bench/)
+            self.shell.emit_event("shell.pmi-barrier", {"seq": 1, "rc": rc})
         for client, reply in self.engine.barrier_complete(rc, remote):
             self._send(client, [reply])
 
@@ -222,11 +221,9 @@ class _Exchange:
         self.index = i
         self.parent = None if i == 0 else (i - 1) // k
         self.children = [c for c in range(i * k + 1, i * k + k + 1) if c < n]
-        self.service = f"shell-{int(shell.jobid)}"
         self.seq = 0
         self.rounds = {}  # seq -> {"local": dict|None, "kids": {index: (req, data)}}
-        shell.rpc("service.add", {"name": self.service})
-        shell.broker_hooks.append(self._requests)
+        shell.service_register("pmi-exchange", self._request)
 
     def enter(self, puts):
         self.seq += 1
@@ -236,16 +233,14 @@ class _Exchange:
     def _round(self, seq):
         return self.rounds.setdefault(seq, {"local": None, "kids": {}})
 
-    def _requests(self):
-        h = self.shell.handle
-        while h.requests:
-            req = h.requests.popleft()
-            p = req.get("payload") or {}
-            if req.get("topic") != f"{self.service}.pmi-exchange" or "seq" not in p:
-                h.respond(req, errnum=errno.ENOSYS, errstr=f"{req.get('topic')}: not served by this shell")
-                continue
-            self._round(p["seq"])["kids"][p.get("from")] = (req, p.get("data") or {})
-            self._progress(p["seq"])
+    def _request(self, req):
+        """``shell-<jobid>.pmi-exchange {seq, from, data}``: a child shell's keys."""
+        p = req.get("payload") or {}
+        if not isinstance(p, dict) or "seq" not in p:
+            self.shell.respond(req, errnum=errno.ENOSYS, errstr=f"{req.get('topic')}: not served by this shell")
+            return
+        self._round(p["seq"])["kids"][p.get("from")] = (req, p.get("data") or {})
+        self._progress(p["seq"])
 
     def _progress(self, seq):
         rnd = self.rounds.get(seq)
@@ -260,40 +255,25 @@ class _Exchange:
             self._send_up(seq, merged)
 
     def _send_up(self, seq, merged):
-        parent_rank = self.shell.taskmap.ranks[self.parent]
-        fut = self.shell.handle.rpc(f"{self.service}.pmi-exchange", {"seq": seq, "from": self.index,
-                                                                      "data": merged}, parent_rank)
+        shell = self.shell
+        parent_rank = shell.taskmap.ranks[self.parent]
 
-        def check():
-            if not fut._queue:
+        def failed(exc):
+            if exc.errno == errno.ENOSYS:  # the parent shell is not serving yet
+                shell.timer(EXCHANGE_RETRY, lambda: self._send_up(seq, merged))
                 return
-            self.shell.broker_hooks.remove(check)
-            try:
-                full = fut.get()["data"]
-            except OSError as exc:
-                if exc.errno == errno.ENOSYS:  # the parent shell is not serving yet
-                    self.shell.deadlines[f"pmi-retry-{seq}"] = _now() + EXCHANGE_RETRY
-                    self.shell.timers[f"pmi-retry-{seq}"] = lambda: self._send_up(seq, merged)
-                    return
-                self.shell.raise_exception("exec", f"PMI exchange with the shell of rank {parent_rank} "
-                                           f"failed: {exc.strerror}")
-                self.pmi._complete(-1, {})
-                return
-            self._done(seq, full)
+            shell.raise_exception("exec", f"PMI exchange with the shell of rank {parent_rank} "
+                                  f"failed: {exc.strerror}")
+            self.pmi._complete(-1, {})
 
-        self.shell.broker_hooks.append(check)
+        shell.rpc(f"{shell.service}.pmi-exchange", {"seq": seq, "from": self.index, "data": merged},
+                  parent_rank, then=lambda payload: self._done(seq, payload["data"]), error=failed, wait=False)
 
     def _done(self, seq, full):
         rnd = self.rounds.pop(seq)
         for req, _data in rnd["kids"].values():
-            self.shell.handle.respond(req, {"data": full})
+            self.shell.respond(req, {"data": full})
         self.pmi._complete(0, full)
-
-
-def _now():
-    import time
-
-    return time.monotonic()
 
 
 def _enabled(shell):
@@ -302,12 +282,13 @@ def _enabled(shell):
 
 def _init(shell, _task):
     if _enabled(shell):
-        shell.pmi = PMI(shell)
+        shell.aux_set("pmi", PMI(shell))
 
 
 def _task_init(shell, task):
-    if getattr(shell, "pmi", None) is not None:
-        shell.pmi.task_init(task)
+    pmi = shell.aux_get("pmi")
+    if pmi is not None:
+        pmi.task_init(task)
 
 
 plugin = Plugin("pmi", {"shell.init": _init, "task.init": _task_init})

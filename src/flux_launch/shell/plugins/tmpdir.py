@@ -17,12 +17,14 @@ def _init(shell, _task):
         os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise RuntimeError(f"cannot create FLUX_JOB_TMPDIR {path}: {exc.strerror}") from None
-    shell.tmpdir = path
+    shell.aux_set("tmpdir", path)
     shell.env["FLUX_JOB_TMPDIR"] = path
 
 
 def _finish(shell, _task):
-    shutil.rmtree(getattr(shell, "tmpdir", ""), ignore_errors=True)
+    path = shell.aux_get("tmpdir")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 plugin = Plugin("tmpdir", {"shell.init": _init, "shell.finish": _finish})
