@@ -26,12 +26,12 @@ class FakeTimer:
         self.callback = callback
         self._timers = timers
 
-    def cancel(self):
+    def stop(self):
         if self in self._timers:
             self._timers.remove(self)
 
     def fire(self):
-        self.cancel()
+        self.stop()
         self.callback()
 
 

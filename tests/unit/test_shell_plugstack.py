@@ -5,12 +5,14 @@ service), and ``python -m flux_launch.shell``'s argument errors."""
 
 import errno
 import os
+import socket
 
 import pytest
 
 from flux_launch.job.jobspec import JobspecV1
+from flux_launch.proto import message
 from flux_launch.shell import __main__ as shell_cmd
-from flux_launch.shell.loop import READ, Loop
+from flux_launch.shell.loop import READ
 from flux_launch.shell.main import Shell
 from flux_launch.shell.plugins import BUILTIN_NAMES, builtins
 from flux_launch.shell.plugstack import FATAL_TOPICS, TOPICS, Plugin, PluginError, PlugStack
@@ -91,52 +93,169 @@ def test_builtins_are_plugins_on_known_topics():
         assert isinstance(p, Plugin) and set(p.callbacks) <= set(TOPICS)
 
 
-# ---- the loop ---------------------------------------------------------------------------
+# ---- the loop and the shell's services, on a fake broker -------------------------------
 
-def test_loop_fd_watcher_and_timers():
-    loop = Loop()
+class FakeBroker:
+    """The broker's end of the shell's connection: reads requests, sends messages."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.decoder = message.Decoder()
+        self.pending = []
+
+    def request(self, timeout=5):
+        self.conn.settimeout(timeout)
+        while not self.pending:
+            self.pending.extend(self.decoder.feed(self.conn.recv(65536)))
+        return self.pending.pop(0)
+
+    def send(self, msg):
+        self.conn.sendall(message.frame(msg))
+
+
+def _shell(uri="local:///nowhere", ntasks=2):
+    spec = JobspecV1.from_command(["true"], num_tasks=ntasks, environment={}).jobspec
+    R = {"version": 1, "execution": {"R_lite": [{"rank": "0", "children": {"core": f"0-{ntasks - 1}"}}],
+                                     "nodelist": ["localhost"]}}
+    return Shell({"id": 1234, "jobspec": spec, "R": R, "rank": 0, "uri": uri})
+
+
+@pytest.fixture
+def connected(tmp_path):
+    """``(shell, fake broker)``: a shell connected to a socket the test answers on."""
+    path = str(tmp_path / "local-0")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    shell = _shell(uri=f"local://{path}")
+    shell.connect()
+    conn, _ = srv.accept()
+    srv.close()
+    yield shell, FakeBroker(conn)
+    shell.handle.close()
+    conn.close()
+
+
+def test_loop_fd_watcher_and_timers(connected):
+    shell, _ = connected
     r, w = os.pipe()
+    os.set_blocking(r, False)  # a second watcher's read fails instead of waiting
     seen = []
-    loop.watch_fd(r, READ, lambda fd, ev: seen.append(os.read(fd, 10)))
-    loop.timer(0.0, lambda: seen.append("t0"))
-    dropped = loop.timer(0.0, lambda: seen.append("dropped"))
-    dropped.cancel()
+    shell.watch_fd(r, READ, lambda fd, ev: seen.append(os.read(fd, 10)))
+    shell.timer(0.0, lambda: seen.append("t0"))
+    dropped = shell.timer(0.0, lambda: seen.append("dropped"))
+    dropped.stop()
     os.write(w, b"x")
-    loop.run_once(1)
+    shell.loop.run_once(1)
     assert seen == [b"x", "t0"]
-    loop.unwatch_fd(r)
-    loop.unwatch_fd(r)  # twice is harmless
+    shell.watch_fd(r, READ, lambda fd, ev: seen.append(os.read(fd, 1)))  # replaces the first
+    os.write(w, b"zz")
+    shell.loop.run_once(1)
+    assert seen[2:] == [b"z"]
+    shell.unwatch_fd(r)
+    shell.unwatch_fd(r)  # twice is harmless
     os.write(w, b"y")
-    later = loop.timer(0.05, lambda: seen.append("t1"))
-    loop.run_once()  # waits for the timer, not for the (unwatched) pipe
+    shell.timer(0.05, lambda: seen.append("t1"))
+    shell.loop.run_once()  # waits for the timer, not for the (unwatched) pipe
     assert seen[-1] == "t1"
-    later.cancel()  # fired already: nothing happens
+    shell.loop.run_once(0.01)  # bounded: nothing is due
+    assert seen[-1] == "t1"
     os.close(r)
     os.close(w)
 
 
-def test_a_timer_cancelled_by_an_earlier_one_of_the_same_step_does_not_fire():
-    loop = Loop()
+def test_a_timer_stopped_by_an_earlier_one_of_the_same_step_does_not_fire(connected):
+    shell, _ = connected
     seen = []
     second = None
 
     def first():
         seen.append("first")
-        second.cancel()
+        second.stop()
 
-    loop.timer(0.0, first)
-    second = loop.timer(0.0, lambda: seen.append("second"))
-    loop.run_once(0)
+    shell.timer(0.0, first)
+    second = shell.timer(0.0, lambda: seen.append("second"))
+    shell.loop.run_once(1)
     assert seen == ["first"]
 
 
-# ---- the shell's services ---------------------------------------------------------------
+def test_rpc_answers_and_errors_come_back_in_the_loop(connected, capfd):
+    shell, broker = connected
+    got = []
+    shell.rpc("a.b", {"x": 1}, then=got.append)
+    req = broker.request()
+    assert (req["topic"], req["payload"]) == ("a.b", {"x": 1})
+    broker.send(message.response(req, {"y": 2}))
+    shell.rpc("c.d")  # no callback: an error goes to stderr
+    broker.send(message.response(broker.request(), None, errno.EPERM, "not you"))
+    watch = []
+    shell.rpc("e.f", streaming=True, then=watch.append, error=lambda exc: watch.append(exc.errno))
+    req = broker.request()
+    for i in range(3):
+        broker.send(message.response(req, {"n": i}))
+    broker.send(message.response(req, None, errno.ENODATA))
+    while len(watch) < 4 or not got:
+        shell.loop.run_once(5)
+    assert got == [{"y": 2}] and watch == [{"n": 0}, {"n": 1}, {"n": 2}, errno.ENODATA]
+    assert capfd.readouterr().err == "flux-shell[0]: ERROR: c.d: not you\n"
+    shell._drain()  # the plain RPCs were answered: nothing to wait for
+    assert shell._waited == []
 
-def _shell(ntasks=2):
-    spec = JobspecV1.from_command(["true"], num_tasks=ntasks, environment={}).jobspec
-    R = {"version": 1, "execution": {"R_lite": [{"rank": "0", "children": {"core": f"0-{ntasks - 1}"}}],
-                                     "nodelist": ["localhost"]}}
-    return Shell({"id": 1234, "jobspec": spec, "R": R, "rank": 0, "uri": "local:///nowhere"})
+
+def test_drain_waits_for_the_answers_the_shell_must_have(connected):
+    shell, broker = connected
+    got = []
+    shell.rpc("kvs.commit", {}, then=got.append)
+    shell.rpc("no.answer", {}, wait=False)
+    req = broker.request()
+    broker.request()
+    broker.send(message.response(req, {"done": True}))
+    shell._drain()
+    assert got == [{"done": True}]
+
+
+def test_a_lost_broker_kills_the_shell(connected, capfd):
+    shell, broker = connected
+    broker.conn.close()
+    with pytest.raises(SystemExit):
+        shell.loop.run_once(5)
+    assert "FATAL: lost the broker connection" in capfd.readouterr().err
+
+
+def test_service_methods_are_routed_and_others_refused(connected):
+    shell, broker = connected
+    got = []
+    shell.service_register("ping", lambda req: (got.append(req["topic"]), shell.respond(req, {"pong": 1})))
+    shell.service_register("pong", got.append)
+    assert broker.request()["payload"] == {"name": "shell-1234"}  # registered once
+    for topic in ("shell-1234.ping", "shell-1234.nope", "shell-99.ping"):
+        broker.send(message.request(topic, {}, 0, 7))
+    answers = []
+    while len(answers) < 3:
+        shell.loop.run_once(5)
+        broker.conn.settimeout(0.1)
+        try:
+            answers.extend(broker.decoder.feed(broker.conn.recv(65536)))
+        except TimeoutError:
+            pass
+    assert got == ["shell-1234.ping"]
+    assert [(a.get("topic"), a.get("payload"), a.get("errnum"), a.get("errstr")) for a in answers] == [
+        ("shell-1234.ping", {"pong": 1}, None, None),
+        ("shell-1234.nope", None, errno.ENOSYS, "shell-1234.nope: not served by this shell"),
+        ("shell-99.ping", None, errno.ENOSYS, "shell-99.ping: not served by this shell")]
+
+
+def test_raise_exception_once_with_the_proto_payload(connected):
+    shell, broker = connected
+    logged = []
+    shell.add_log_sink(lambda level, text: logged.append((level, text)))
+    shell.raise_exception("exec", "first")
+    shell.raise_exception("exec", "second")
+    req = broker.request()
+    assert (req["topic"], req["payload"]) == ("job-manager.raise", {"id": 1234, "type": "exec", "severity": 0,
+                                                                     "note": "first"})
+    assert not broker.pending
+    assert logged == [("FATAL", "first")] and shell.fatal == "first"
 
 
 def test_log_goes_to_the_sinks_or_else_stderr(capfd):
@@ -175,47 +294,6 @@ def test_aux_keeps_plugin_state():
     assert shell.aux_get("pmi") is None
     shell.aux_set("pmi", state := object())
     assert shell.aux_get("pmi") is state
-
-
-class FakeHandle:
-    def __init__(self):
-        self.sent = []
-        self.responses = []
-
-    def rpc(self, topic, payload=None, nodeid=-1, flags=0):
-        self.sent.append((topic, payload, nodeid, flags))
-        return object()
-
-    def respond(self, req, payload=None, errnum=0, errstr=None):
-        self.responses.append((req["topic"], payload, errnum, errstr))
-
-
-def test_service_methods_are_routed_and_others_refused():
-    shell = _shell()
-    shell.handle = FakeHandle()
-    got = []
-    shell.service_register("ping", got.append)
-    shell.service_register("pong", got.append)
-    assert [s[:2] for s in shell.handle.sent] == [("service.add", {"name": "shell-1234"})]  # once
-    shell._request({"topic": "shell-1234.ping", "payload": {}})
-    shell._request({"topic": "shell-1234.nope"})
-    shell._request({"topic": "shell-99.ping"})
-    assert [r["topic"] for r in got] == ["shell-1234.ping"]
-    assert shell.handle.responses == [
-        ("shell-1234.nope", None, errno.ENOSYS, "shell-1234.nope: not served by this shell"),
-        ("shell-99.ping", None, errno.ENOSYS, "shell-99.ping: not served by this shell")]
-
-
-def test_raise_exception_once_with_the_proto_payload():
-    shell = _shell()
-    shell.handle = FakeHandle()
-    logged = []
-    shell.add_log_sink(lambda level, text: logged.append((level, text)))
-    shell.raise_exception("exec", "first")
-    shell.raise_exception("exec", "second")
-    assert [s[:2] for s in shell.handle.sent] == [("job-manager.raise", {"id": 1234, "type": "exec",
-                                                                         "severity": 0, "note": "first"})]
-    assert logged == [("FATAL", "first")] and shell.fatal == "first"
 
 
 # ---- python -m flux_launch.shell --------------------------------------------------------

@@ -1,115 +1,109 @@
-"""The shell's event loop: file descriptors, timers and the broker connection,
-behind the few calls the shell and its plugins use (``watch_fd``, ``unwatch_fd``,
-``timer``, ``then``, ``run_once``), so that neither touches a selector or the
-handle's internals.
+"""The shell's event loop: the broker handle's reactor (``client/reactor.py``),
+through the few calls the shell and its plugins use (``watch_fd``, ``unwatch_fd``,
+``timer``, ``then``, ``serve``, ``run_once``).
 
-One step (``run_once``): wait for a ready descriptor, up to the next timer's
-deadline; call each ready descriptor's callback (the broker's reads what came and
-calls back the RPCs it answers and the requests to the shell's service); then
-call the timers that are due. A callback's exception leaves the step.
+One step (``run_once``) is one step of the reactor: wait for a ready descriptor,
+a response or a request from the broker, or a timer; then make every call that
+became due (RPC continuations, the shell's service, descriptors, timers). The
+shell runs steps while a completion reference is held, so that what one step
+made due is all called before the shell moves on. A callback's exception leaves
+the step; so does ``ConnectionError`` when the broker goes away (``on_lost``).
 """
 
-import selectors
-import time
+from flux_launch.client.handle import FD_READ, FD_WRITE, MSGTYPE_REQUEST, REACTOR_ONCE
 
-READ = selectors.EVENT_READ
-WRITE = selectors.EVENT_WRITE
-_monotonic = time.monotonic
+READ = FD_READ
+WRITE = FD_WRITE
 
 
-class Timer:
-    """A one-shot timer of the loop; ``cancel()`` before it fires drops it."""
+def _fd_ready(_h, _w, fd, revents, callback):
+    callback(fd, revents)
 
-    __slots__ = ("when", "callback", "_timers")
 
-    def __init__(self, when, callback, timers):
-        self.when = when
-        self.callback = callback
-        self._timers = timers
+class _Timer:
+    """A one-shot timer; ``stop()`` drops it, even when it is due in the step being
+    dispatched (the reactor would still make a due one-shot timer's call)."""
 
-    def cancel(self):
-        try:
-            self._timers.remove(self)
-        except ValueError:  # fired or cancelled already
-            pass
+    __slots__ = ("watcher", "callback")
+
+    def stop(self):
+        self.callback = None
+        self.watcher.stop()
+
+
+def _timer_expired(_h, _w, _revents, timer):
+    callback = timer.callback
+    if callback is not None:
+        timer.callback = None
+        callback()
+
+
+def _request(_h, _w, msg, callback):
+    callback(msg)
+
+
+def _response(fut, then, error):
+    try:
+        payload = fut.get()  # there: it does not block
+    except OSError as exc:
+        error(exc)
+        return
+    then(payload)
+
+
+def _nothing(*_args):
+    pass
 
 
 class Loop:
-    """The event loop of one shell."""
+    """The event loop of one shell, on the reactor of its broker ``handle``;
+    ``on_lost()`` is called when the broker connection closes (in ``run_once``)."""
 
-    def __init__(self):
-        self._sel = selectors.DefaultSelector()
-        self._timers = []
-        self._then = {}  # future -> (then(payload), error(exc)), until its last response
-        self.handle = None
-        self._on_request = None
-        self._on_lost = None
+    def __init__(self, handle, on_lost):
+        self.handle = handle
+        self._on_lost = on_lost
+        self._fds = {}  # fd -> its started watcher
 
     def watch_fd(self, fd, events, callback):
-        """Call ``callback(fd, events)`` while ``fd`` is ready for ``events``
-        (``READ``, ``WRITE``); level-triggered."""
-        self._sel.register(fd, events, callback)
+        """Call ``callback(fd, revents)`` while ``fd`` is ready for ``events``
+        (``READ``, ``WRITE``); level-triggered. Replaces an earlier watch of ``fd``."""
+        old = self._fds.get(fd)
+        if old is not None:
+            old.stop()
+        self._fds[fd] = self.handle.fd_watcher_create(fd, _fd_ready, events, callback).start()
 
     def unwatch_fd(self, fd):
         """Stop watching ``fd`` (nothing happens when it is not watched)."""
-        try:
-            self._sel.unregister(fd)
-        except (KeyError, ValueError):
-            pass
+        w = self._fds.pop(fd, None)
+        if w is not None:
+            w.stop()
 
     def timer(self, after, callback):
-        """Call ``callback()`` once, ``after`` seconds from now; returns the ``Timer``."""
-        t = Timer(_monotonic() + after, callback, self._timers)
-        self._timers.append(t)
+        """Call ``callback()`` once, ``after`` seconds from now; returns the started
+        timer (``stop()`` drops it)."""
+        t = _Timer()
+        t.callback = callback
+        t.watcher = self.handle.timer_watcher_create(after, _timer_expired, 0.0, t).start()
         return t
 
-    def attach(self, handle, on_request, on_lost):
-        """Read the broker connection ``handle``: requests to a service of the shell
-        go to ``on_request(msg)``; ``on_lost()`` is called once if it closes."""
-        self.handle = handle
-        self._on_request = on_request
-        self._on_lost = on_lost
-        self._sel.register(handle.fileno(), READ, self._broker)
-
     def then(self, fut, then, error):
-        """Call ``then(payload)`` for each response of ``fut`` (an RPC of the
-        attached handle), or ``error(exc)`` for an error response (its last)."""
-        self._then[fut] = (then, error)
+        """Call ``then(payload)`` for each response of ``fut``, or ``error(exc)`` for
+        an error response (its last)."""
+        fut.then(_response, then, error)
+
+    def serve(self, callback):
+        """Give every request sent to this client's services to ``callback(msg)``."""
+        self.handle.msg_watcher_create(_request, MSGTYPE_REQUEST, "*", callback).start()
 
     def run_once(self, timeout=None):
-        """One step of the loop, waiting at most ``timeout`` seconds (None: until
-        something is ready or a timer is due)."""
-        timers = self._timers
-        if timers:
-            due = max(0.0, min(t.when for t in timers) - _monotonic())
-            timeout = due if timeout is None else min(timeout, due)
-        for key, events in self._sel.select(timeout):
-            key.data(key.fd, events)
-        if timers:
-            now = _monotonic()
-            for t in [t for t in timers if t.when <= now]:
-                if t in timers:  # not cancelled by an earlier callback of this step
-                    timers.remove(t)
-                    t.callback()
-
-    def _broker(self, fd, _events):
+        """One step, waiting at most ``timeout`` seconds (None: until something is
+        due); ``on_lost()`` when the broker connection closed."""
+        h = self.handle
+        bound = h.timer_watcher_create(timeout, _nothing).start() if timeout is not None else None
         try:
-            self.handle._recv_one(None)
+            h.reactor_run(REACTOR_ONCE)
         except ConnectionError:
-            self.unwatch_fd(fd)
             self._on_lost()
-            return
-        for fut, (then, error) in list(self._then.items()):
-            while fut._queue:
-                try:
-                    payload = fut.get()
-                except OSError as exc:
-                    del self._then[fut]
-                    error(exc)
-                    break
-                if fut.done:
-                    del self._then[fut]
-                then(payload)
-        requests = self.handle.requests
-        while requests:
-            self._on_request(requests.popleft())
+        finally:
+            if bound is not None:
+                bound.stop()

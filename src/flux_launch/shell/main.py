@@ -120,7 +120,7 @@ class Shell:
         self.running = 0
         self.handle = None
         self.fatal = None  # set by raise_exception: the job is failing
-        self.loop = Loop()
+        self.loop = None  # the broker handle's reactor, once connected
         self.plugins = PlugStack(builtins())
         self._aux = {}
         self._log_sinks = []  # (log(level, text), flush() or None)
@@ -189,8 +189,8 @@ class Shell:
         self.loop.unwatch_fd(fd)
 
     def timer(self, after, callback):
-        """Call ``callback()`` once, ``after`` seconds from now; returns a timer with
-        ``cancel()``."""
+        """Call ``callback()`` once, ``after`` seconds from now; returns the timer
+        (``stop()`` drops it)."""
         return self.loop.timer(after, callback)
 
     def rpc(self, topic, payload=None, nodeid=NODEID_ANY, streaming=False, then=None, error=None, wait=None):
@@ -224,6 +224,7 @@ class Shell:
         registers the service with the broker; requests for others get ENOSYS."""
         if not self._services:
             self.rpc("service.add", {"name": self.service})
+            self.loop.serve(self._request)
         self._services[method] = callback
 
     def respond(self, req, payload=None, errnum=0, errstr=None):
@@ -251,7 +252,7 @@ class Shell:
         from flux_launch.client.handle import Flux
 
         self.handle = Flux(self.uri)
-        self.loop.attach(self.handle, self._request, self._lost)
+        self.loop = Loop(self.handle, self._lost)
 
     def run(self):
         """The lifecycle; returns the exit code.
@@ -282,7 +283,7 @@ class Shell:
         while self._refs:
             self.loop.run_once()
         if self._exit_timer is not None:
-            self._exit_timer.cancel()
+            self._exit_timer.stop()
         self.plugins.call("shell.finish", self)
         self._drain()
         self.plugins.call("shell.exit", self)

@@ -137,8 +137,8 @@ def serve(sock):
                 send(topic="exited", id=jobid, status=status)
 
 
-SHELL_MODULES = ("subprocess", "flux_launch.client.handle", "flux_launch.core.jobid", "flux_launch.core.idset",
-                 "flux_launch.core.fsd", "flux_launch.proto.jobspec", "flux_launch.proto.rv1",
+SHELL_MODULES = ("subprocess", "flux_launch.client.handle", "flux_launch.client.reactor", "flux_launch.core.jobid",
+                 "flux_launch.core.idset", "flux_launch.core.fsd", "flux_launch.proto.jobspec", "flux_launch.proto.rv1",
                  "flux_launch.proto.pmi1", "flux_launch.proto.pmi1_server", "flux_launch.proto.shellopts",
                  "flux_launch.proto.eventlog", "flux_launch.shell.main")
 

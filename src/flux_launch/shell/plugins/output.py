@@ -283,7 +283,7 @@ class Output:
 
     def flush(self):
         if self.timer is not None:
-            self.timer.cancel()
+            self.timer.stop()
             self.timer = None
         if not self.pending and not self.exec_pending:
             return
