@@ -11,7 +11,7 @@ import pytest
 from flux_launch.services.kvs.service import KVSService
 from flux_launch.services.kvs.store import BLOB_MIN
 
-from test_kvs_service import Recorder, call, get, last  # noqa: E402
+from test_kvs_service import Recorder, call, get, last
 
 
 def _blobs(state):

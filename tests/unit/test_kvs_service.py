@@ -366,7 +366,10 @@ def test_a_held_back_watch_ends_when_its_key_is_removed(kvs):
         raw_append(kvs, "g", b"data\n")
         client.paused = True
         w = call(kvs, "kvs.watch", {"key": "g", "append": True, "raw": True}, flags=message.STREAMING)
-        ends = lambda: [e for tag, p, e, _ in kvs.broker.responses if tag == w["matchtag"] and e]  # noqa: E731
+
+        def ends(tag=w["matchtag"]):
+            return [e for t, _p, e, _ in kvs.broker.responses if t == tag and e]
+
         if resume_first:
             call(kvs, "kvs.commit", {"ops": [{"op": "unlink", "key": "g"}]})
             last(kvs)

@@ -500,7 +500,7 @@ def test_easy_backfill_never_delays_head_reservation(jobs):
     double allocated (the pool would raise)."""
     s = Scheduler(make_pool(nranks=2, ncores=3))
     events = []  # (time, order, kind, jobid)
-    for jobid, (nslots, dur, t) in enumerate(jobs):
+    for jobid, (_nslots, _dur, t) in enumerate(jobs):
         heapq.heappush(events, (t, 1, "submit", jobid))
     promised = {}
     started_at = {}
@@ -513,7 +513,7 @@ def test_easy_backfill_never_delays_head_reservation(jobs):
             else:
                 nslots, dur, _ = jobs[jobid]
                 s.submit(jobid, {"nslots": nslots, "duration": dur}, t_submit=t)
-        for jobid, alloc in s.schedule(t):
+        for jobid, _alloc in s.schedule(t):
             started_at[jobid] = t
             heapq.heappush(events, (t + jobs[jobid][1], 0, "end", jobid))
         if s.reservation is not None:

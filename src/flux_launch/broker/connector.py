@@ -74,7 +74,7 @@ class Client:
             return
         parts = _msg.frame_parts(msg)
         if self.outq:
-            self._queue(parts, 0)
+            self._enqueue(parts, 0)
             return
         try:
             n = self.sock.sendmsg(parts) if len(parts) > 1 else self.sock.send(parts[0])
@@ -83,9 +83,9 @@ class Client:
         except OSError:
             self.transport.close()  # gone: connection_lost cleans up
             return
-        self._queue(parts, n)
+        self._enqueue(parts, n)
 
-    def _queue(self, parts, sent):
+    def _enqueue(self, parts, sent):
         """Queue what of ``parts`` the socket did not take (``sent`` bytes went,
         which happens only when the queue was empty)."""
         q = self.outq

@@ -89,7 +89,7 @@ class Broker(Router):
             from flux_launch.services.kvs.service import KVSService
 
             kvs = KVSService(self, self.attrs["statedir"])
-            self.register("kvs", kvs.handle)
+            kvs.handle.register()
             self.job_manager = JobManager(self, kvs)
             # the job manager's last events go to the KVS before it closes
             self.closers += [self.job_manager.flush, kvs.close]

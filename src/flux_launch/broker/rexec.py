@@ -18,6 +18,7 @@ import os
 import signal
 
 from flux_launch.proto.rexec import decode_data, encode_data
+from flux_launch.services.base import Service, ServiceError
 
 log = logging.getLogger("flux_launch.broker")
 
@@ -222,21 +223,30 @@ class ForkServerClient:
 
 
 class RexecServer:
+    """The ``rexec`` service of one broker (``service``, registered by the builtins);
+    only the instance owner may use it."""
+
     def __init__(self, broker):
         self.broker = broker
         self.procs = {}
         self.forkserver = None
+        self.service = Service(broker, "rexec", {
+            "exec": self._exec, "write": self._write, "kill": self._kill, "list": self._list,
+            "shell": self._shell, "shell-kill": self._shell_kill, "disconnect": self._disconnect},
+            check=self._owner_only)
 
-    def _shell(self, msg):
+    @staticmethod
+    def _owner_only(msg, method):
+        if msg.get("rolemask", 1) != 1 and method != "disconnect":
+            raise ServiceError(errno.EPERM, "rexec: only the instance owner may run commands")
+
+    def _shell(self, msg, p):
         """``rexec.shell {id, jobspec, R, ranks}``: start this rank's shell of a job."""
         broker = self.broker
-        p = msg.get("payload")
-        if not isinstance(p, dict) or type(p.get("id")) is not int:  # noqa: E721
-            broker.respond_error(msg, errno.EPROTO, "rexec.shell: id, jobspec and R are required")
-            return
+        if type(p.get("id")) is not int:
+            raise ServiceError(errno.EPROTO, "rexec.shell: id, jobspec and R are required")
         if self.forkserver is None:
-            broker.respond_error(msg, errno.ENOSYS, "rexec.shell: no shell fork server on this rank")
-            return
+            raise ServiceError(errno.ENOSYS, "rexec.shell: no shell fork server on this rank")
         topo = broker.topology or {}
         args = {"id": p["id"], "jobspec": p.get("jobspec"), "R": p.get("R"), "rank": broker.rank,
                 "uri": broker.attrs["local-uri"], "rundir": broker.attrs["rundir"],
@@ -254,52 +264,34 @@ class RexecServer:
 
         self.forkserver.start(p["id"], args, cb)
 
-    def handle(self, msg):
-        method = msg["topic"].split(".", 1)[1] if "." in msg["topic"] else ""
-        if msg.get("rolemask", 1) != 1 and method != "disconnect":
-            self.broker.respond_error(msg, errno.EPERM, "rexec: only the instance owner may run commands")
-            return
-        if method == "exec":
-            asyncio.get_running_loop().create_task(self._exec(msg))
-        elif method == "write":
-            self._write(msg)
-        elif method == "kill":
-            self._kill(msg)
-        elif method == "shell":
-            self._shell(msg)
-        elif method == "shell-kill":
-            p = msg.get("payload") if isinstance(msg.get("payload"), dict) else {}
-            self.forkserver.kill(p.get("id"), p.get("signum", signal.SIGTERM), final=p.get("final") is True)
-            self.broker.respond(msg, {})
-        elif method == "list":
-            self.broker.respond(msg, {"procs": [{"pid": pid, "cmd": p.req["payload"]["cmd"]}
-                                                for pid, p in self.procs.items()]})
-        elif method == "disconnect":
-            owner = tuple(msg.get("route", ()))
-            for p in list(self.procs.values()):
-                if p.owner == owner:
-                    self._signal(p.proc.pid, signal.SIGKILL)
-        else:
-            self.broker.respond_error(msg, errno.ENOSYS, f"unknown method {msg['topic']}")
+    def _shell_kill(self, msg, p):
+        self.forkserver.kill(p.get("id"), p.get("signum", signal.SIGTERM), final=p.get("final") is True)
+        self.broker.respond(msg, {})
 
-    async def _exec(self, msg):
+    def _list(self, msg, p):
+        self.broker.respond(msg, {"procs": [{"pid": pid, "cmd": entry.req["payload"]["cmd"]}
+                                            for pid, entry in self.procs.items()]})
+
+    def _disconnect(self, msg, p):
+        """A client went away: the commands it started are killed."""
+        owner = tuple(msg.get("route", ()))
+        for entry in list(self.procs.values()):
+            if entry.owner == owner:
+                self._signal(entry.proc.pid, signal.SIGKILL)
+
+    async def _exec(self, msg, p):
         broker = self.broker
-        p = msg.get("payload")
-        cmd = p.get("cmd") if isinstance(p, dict) else None
+        cmd = p.get("cmd")
         if not isinstance(cmd, list) or not cmd or not all(isinstance(a, str) for a in cmd):
-            broker.respond_error(msg, errno.EPROTO, "rexec.exec: cmd must be a non-empty list of strings")
-            return
+            raise ServiceError(errno.EPROTO, "rexec.exec: cmd must be a non-empty list of strings")
         env = p.get("env")
         cwd = p.get("cwd") or None
         if env is not None and not (isinstance(env, dict) and all(isinstance(v, str) for v in env.values())):
-            broker.respond_error(msg, errno.EPROTO, "rexec.exec: env must map names to strings")
-            return
+            raise ServiceError(errno.EPROTO, "rexec.exec: env must map names to strings")
         if cwd is not None and not isinstance(cwd, str):
-            broker.respond_error(msg, errno.EPROTO, "rexec.exec: cwd must be a string")
-            return
+            raise ServiceError(errno.EPROTO, "rexec.exec: cwd must be a string")
         if cwd is not None and not os.path.isdir(cwd):
-            broker.respond_error(msg, errno.ENOTDIR, f"cannot run in {cwd}: no such directory on rank {broker.rank}")
-            return
+            raise ServiceError(errno.ENOTDIR, f"cannot run in {cwd}: no such directory on rank {broker.rank}")
         env = broker.child_env(env)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -307,11 +299,9 @@ class RexecServer:
                 stdin=asyncio.subprocess.PIPE if p.get("stdin") else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         except OSError as exc:
-            broker.respond_error(msg, exc.errno or errno.EIO, f"{cmd[0]}: {exc.strerror or exc}")
-            return
+            raise ServiceError(exc.errno or errno.EIO, f"{cmd[0]}: {exc.strerror or exc}") from None
         except (TypeError, ValueError) as exc:
-            broker.respond_error(msg, errno.EPROTO, f"rexec.exec: {exc}")
-            return
+            raise ServiceError(errno.EPROTO, f"rexec.exec: {exc}") from None
         owner = tuple(msg.get("route", ()))
         entry = _Proc(proc, msg, owner)
         self.procs[proc.pid] = entry
@@ -330,12 +320,10 @@ class RexecServer:
                 break
             self.broker.respond(msg, {"type": "output", "stream": name, "data": encode_data(data)})
 
-    def _write(self, msg):
-        p = msg.get("payload") if isinstance(msg.get("payload"), dict) else {}
+    def _write(self, msg, p):
         entry = self.procs.get(p.get("pid"))
         if entry is None or entry.proc.stdin is None:
-            self.broker.respond_error(msg, errno.ENOENT, f"rexec.write: no process {p.get('pid')} with stdin")
-            return
+            raise ServiceError(errno.ENOENT, f"rexec.write: no process {p.get('pid')} with stdin")
         stdin = entry.proc.stdin
         try:
             if p.get("data"):
@@ -346,12 +334,10 @@ class RexecServer:
             pass
         self.broker.respond(msg, {})
 
-    def _kill(self, msg):
-        p = msg.get("payload") if isinstance(msg.get("payload"), dict) else {}
+    def _kill(self, msg, p):
         pid = p.get("pid")
         if pid not in self.procs:
-            self.broker.respond_error(msg, errno.ESRCH, f"rexec.kill: no process {pid} on rank {self.broker.rank}")
-            return
+            raise ServiceError(errno.ESRCH, f"rexec.kill: no process {pid} on rank {self.broker.rank}")
         self._signal(pid, int(p.get("signum", signal.SIGTERM)))
         self.broker.respond(msg, {})
 

@@ -85,11 +85,11 @@ class Router:
         topic = msg.get("topic")
         nodeid = msg.get("nodeid", NODEID_ANY)
         flags = msg.get("flags", 0)
-        if type(flags) is not int:  # noqa: E721 - JSON true is a bool, and bool is an int
+        if type(flags) is not int:  # JSON true is a bool, and bool is an int
             msg["flags"] = 0
             self.respond_error(msg, errno.EPROTO, "malformed request: flags must be an integer")
             return
-        if not isinstance(topic, str) or not topic or type(nodeid) is not int:  # noqa: E721
+        if not isinstance(topic, str) or not topic or type(nodeid) is not int:
             self.respond_error(msg, errno.EPROTO, "malformed request: topic must be a non-empty string "
                                "and nodeid an integer")
             return
@@ -120,6 +120,8 @@ class Router:
                                    f"{self.overlay.child_state.get(child, 'offline')})")
 
     def _dispatch(self, handler, msg):
+        # Services answer their own failures (services/base.py); this is the last
+        # net, for a handler that is not a Service (a client's, from service.add).
         try:
             handler(msg)
         except Exception as exc:  # a service bug must not take the broker down

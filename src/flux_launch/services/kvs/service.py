@@ -24,6 +24,7 @@ import errno
 import logging
 import sqlite3
 
+from flux_launch.services.base import Service
 from flux_launch.services.kvs.store import BLOB_MIN, Store
 # PRIMARY, KVSError, Dir and Rope are this module's public names too (callers import them from here)
 from flux_launch.services.kvs.tree import (PRIMARY, Dir, KVSError, Rope, _concat, _listing, _lookup, _utf8,
@@ -31,6 +32,7 @@ from flux_launch.services.kvs.tree import (PRIMARY, Dir, KVSError, Rope, _concat
 from flux_launch.services.kvs.watch import Watches
 
 log = logging.getLogger("flux_launch.kvs")
+
 
 class KVSService(Watches):
     """The KVS of an instance, persisted under ``statedir``.
@@ -46,6 +48,12 @@ class KVSService(Watches):
         self.owners = {PRIMARY: broker.owner}
         self.watches = {}  # (ns, key) -> list of _Watch
         self.closed = False
+        # the requests of kvs.*: the broker registers it (handle.register())
+        self.handle = Service(broker, "kvs", {
+            "get": self._rpc_get, "commit": self._rpc_commit,
+            "watch": self._rpc_watch, "unwatch": self._rpc_unwatch, "disconnect": self._rpc_disconnect,
+            "namespace-create": self._rpc_namespace_create, "namespace-remove": self._rpc_namespace_remove,
+            "namespace-list": self._rpc_namespace_list}, check=self._check_open)
         spaces, rows, chunks = self.store.load()
         for name, owner in spaces.items():
             self.spaces.setdefault(name, Dir())
@@ -102,22 +110,9 @@ class KVSService(Watches):
 
     # ---- RPC ----------------------------------------------------------------------
 
-    def handle(self, msg):
-        method = msg["topic"][4:]
-        fn = getattr(self, "_rpc_" + method.replace("-", "_"), None)
-        if fn is None:
-            self.broker.respond_error(msg, errno.ENOSYS, f"unknown method {msg['topic']}")
-            return
-        p = msg.get("payload")
-        if not isinstance(p, dict):
-            p = {}
+    def _check_open(self, msg, method):
         if self.closed:
-            self.broker.respond_error(msg, errno.ENOSYS, "the KVS is closed: the instance is shutting down")
-            return
-        try:
-            fn(msg, p)
-        except KVSError as exc:
-            self.broker.respond_error(msg, exc.errnum, exc.text)
+            raise KVSError(errno.ENOSYS, "the KVS is closed: the instance is shutting down")
 
     def _rpc_get(self, msg, p):
         ns, root = self._space(p)
@@ -309,7 +304,7 @@ class KVSService(Watches):
             KVSError: ``limit`` or ``count`` is not an integer >= 0.
         """
         limit, count = op["limit"], op.get("count", 0)
-        if type(limit) is not int or type(count) is not int or limit < 0 or count < 0:  # noqa: E721
+        if type(limit) is not int or type(count) is not int or limit < 0 or count < 0:
             raise KVSError(errno.EPROTO, f"kvs.commit: append to {key}: limit and count must be integers >= 0")
         if not count:  # nothing counted (e.g. only end-of-stream marks): always kept
             return True
@@ -396,7 +391,7 @@ class KVSService(Watches):
         if name in self.spaces:
             raise KVSError(errno.EEXIST, f"namespace {name} already exists")
         owner = p.get("owner", msg.get("userid", self.broker.owner))
-        if type(owner) is not int or owner < 0:  # noqa: E721
+        if type(owner) is not int or owner < 0:
             raise KVSError(errno.EINVAL, "namespace owner must be a user id (a non-negative integer)")
         self.store.namespace_create(name, owner)
         self.spaces[name] = Dir()
@@ -412,7 +407,7 @@ class KVSService(Watches):
         self.store.namespace_remove(name)
         del self.spaces[name]
         del self.owners[name]
-        for (wns, wkey), watches in list(self.watches.items()):
+        for (wns, _key), watches in list(self.watches.items()):
             if wns == name:
                 for w in list(watches):
                     self._end(w, errno.ENOTSUP, f"namespace {name} was removed")

@@ -3,6 +3,7 @@
 
 import errno
 
+from flux_launch.services.base import ServiceError
 from flux_launch.services.kvs.store import BLOB_MIN, Blob
 
 PRIMARY = "primary"
@@ -101,11 +102,9 @@ def plain(node):
     return node.value() if type(node) is Rope else node
 
 
-class KVSError(Exception):
-    def __init__(self, errnum, text):
-        super().__init__(text)
-        self.errnum = errnum
-        self.text = text
+class KVSError(ServiceError):
+    """A KVS operation that fails (``errnum``, one-line ``text``): the error
+    response of the request that asked for it, or raised to an in-process caller."""
 
 
 def normalize(key):

@@ -11,6 +11,7 @@ current value; a disconnect drops the client's watches.
 
 import errno
 
+from flux_launch.proto.message import STREAMING
 from flux_launch.services.kvs.tree import PRIMARY, Dir, KVSError, Rope, _lookup, normalize, plain
 
 
@@ -37,7 +38,7 @@ class Watches:
     def _rpc_watch(self, msg, p):
         ns, root = self._space(p)
         key = normalize(p.get("key"))
-        if not msg.get("flags", 0) & 1:
+        if not msg.get("flags", 0) & STREAMING:
             raise KVSError(errno.EPROTO, "kvs.watch must be a streaming RPC")
         append = bool(p.get("append"))
         raw = append and bool(p.get("raw"))
