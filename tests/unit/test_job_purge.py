@@ -39,21 +39,21 @@ def test_a_job_goes_when_either_limit_is_exceeded():
     assert _eligible(0.0, AGE_UNLIMITED, 1, 0)
 
 
-@pytest.mark.parametrize("topic, payload", [("purge", {"force": True, "num_limit": 0}),
-                                            ("purge_id", {"id": 1, "force": True})])
-def test_only_the_owner_may_purge(topic, payload):
+@pytest.mark.parametrize("method, payload", [("purge", {"force": True, "num_limit": 0}),
+                                             ("purge-id", {"id": 1, "force": True})])
+def test_only_the_owner_may_purge(method, payload):
     """A guest's purge request (rolemask 2) is refused with EPERM and nothing goes
     (guests are refused at the connector too; this is the job manager's own check)."""
     import errno
     from types import SimpleNamespace
 
-    from flux_launch.services.job_manager import RequestError
+    from flux_launch.services.base import ServiceError
     from flux_launch.services.job_manager.purge import Purge
 
     job = SimpleNamespace(id=1, state="INACTIVE", t_inactive=1.0)
     jm = SimpleNamespace(jobs={1: job}, broker=SimpleNamespace(attrs={}))
     purge = Purge(jm)
-    with pytest.raises(RequestError) as exc:
-        getattr(purge, f"_rpc_job_manager__{topic}")({"rolemask": 2, "userid": 65534}, payload)
+    with pytest.raises(ServiceError) as exc:
+        purge.methods()[method]({"rolemask": 2, "userid": 65534}, payload)
     assert exc.value.errnum == errno.EPERM and "only the instance owner" in exc.value.text
     assert jm.jobs == {1: job}

@@ -46,9 +46,14 @@ class FakeBroker:
         self.lost = set()
         self.responses = []
         self.rpcs = []
+        self.services = {}
 
     def register(self, name, fn):
-        pass
+        self.services[name] = fn
+
+    def request(self, msg):
+        """Deliver ``msg`` to the service its topic names, as the router does."""
+        self.services[msg["topic"].split(".", 1)[0]](msg)
 
     def rpc(self, topic, payload, nodeid, callback=None, streaming=False):
         self.rpcs.append((topic, payload, nodeid, callback))
@@ -98,7 +103,7 @@ def jm():
 def _submit(jm, nnodes=1, cores=1):
     msg = {"topic": "job-ingest.submit", "userid": 1000, "rolemask": 1}
     js = _jobspec(nnodes, cores)
-    jm.handle({**msg, "payload": {"jobspec": js}})
+    jm.broker.request({**msg, "payload": {"jobspec": js}})
     payload = jm.broker.responses[-1][1]
     assert "id" in payload, payload
     return jm.jobs[payload["id"]]
@@ -221,7 +226,7 @@ def test_rank_that_never_answered_is_listed_down():
         else:
             cb({"rank": nodeid, "ncores": 2, "gpus": [], "hostname": f"node{nodeid}", "source": "test"}, 0, None)
     assert jm.pool_ready and not jm.sched.pool.is_up(1)
-    jm.handle({"topic": "sched.resource-status", "payload": {}})
+    broker.request({"topic": "sched.resource-status", "payload": {}})
     status = broker.responses[-1][1]
     assert status["down"]["ranks"] == "1" and status["down"]["nnodes"] == 1, status
     assert status["free"]["ranks"] == "0,2" and status["free"]["ncores"] == 4, status

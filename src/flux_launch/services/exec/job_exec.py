@@ -13,9 +13,12 @@ not reported another kill-timeout later (stopped, hung), SIGKILL to the shell,
 whose job then ends with an exec exception: no job stays in RUN for ever.
 """
 
+import errno
 import logging
 
 from flux_launch.core.jobid import JobID
+from flux_launch.proto.job import exit_code, term_signal
+from flux_launch.services.job_manager.job import FAILED
 
 log = logging.getLogger("flux_launch.job-exec")
 
@@ -58,7 +61,7 @@ class JobExec:
 
         if job.userid != self.broker.owner:
             self.jm.raise_exception(job, "exec", 0, "only the instance owner may use the test exec method")
-            self.jm.finish(job, 1 << 8)
+            self.jm.finish(job, FAILED)
             return
         if not isinstance(test, dict):
             test = {}
@@ -66,12 +69,12 @@ class JobExec:
             duration = fsd.parse(str(test.get("run_duration", "0")))
         except ValueError as exc:
             self.jm.raise_exception(job, "exec", 0, f"testexec: {exc}")
-            self.jm.finish(job, 1 << 8)
+            self.jm.finish(job, FAILED)
             return
         status = test.get("wait_status", 0) if isinstance(test.get("wait_status", 0), int) else 0
         if test.get("mock_exception") == "init":
             self.jm.raise_exception(job, "exec", 0, "mock initialization exception generated")
-            self.jm.finish(job, 1 << 8)
+            self.jm.finish(job, FAILED)
             return
         job.has_started = True
         self.jm.post(job, "start")
@@ -92,19 +95,19 @@ class JobExec:
         def cb(payload, errnum, errstr):
             try:
                 on_response(payload, errnum, errstr)
-            except Exception as exc:  # noqa: BLE001 - a bad response fails its job, not the loop
+            except Exception as exc:  # a bad response fails its job, not the loop
                 log.error("job-exec: %s: rank %d: bad shell response: %s: %s", JobID(job.id), rank,
                           type(exc).__name__, exc)
                 log.debug("job-exec: bad shell response %r", payload, exc_info=exc)
                 if rank not in state.status:
                     self.jm.raise_exception(job, "exec", 0, f"rank {rank}: {type(exc).__name__}: {exc}")
-                    self._exited(job, state, rank, 1 << 8)
+                    self._exited(job, state, rank, FAILED)
 
         def on_response(payload, errnum, errstr):
             if errnum:
-                if errnum != 61 and rank not in state.status:  # 61: ENODATA, the normal end
+                if errnum != errno.ENODATA and rank not in state.status:  # ENODATA: the normal end
                     self.jm.raise_exception(job, "exec", 0, f"rank {rank}: {errstr or 'shell failed'}")
-                    self._exited(job, state, rank, 1 << 8)
+                    self._exited(job, state, rank, FAILED)
                 return
             kind = payload.get("type")
             if kind == "started":
@@ -114,11 +117,11 @@ class JobExec:
                     self.jm.post(job, "start")
             elif kind == "finished":
                 status = payload["status"]
-                if status & 0x7F:  # the shell itself died by a signal: its tasks' fate is unknown
+                if term_signal(status):  # the shell itself died by a signal: its tasks' fate is unknown
                     import signal
 
                     self.jm.raise_exception(job, "exec", 0, f"job shell on rank {rank} was killed by "
-                                            f"{signal.Signals(status & 0x7F).name}")
+                                            f"{signal.Signals(term_signal(status)).name}")
                 self._exited(job, state, rank, status)
         return cb
 
@@ -136,7 +139,7 @@ class JobExec:
             if state.kill_handle is not None:
                 state.kill_handle.cancel()
             job.exec = None
-            self.jm.finish(job, max(state.status.values(), key=_severity))
+            self.jm.finish(job, max(state.status.values(), key=exit_code))  # a signal above any exit code
 
     def _exit_timeout(self, job, state, rank):
         state.kill_handle = None
@@ -184,7 +187,7 @@ class JobExec:
             if gone:
                 self.jm.raise_exception(job, "exec", 0, f"lost contact with rank {gone[0]} running the job")
                 for rank in gone:
-                    self._exited(job, state, rank, 1 << 8)
+                    self._exited(job, state, rank, FAILED)
 
 
 def _exit_timeout(job):
@@ -199,10 +202,3 @@ def _exit_timeout(job):
         return float(value) if isinstance(value, (int, float)) else fsd.parse(str(value))
     except ValueError:
         return 30.0
-
-
-def _severity(status):
-    """Order wait statuses: a signal (128+N) ranks above any exit code."""
-    if status & 0x7F:
-        return 128 + (status & 0x7F)
-    return (status >> 8) & 0xFF

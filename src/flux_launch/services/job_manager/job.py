@@ -3,11 +3,16 @@
 States: NEW, DEPEND, PRIORITY, SCHED, RUN, CLEANUP, INACTIVE. Results (once
 inactive): COMPLETED (exit status 0), FAILED, CANCELED (a ``cancel`` exception),
 TIMEOUT (a ``timeout`` exception). The record is rebuilt from the job's eventlog
-when the instance restarts (``replay``).
+when the instance restarts (``Job.replay``). The states, results, flags and
+urgencies are proto/job.py's.
 """
 
-from flux_launch.proto.job import (FLAG_DEBUG, FLAG_WAITABLE, PENDING, RESULT_BITS, RESULTS,  # noqa: F401
-                                   STATE_BITS, STATES, URGENCY_DEFAULT, URGENCY_EXPEDITE, URGENCY_HOLD)
+from flux_launch.proto.job import (FLAG_WAITABLE, RESULT_BITS, STATE_BITS, URGENCY_DEFAULT, URGENCY_EXPEDITE,
+                                   URGENCY_HOLD, exit_code, waitstatus)
+
+# The wait status of a job (or one of its ranks) that failed without one of its own:
+# its shell could not start or was lost, or the instance restarted under it.
+FAILED = waitstatus(1)
 
 
 def kvs_dir(jobid):
@@ -78,6 +83,46 @@ class Job:
         self.cwd = attrs.get("cwd")
         self.queue = attrs.get("queue")
 
+    def replay(self, ev):
+        """Apply one event of the job's eventlog (RFC 21) to the record: a restarted
+        instance rebuilds its jobs this way."""
+        name, ctx, ts = ev["name"], ev.get("context") or {}, ev["timestamp"]
+        if name == "submit":
+            self.userid = ctx.get("userid", 0)
+            self.urgency = ctx.get("urgency", URGENCY_DEFAULT)
+            self.flags = ctx.get("flags", 0)
+            self.t_submit = ts
+            self.state = "DEPEND"
+        elif name == "depend":
+            self.t_depend = ts
+            self.state = "PRIORITY"
+        elif name == "priority":
+            self.priority = ctx.get("priority")
+            if self.state == "PRIORITY":
+                self.state = "SCHED"
+        elif name == "urgency":
+            self.urgency = ctx.get("urgency", self.urgency)
+        elif name == "alloc":
+            self.state = "RUN"
+            self.t_run = ts
+            self.alloc = {}
+        elif name == "start":
+            self.has_started = True
+        elif name == "finish":
+            self.status = ctx.get("status")
+            self.state = "CLEANUP"
+            self.t_cleanup = ts
+        elif name == "exception":
+            if ctx.get("severity", 0) == 0 and self.exception is None:
+                self.exception = ctx
+                if self.state != "INACTIVE" and self.state != "RUN":
+                    self.state = "CLEANUP"
+                    self.t_cleanup = ts
+        elif name == "clean":
+            self.state = "INACTIVE"
+            self.t_inactive = ts
+            self.finish_result()
+
     def finish_result(self):
         """Decide the result once the job is inactive."""
         exc = self.exception
@@ -97,12 +142,9 @@ class Job:
     def returncode(self):
         """Exit code as a shell reports it: the exit status, 128+N for a signal N;
         for a job that never ran, 1 if it had an exception, else 0."""
-        st = self.status
-        if st is None:
+        if self.status is None:
             return 1 if self.exception else 0
-        if st & 0x7F:
-            return 128 + (st & 0x7F)
-        return (st >> 8) & 0xFF
+        return exit_code(self.status)
 
     def info(self):
         """The job-list record (the attributes ``flux jobs`` formats)."""

@@ -15,7 +15,7 @@ loads only the jobs kept. Jobs are purged oldest-inactive first, at most
 ``BATCH_MAX`` to a KVS commit, and each batch is announced by the event
 ``job-purge-inactive {jobs}``.
 
-Topics (served through the job manager):
+Topics (methods of the job manager's ``job-manager`` service, ``methods()``):
 
 - ``job-manager.purge {age_limit, num_limit, batch, force}`` -> ``{count}``:
   without ``force`` only counts the jobs that would be purged; ``-1`` for a
@@ -28,6 +28,8 @@ import errno
 import logging
 import time
 from collections import OrderedDict
+
+from flux_launch.services.base import ServiceError
 
 log = logging.getLogger("flux_launch.job-manager")
 
@@ -77,7 +79,7 @@ class Purge:
 
     def __init__(self, jm):
         self.jm = jm
-        self._queue = None  # jobid -> time it became inactive, oldest first; made on first use
+        self._order = None  # jobid -> time it became inactive, oldest first; made on first use
         self._raw = None
         self.limits = (AGE_UNLIMITED, NUM_UNLIMITED)
         self._scheduled = False
@@ -87,20 +89,20 @@ class Purge:
         self.kick()  # after a restart: the jobs kept may exceed the limits
 
     @property
-    def queue(self):
+    def order(self):
         # Made once the job manager has rebuilt its jobs from the KVS (it makes this
         # object first, and jobs end during the restart), in order of their end.
-        if self._queue is None:
-            self._queue = OrderedDict(
+        if self._order is None:
+            self._order = OrderedDict(
                 (job.id, job.t_inactive or 0.0)
                 for job in sorted((j for j in self.jm.jobs.values() if j.state == "INACTIVE"),
                                   key=lambda j: (j.t_inactive or 0.0, j.id)))
-        return self._queue
+        return self._order
 
     def inactive(self, job):
         """``job`` became inactive (called by the job manager)."""
-        if self._queue is not None:
-            self._queue[job.id] = job.t_inactive
+        if self._order is not None:
+            self._order[job.id] = job.t_inactive
         self.kick()
 
     def _limits(self):
@@ -134,17 +136,17 @@ class Purge:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if age_limit != AGE_UNLIMITED and self.queue and age_limit < 1e9:
-            oldest = next(iter(self.queue.values()))
+        if age_limit != AGE_UNLIMITED and self.order and age_limit < 1e9:
+            oldest = next(iter(self.order.values()))
             delay = max(oldest + age_limit - time.time(), 0.0) + 0.01
             self._timer = self.jm.broker.loop.call_later(delay, self.kick)
 
     def count(self, age_limit, num_limit):
         """How many jobs a purge with these limits would remove."""
         now = time.time()
-        size = len(self.queue)
+        size = len(self.order)
         n = 0
-        for t in self.queue.values():
+        for t in self.order.values():
             if not _eligible(now - t, age_limit, size - n, num_limit):
                 break
             n += 1
@@ -156,8 +158,8 @@ class Purge:
         now = time.time()
         ids = []
         watched = self._watched()
-        for jobid, t in self.queue.items():
-            if len(ids) >= batch or not _eligible(now - t, age_limit, len(self.queue) - len(ids), num_limit):
+        for jobid, t in self.order.items():
+            if len(ids) >= batch or not _eligible(now - t, age_limit, len(self.order) - len(ids), num_limit):
                 break
             if kvs_dir(jobid) in watched:  # a client still reads it (flux run's output): later
                 self._deferred = True
@@ -183,32 +185,34 @@ class Purge:
         jm.flush()  # their last events go first, so nothing writes below a removed directory
         self.max_purged = max(self.max_purged, *ids)
         for jobid in ids:
-            self.queue.pop(jobid, None)
+            self.order.pop(jobid, None)
             jm.jobs.pop(jobid, None)
         jm.kvs.unlink_pruning([kvs_dir(jobid) for jobid in ids], stop="job")
         jm.kvs.store.vacuum()
         jm.broker.publish("job-purge-inactive", {"jobs": ids})
         log.debug("job-manager: purged %d inactive jobs", len(ids))
 
-    # ---- RPC (the job manager dispatches job-manager.* topics here) -----------
+    # ---- RPC (methods of the job manager's job-manager service) ---------------
 
-    def _rpc_job_manager__purge(self, msg, p):
-        from flux_launch.services.job_manager import RequestError
+    def methods(self):
+        """The ``job-manager`` methods served here: ``{method: handler}``."""
+        return {"purge": self._purge_rpc, "purge-id": self._purge_id, "stats-get": self._stats_get}
 
+    def _purge_rpc(self, msg, p):
         age_limit = p.get("age_limit", AGE_UNLIMITED)
         num_limit = p.get("num_limit", NUM_UNLIMITED)
         batch = p.get("batch", 50)
         force = p.get("force", False)
         if (not isinstance(age_limit, (int, float)) or isinstance(age_limit, bool) or type(num_limit) is not int
-                or type(batch) is not int or type(force) is not bool):  # noqa: E721
-            raise RequestError(errno.EPROTO, "job-manager.purge: age_limit (a number), num_limit, batch "
+                or type(batch) is not int or type(force) is not bool):
+            raise ServiceError(errno.EPROTO, "job-manager.purge: age_limit (a number), num_limit, batch "
                                "(integers) and force (a boolean) are required")
         if age_limit != AGE_UNLIMITED and age_limit < 0:
-            raise RequestError(errno.EINVAL, "if set, age limit must be >= 0")
+            raise ServiceError(errno.EINVAL, "if set, age limit must be >= 0")
         if num_limit != NUM_UNLIMITED and num_limit < 0:
-            raise RequestError(errno.EINVAL, "if set, num limit must be >= 0")
+            raise ServiceError(errno.EINVAL, "if set, num limit must be >= 0")
         if not 1 <= batch <= BATCH_MAX:
-            raise RequestError(errno.EINVAL, f"batch must be >= 1 and <= {BATCH_MAX}")
+            raise ServiceError(errno.EINVAL, f"batch must be >= 1 and <= {BATCH_MAX}")
         self._owner_only(msg)
         if force:
             count = self._purge(float(age_limit), num_limit, batch)
@@ -216,31 +220,27 @@ class Purge:
             count = self.count(float(age_limit), num_limit)
         self.jm.broker.respond(msg, {"count": count})
 
-    def _rpc_job_manager__purge_id(self, msg, p):
+    def _purge_id(self, msg, p):
         from flux_launch.core.jobid import JobID
-        from flux_launch.services.job_manager import RequestError
-
         jobid = p.get("id")
         force = p.get("force", False)
-        if type(jobid) is not int or jobid < 0 or type(force) is not bool:  # noqa: E721
-            raise RequestError(errno.EPROTO, "job-manager.purge-id: id (a job id) and force are required")
+        if type(jobid) is not int or jobid < 0 or type(force) is not bool:
+            raise ServiceError(errno.EPROTO, "job-manager.purge-id: id (a job id) and force are required")
         self._owner_only(msg)
         job = self.jm.jobs.get(jobid)
         if job is None:
-            raise RequestError(errno.ENOENT, f"{JobID(jobid)}: id not found")
-        if jobid not in self.queue:
-            raise RequestError(errno.EINVAL, f"{JobID(jobid)}: cannot purge an active job")
+            raise ServiceError(errno.ENOENT, f"{JobID(jobid)}: id not found")
+        if jobid not in self.order:
+            raise ServiceError(errno.EINVAL, f"{JobID(jobid)}: cannot purge an active job")
         if force:
             self.remove([jobid])
         self.jm.broker.respond(msg, {"count": 1})
 
-    def _rpc_job_manager__stats_get(self, msg, p):
+    def _stats_get(self, msg, p):
         jobs = self.jm.jobs
-        self.jm.broker.respond(msg, {"active_jobs": len(jobs) - len(self.queue), "inactive_jobs": len(self.queue),
+        self.jm.broker.respond(msg, {"active_jobs": len(jobs) - len(self.order), "inactive_jobs": len(self.order),
                                      "max_jobid": max(max(jobs, default=0), self.max_purged)})
 
     def _owner_only(self, msg):
-        from flux_launch.services.job_manager import RequestError
-
         if msg.get("rolemask", 1) != 1:
-            raise RequestError(errno.EPERM, "only the instance owner may purge jobs")
+            raise ServiceError(errno.EPERM, "only the instance owner may purge jobs")

@@ -109,7 +109,7 @@ class Scheduler:
         self.backfill = backfill
         self.backfill_depth = backfill_depth
         self._pending: dict[object, PendingJob] = {}
-        self._queue: list[tuple] = []  # sorted (key, jobid)
+        self._order: list[tuple] = []  # sorted (key, jobid)
         self.running: dict[object, RunningJob] = {}
         self.reservation: Reservation | None = None
 
@@ -118,7 +118,7 @@ class Scheduler:
     @property
     def pending(self) -> list:
         """Pending jobids in queue order."""
-        return [jobid for _, jobid in self._queue]
+        return [jobid for _, jobid in self._order]
 
     def submit(self, jobid: int, request: Request | Mapping, priority: int = 16,
                t_submit: float = 0.0) -> Request:
@@ -141,12 +141,12 @@ class Scheduler:
             raise ValueError(why)
         job = PendingJob(jobid, req, priority, t_submit)
         self._pending[jobid] = job
-        insort(self._queue, (job.key(), jobid))
+        insort(self._order, (job.key(), jobid))
         return req
 
     def _unqueue(self, job: PendingJob) -> None:
-        i = bisect_left(self._queue, (job.key(), job.jobid))
-        del self._queue[i]
+        i = bisect_left(self._order, (job.key(), job.jobid))
+        del self._order[i]
         del self._pending[job.jobid]
 
     def cancel(self, jobid: object) -> bool:
@@ -165,7 +165,7 @@ class Scheduler:
         self._unqueue(job)
         job.priority = priority
         self._pending[jobid] = job
-        insort(self._queue, (job.key(), jobid))
+        insort(self._order, (job.key(), jobid))
         return True
 
     # -- running jobs -----------------------------------------------------
@@ -253,7 +253,7 @@ class Scheduler:
         started: list[tuple[object, Alloc]] = []
         self.reservation = None
         pool = self.pool
-        queue = [self._pending[jobid] for _, jobid in self._queue]
+        queue = [self._pending[jobid] for _, jobid in self._order]
         i = 0
         while i < len(queue):  # FCFS from the front
             alloc = pool.alloc(queue[i].request)

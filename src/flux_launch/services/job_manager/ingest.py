@@ -1,0 +1,70 @@
+"""job-ingest: the checks a submission must pass before it becomes a job.
+
+Topic: ``job-ingest.submit {jobspec, urgency?, flags?}`` -> ``{id}``. The
+jobspec is validated (RFC 25), the request must be able to fit the instance
+some day ("unsatisfiable request: ..."), and a guest may neither submit
+waitable jobs nor raise urgency above the default. An accepted job is the state
+machine's (``JobManager.add``): its FLUID, ``job.<dothex>.{jobspec,eventlog}``.
+"""
+
+import errno
+
+from flux_launch.proto.job import FLAG_WAITABLE, URGENCY_DEFAULT, URGENCY_EXPEDITE
+from flux_launch.services.base import Service, ServiceError
+
+
+def check(p, owner, feasible=None):
+    """The submission ``p`` checked: ``(jobspec, summary, urgency, flags)``.
+
+    Args:
+        p: the request's payload.
+        owner: whether the instance owner submits.
+        feasible: ``feasible(summary) -> (ok, reason)`` of the resource pool, or
+            None while the pool is not known (nothing is refused for its size then).
+
+    Raises:
+        ServiceError: EINVAL (a bad jobspec, a named queue, a bad urgency),
+            EPROTO (flags not an integer), EPERM (a guest's waitable job or
+            urgency above the default), EOVERFLOW (it can never fit).
+    """
+    from flux_launch.proto.jobspec import JobspecError, summary, validate
+
+    try:
+        jobspec = validate(p.get("jobspec"))
+        summ = summary(jobspec)
+    except JobspecError as exc:
+        raise ServiceError(errno.EINVAL, str(exc)) from None
+    queue = jobspec.get("attributes", {}).get("system", {}).get("queue")
+    if queue is not None:  # this instance has only flux-core's anonymous queue
+        raise ServiceError(errno.EINVAL, f"{queue!r} is not a valid queue (this instance has no named "
+                           "queues: submit without -q/--queue)")
+    urgency = p.get("urgency", URGENCY_DEFAULT)
+    if type(urgency) is not int or not 0 <= urgency <= URGENCY_EXPEDITE:
+        raise ServiceError(errno.EINVAL, f"urgency must be an integer 0-{URGENCY_EXPEDITE}")
+    flags = p.get("flags", 0)
+    if type(flags) is not int:
+        raise ServiceError(errno.EPROTO, "flags must be an integer")
+    if flags & FLAG_WAITABLE and not owner:
+        raise ServiceError(errno.EPERM, "only the instance owner may submit waitable jobs")
+    if urgency > URGENCY_DEFAULT and not owner:
+        raise ServiceError(errno.EPERM, f"only the instance owner may set urgency above {URGENCY_DEFAULT}")
+    if feasible is not None:
+        ok, reason = feasible(summ)
+        if not ok:
+            raise ServiceError(errno.EOVERFLOW, reason)
+    return jobspec, summ, urgency, flags
+
+
+class Ingest:
+    """The ``job-ingest`` service of a job manager (registered at creation)."""
+
+    def __init__(self, jm):
+        self.jm = jm
+        Service(jm.broker, "job-ingest", {"submit": self._submit}).register()
+
+    def _submit(self, msg, p):
+        jm = self.jm
+        feasible = jm.sched.pool.feasible if jm.pool_ready else None
+        jobspec, summ, urgency, flags = check(p, msg.get("rolemask", 1) == 1, feasible)
+        job = jm.add(msg.get("userid", jm.broker.owner), jobspec, summ, urgency, flags)
+        jm.broker.respond(msg, {"id": job.id})
