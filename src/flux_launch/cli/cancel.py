@@ -6,6 +6,9 @@ import sys
 
 from flux_launch.cli.base import Parser, handle
 from flux_launch.core.jobid import JobID
+from flux_launch.proto.job import STATE_BITS, raise_payload
+
+_ACTIVE = sum(STATE_BITS.values()) & ~STATE_BITS["INACTIVE"]  # job-list's states of every active job
 
 
 def main(cmd, argv):
@@ -21,17 +24,16 @@ def main(cmd, argv):
         p.error("give job ids or --all, not both")
     h = handle()
     if args.all:
-        jobs = h.rpc("job-list.list", {"states": 63, "userid": os.getuid()}).get()["jobs"]
+        jobs = h.rpc("job-list.list", {"states": _ACTIVE, "userid": os.getuid()}).get()["jobs"]
         ids = [JobID(j["id"]) for j in jobs]
     else:
         try:
             ids = [JobID(text) for text in args.ids]
         except ValueError as exc:
             p.error(str(exc))
-    futures = [(j, h.rpc("job-manager.raise", {"id": int(j), "type": "cancel", "severity": 0,
-                                               "note": args.message})) for j in ids]
+    futures = [(j, h.rpc("job-manager.raise", raise_payload(j, "cancel", args.message))) for j in ids]
     errors = 0
-    for jobid, fut in futures:
+    for _jobid, fut in futures:
         try:
             fut.get()
         except OSError as exc:

@@ -11,6 +11,8 @@ import sys
 
 from flux_launch.cli.base import Parser, handle
 from flux_launch.core.jobid import JobID
+from flux_launch.proto.job import (STATE_BITS, URGENCY_DEFAULT, URGENCY_EXPEDITE, URGENCY_HOLD, describe_status,
+                                   raise_payload, term_signal)
 
 
 def _jobid(p, text):
@@ -170,8 +172,7 @@ def _status(p, args):
         code = info.returncode
         if args.verbose:
             ws = info._info.get("waitstatus")
-            what = f"exited with exit code {code}" if ws is None or not ws & 0x7f \
-                else f"killed by signal {ws & 0x7f}"
+            what = describe_status(ws) if ws is not None and term_signal(ws) else f"exited with exit code {code}"
             if info._info.get("exception_occurred"):
                 what = f"exception {info._info.get('exception_type')}: {info._info.get('exception_note')}"
             sys.stderr.write(f"{jobid}: {what}\n")
@@ -208,7 +209,8 @@ def _wait(p, args):
 
 
 def _last(p, args):
-    jobs = handle().rpc("job-list.list", {"states": 127, "userid": os.getuid(), "max_entries": 1}).get()["jobs"]
+    every_state = sum(STATE_BITS.values())
+    jobs = handle().rpc("job-list.list", {"states": every_state, "userid": os.getuid(), "max_entries": 1}).get()["jobs"]
     if not jobs:
         raise OSError(2, "you have submitted no job")
     print(JobID(jobs[0]["id"]))
@@ -232,13 +234,12 @@ def _kill(p, args):
 def _cancel(p, args):
     h = handle()
     for text in args.ids:
-        h.rpc("job-manager.raise", {"id": int(_jobid(p, text)), "type": "cancel", "severity": 0,
-                                    "note": args.message}).get()
+        h.rpc("job-manager.raise", raise_payload(_jobid(p, text), "cancel", args.message)).get()
     return 0
 
 
 def _urgency(p, args):
-    words = {"hold": 0, "expedite": 31, "default": 16}
+    words = {"hold": URGENCY_HOLD, "expedite": URGENCY_EXPEDITE, "default": URGENCY_DEFAULT}
     value = words.get(args.urgency.lower())
     if value is None:
         try:

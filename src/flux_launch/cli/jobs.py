@@ -15,6 +15,7 @@ import time
 from flux_launch.cli.base import Parser, handle
 from flux_launch.core import fsd
 from flux_launch.core.jobid import JobID
+from flux_launch.proto.job import PENDING, RESULT_ABBREV, RESULT_BITS, RUNNING, STATE_BITS, STATE_SINGLE, STATES
 
 FORMATS = {
     "default": "{id.f58:>12} ?:{queue:<8.8} {username:<8.8} {name:<10.10+} {status_abbrev:>2.2} {ntasks:>6} "
@@ -35,12 +36,14 @@ HEADERS = {"id": "JOBID", "queue": "QUEUE", "username": "USER", "userid": "UID",
 # what Row derives (anything else is refused: a typo must not print an empty column)
 FIELDS = set(HEADERS) | {"state_single", "result_abbrev", "t_depend", "t_cleanup", "t_inactive", "expiration",
                          "waitable", "exception_occurred"}
-STATE_NAMES = ("new", "depend", "priority", "sched", "run", "cleanup", "inactive")
-STATE_ABBREV = {"new": "N", "depend": "D", "priority": "P", "sched": "S", "run": "R", "cleanup": "C"}
-RESULT_ABBREV = {"COMPLETED": "CD", "FAILED": "F", "CANCELED": "CA", "TIMEOUT": "TO"}
-FILTERS = {"new": 1, "depend": 2, "priority": 4, "sched": 8, "run": 16, "cleanup": 32, "inactive": 64,
-           "pending": 14, "running": 48, "active": 63}
-RESULT_FILTERS = {"completed": 1, "failed": 2, "canceled": 4, "cancelled": 4, "timeout": 8}
+PENDING_MASK = sum(STATE_BITS[s] for s in PENDING)
+RUNNING_MASK = sum(STATE_BITS[s] for s in RUNNING)
+ALL_STATES = sum(STATE_BITS.values())
+ACTIVE_MASK = ALL_STATES & ~STATE_BITS["INACTIVE"]
+# -f/--filter words: a state, a group of states, or a result (job-list's bits)
+FILTERS = {**{name.lower(): bit for name, bit in STATE_BITS.items()},
+           "pending": PENDING_MASK, "running": RUNNING_MASK, "active": ACTIVE_MASK}
+RESULT_FILTERS = {**{name.lower(): bit for name, bit in RESULT_BITS.items()}, "cancelled": RESULT_BITS["CANCELED"]}
 
 
 class _Attr:
@@ -80,16 +83,16 @@ class Row:
                 except KeyError:
                     self._users[uid] = str(uid)
             return self._users[uid]
-        state = STATE_NAMES[(info.get("state", 1)).bit_length() - 1]
+        state = STATES[(info.get("state", 1)).bit_length() - 1]
         if name == "state":
-            return state.upper()
+            return state
         if name == "state_single":
-            return STATE_ABBREV.get(state, "I")[0]
+            return STATE_SINGLE.get(state, "I")
         if name in ("status", "status_abbrev"):
-            if state == "inactive":
+            if state == "INACTIVE":
                 res = info.get("result_str", "")
                 return RESULT_ABBREV.get(res, res) if name == "status_abbrev" else res
-            return STATE_ABBREV[state] if name == "status_abbrev" else state.upper()
+            return STATE_SINGLE[state] if name == "status_abbrev" else state
         if name == "result":
             return info.get("result_str", "")
         if name == "result_abbrev":
@@ -100,14 +103,14 @@ class Row:
             return info.get("t_cleanup", time.time()) - info["t_run"]
         if name == "t_remaining":
             exp = info.get("expiration", 0)
-            return max(0.0, exp - time.time()) if exp and state in ("run", "cleanup") else 0.0
+            return max(0.0, exp - time.time()) if exp and state in RUNNING else 0.0
         if name == "contextual_time":
             return self.get("runtime") if "t_run" in info else 0.0
         if name == "contextual_info":
-            if state in ("depend", "priority", "sched", "new"):
-                if state == "sched" and info.get("priority") == 0:
+            if state in PENDING or state == "NEW":
+                if state == "SCHED" and info.get("priority") == 0:
                     return "held"
-                return "priority-wait" if state == "priority" else ("depends:" if state == "depend" else "")
+                return "priority-wait" if state == "PRIORITY" else ("depends:" if state == "DEPEND" else "")
             return info.get("nodelist", "") or ""
         if name == "dependencies":
             return ""
@@ -231,9 +234,9 @@ def main(cmd, argv):
                     p.error(f"invalid filter {word!r}: use states (pending, running, inactive, ...) "
                             "or results (completed, failed, canceled, timeout)")
         elif args.a:
-            states = 127
+            states = ALL_STATES
         else:
-            states = FILTERS["active"]
+            states = ACTIVE_MASK
         import os
 
         userid = os.getuid()
@@ -286,8 +289,8 @@ def _check_format(fmt):
 def _order(info):
     """Pending first (by priority, then age), then running, then inactive, newest first."""
     state = info.get("state", 1)
-    if state & 14:
+    if state & PENDING_MASK:
         return (0, -info.get("priority", 0), info.get("t_submit", 0))
-    if state & 48:
+    if state & RUNNING_MASK:
         return (1, -info.get("t_run", 0), 0)
     return (2, -info.get("t_inactive", 0), 0)

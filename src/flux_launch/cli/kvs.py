@@ -147,7 +147,7 @@ def _put(h, args):
 
 def _ls(h, args):
     keys = args.keys or ["."]
-    for i, key in enumerate(keys):
+    for key in keys:
         try:
             listing = h.rpc("kvs.get", {"key": key, "dir": True, "recursive": args.recursive, **_ns(args)}).get()
         except OSError as exc:

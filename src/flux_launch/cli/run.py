@@ -7,8 +7,8 @@ import time
 
 T_IMPORTED = time.time()  # for FLUX_LAUNCH_TIMING (bench/)
 
-from flux_launch.cli import submitbase
-from flux_launch.cli.base import handle
+from flux_launch.cli import submitbase  # noqa: E402 - after T_IMPORTED
+from flux_launch.cli.base import handle  # noqa: E402
 
 
 def main(cmd, argv):

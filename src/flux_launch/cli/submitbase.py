@@ -11,6 +11,7 @@ import os
 
 from flux_launch.cli.fastparse import REMAINDER, FastParser
 from flux_launch.proto import fastjson
+from flux_launch.proto.job import SUBMIT_FLAGS, URGENCY_DEFAULT, URGENCY_EXPEDITE, URGENCY_HOLD
 
 
 def add_options(p):
@@ -325,13 +326,13 @@ def flags(args):
     """
     out = {}
     for flag in args.flags.split(",") if args.flags else ():
-        if flag not in ("waitable", "debug", "novalidate"):
+        if flag not in SUBMIT_FLAGS:
             raise ValueError(f"--flags: unknown flag {flag!r} (use waitable, debug, novalidate)")
         out[flag] = True
     return out
 
 
-_URGENCY_NAMES = {"default": 16, "hold": 0, "expedite": 31}
+_URGENCY_NAMES = {"default": URGENCY_DEFAULT, "hold": URGENCY_HOLD, "expedite": URGENCY_EXPEDITE}
 
 
 def urgency(args):

@@ -9,7 +9,7 @@ when the eventlog ends (the job became inactive) without it.
 import errno
 from flux_launch.proto import fastjson
 
-from flux_launch.client.handle import STREAMING
+from flux_launch.client.handle import NORESPONSE, STREAMING
 from flux_launch.core.jobid import JobID
 from flux_launch.proto.eventlog import EventlogParser
 
@@ -51,25 +51,25 @@ class EventWatch:
         self.fut = flux_handle.rpc("job-info.eventlog-watch", {"id": int(self.jobid), "path": eventlog},
                                    flags=STREAMING)
         self._parser = EventlogParser()
-        self._queue = []
+        self._pending = []  # events parsed, not yet returned
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        while not self._queue:
+        while not self._pending:
             try:
                 value = self.fut.get()["value"]
             except OSError as exc:
                 if exc.errno == errno.ENODATA:
                     raise StopIteration from None
                 raise
-            self._queue.extend(EventLogEvent(ev) for ev in self._parser.feed(value))
-        return self._queue.pop(0)
+            self._pending.extend(EventLogEvent(ev) for ev in self._parser.feed(value))
+        return self._pending.pop(0)
 
     def cancel(self):
         """Stop the watch (the broker ends the stream)."""
-        self.handle.rpc("job-info.eventlog-watch-cancel", {"matchtag": self.fut.matchtag}, flags=2)
+        self.handle.rpc("job-info.eventlog-watch-cancel", {"matchtag": self.fut.matchtag}, flags=NORESPONSE)
 
 
 def event_watch(flux_handle, jobid, eventlog="eventlog"):
@@ -83,7 +83,7 @@ def event_watch(flux_handle, jobid, eventlog="eventlog"):
             return
 
 
-def event_wait(flux_handle, jobid, name, eventlog="eventlog", raiseJobException=True):  # noqa: N803
+def event_wait(flux_handle, jobid, name, eventlog="eventlog", raiseJobException=True):
     """Wait for event ``name`` in a job's eventlog and return it.
 
     Raises:

@@ -279,7 +279,7 @@ class Jobspec:
             try:
                 ref["data"], ref["encoding"] = raw.decode("utf-8"), "utf-8"
             except UnicodeDecodeError:
-                import base64  # noqa: PLC0415 - rare path
+                import base64  # a rare path
                 ref["data"], ref["encoding"] = base64.b64encode(raw).decode("ascii"), "base64"
         system = self.jobspec["attributes"].setdefault("system", {})
         system.setdefault("files", {})[path] = ref  # not setattr(): names hold dots

@@ -8,10 +8,9 @@ raises ``OSError(errno, text)`` from ``get_id()``/``submit``.
 from flux_launch.proto import fastjson
 
 from flux_launch.core.jobid import JobID
+from flux_launch.proto.job import FLAG_DEBUG, FLAG_NOVALIDATE, FLAG_WAITABLE, URGENCY_DEFAULT
 
-FLAG_DEBUG = 1
-FLAG_WAITABLE = 4
-FLAG_NOVALIDATE = 8
+__all__ = ["FLAG_DEBUG", "FLAG_NOVALIDATE", "FLAG_WAITABLE", "SubmitFuture", "submit", "submit_async"]
 
 
 def _payload(jobspec, urgency, waitable, debug, novalidate):
@@ -44,13 +43,13 @@ class SubmitFuture:
         return self
 
 
-def submit_async(flux_handle, jobspec, urgency=16, waitable=False, debug=False, novalidate=False):
+def submit_async(flux_handle, jobspec, urgency=URGENCY_DEFAULT, waitable=False, debug=False, novalidate=False):
     """Submit without waiting; returns a ``SubmitFuture``."""
     return SubmitFuture(flux_handle.rpc("job-ingest.submit",
                                         _payload(jobspec, urgency, waitable, debug, novalidate)))
 
 
-def submit(flux_handle, jobspec, urgency=16, waitable=False, debug=False, novalidate=False):
+def submit(flux_handle, jobspec, urgency=URGENCY_DEFAULT, waitable=False, debug=False, novalidate=False):
     """Submit a job and return its ``JobID``.
 
     Raises:
