@@ -404,6 +404,8 @@ def test_pmi_task_environment_and_a_one_node_wire_up(tmp_path):
     assert "cmd=barrier_out" in socks[0].recv(4096).decode()
     assert shell.events == [("shell.pmi-barrier", {"seq": 1, "rc": 0})]
     assert "value=v0" in _talk(shell, socks[1], "cmd=get kvsname=kvs_123456789 key=k0")
+    reply = _talk(shell, socks[1], "cmd=get kvsname=kvs_123456789 key=flux.taskmap")
+    assert 'value={"version":1,"map":[[0,1,2,1]]}' in reply, reply
 
 
 def test_pmi_garbage_closes_the_connection_and_raises_an_exception():

@@ -41,17 +41,6 @@ def _library_path():
     return path if os.path.exists(path) else None
 
 
-def _taskmap(counts):
-    """RFC 34 taskmap: runs of consecutive nodes with the same task count."""
-    blocks = []
-    for node, n in enumerate(counts):
-        if blocks and blocks[-1][2] == n and blocks[-1][0] + blocks[-1][1] == node:
-            blocks[-1][1] += 1
-        else:
-            blocks.append([node, 1, n, 1])
-    return json.dumps({"version": 1, "map": blocks}, separators=(",", ":"))
-
-
 class _Ops:
     def __init__(self, pmi):
         self.pmi = pmi
@@ -86,7 +75,7 @@ class PMI:
         mapping = process_mapping_from_counts(tm.counts)
         if len(mapping) < 1024:
             self.engine.preput("PMI_process_mapping", mapping)
-        taskmap = _taskmap(tm.counts)
+        taskmap = json.dumps(tm.rfc34(), separators=(",", ":"))
         if len(taskmap) < 1024:
             self.engine.preput("flux.taskmap", taskmap)
         self.socks = {}
