@@ -282,9 +282,11 @@ def test_msg_watcher_on_requests(pair):
         watcher.stop()
 
     h.msg_watcher_create(on_request, MSGTYPE_REQUEST, "mine.ping").start()
+    broker.send(dict(message.request("mine.pingx", 4, matchtag=8), route=["c1"]))  # not the exact topic
     broker.send(dict(message.request("mine.ping", 5, matchtag=9), route=["c1"]))
     h.reactor_run()
     assert answered == ["mine.ping"]
+    assert [m["topic"] for m in h.requests] == ["mine.pingx"]  # left for whoever serves it
     resp = broker.request()
     assert resp["type"] == "resp" and resp["matchtag"] == 9 and resp["payload"] == {"echo": 5}
 
@@ -350,3 +352,57 @@ def test_broker_going_away_ends_the_run(pair):
     broker.conn.close()
     with pytest.raises(ConnectionError):
         h.reactor_run()
+
+
+def test_watcher_stopped_while_due_is_not_called(pair):
+    """Both timers expire in the same step; the first stops the second before its call."""
+    h, _ = pair
+    fired = []
+    second = h.timer_watcher_create(0.0, lambda *_: fired.append("second"))
+    h.timer_watcher_create(0.0, lambda *_: (fired.append("first"), second.stop())).start()
+    second.start()
+    h.reactor_run()
+    assert fired == ["first"]
+
+
+def test_reactor_stop_between_continuations(pair):
+    """reactor_stop() in a continuation: the next one, already due, waits for the next run."""
+    h, broker = pair
+    got = []
+
+    def first(f):
+        got.append(f.get())
+        h.reactor_stop()
+
+    h.rpc("svc.a").then(first)
+    h.rpc("svc.b").then(lambda f: got.append(f.get()))
+    ra, rb = broker.request(), broker.request()
+    broker.send(message.response(ra, "A"))
+    broker.send(message.response(rb, "B"))
+    b_only = h.rpc("svc.sync")  # both responses are read before this one is answered
+    broker.respond(broker.request(), "sync")
+    b_only.get(timeout=5)
+    h.reactor_run()
+    assert got == ["A"]
+    h.reactor_run()
+    assert got == ["A", "B"]
+
+
+def test_receive_without_blocking(pair):
+    """The reactor's read of the broker socket returns at once when nothing is there
+    (even after a blocking get() with a timeout put the socket in timeout mode)."""
+    h, broker = pair
+    fut = h.rpc("svc.a")
+    broker.respond(broker.request(), "A")
+    assert fut.get(timeout=5) == "A"
+
+    def hung(*_):
+        raise TimeoutError("the read blocked")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, 2.0)
+    try:
+        h._recv_nowait()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)

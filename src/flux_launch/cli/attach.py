@@ -26,7 +26,7 @@ import time
 from flux_launch.client.handle import NORESPONSE, STREAMING
 from flux_launch.proto import fastjson
 from flux_launch.proto.eventlog import EventlogParser
-from flux_launch.proto.job import exit_code, raise_payload
+from flux_launch.proto.job import exit_code, is_fatal, raise_payload
 from flux_launch.proto.output import data_head_parse, level_name
 
 
@@ -117,7 +117,7 @@ class _Attach:
             for ev in self.main_lines.feed(value):
                 name = ev.get("name")
                 ctx = ev.get("context") or {}
-                if name == "exception" and ctx.get("severity", 0) == 0 and self.exception is None:
+                if name == "exception" and is_fatal(ctx) and self.exception is None:
                     self.exception = ctx
                     note = f": {ctx['note']}" if ctx.get("note") else ""
                     sys.stderr.write(f"flux-{cmd}: job {self.jobid} {ctx.get('type')}{note}\n")

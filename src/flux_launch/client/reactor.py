@@ -67,8 +67,9 @@ def _topic_matcher(glob):
 class Watcher:
     """What every watcher shares: ``start()`` (returns the watcher), ``stop()``,
     ``destroy()`` (stops it), ``active``, and use as a context manager (started on
-    entry, stopped on exit). Starting a started watcher or stopping a stopped one
-    does nothing. A started watcher keeps ``reactor_run()`` running."""
+    entry, stopped on exit). Starting a started watcher does nothing; stopping one
+    drops its call that was due, if any (an expired one-shot timer's too). A started
+    watcher keeps ``reactor_run()`` running."""
 
     def __init__(self, reactor, callback, args):
         self.reactor = reactor
@@ -87,9 +88,9 @@ class Watcher:
         return self
 
     def stop(self):
+        self._gen += 1  # drops a call already due, even of a one-shot timer that expired (as libev)
         if self.active:
             self.active = False
-            self._gen += 1
             self.reactor.active -= 1
             self._stopped()
 
