@@ -145,6 +145,20 @@ def test_stopped_timer_does_not_fire(pair):
     assert fired == []
 
 
+def test_unref_watcher_does_not_keep_the_run_going(pair):
+    h, _ = pair
+    fired = []
+    watchdog = h.timer_watcher_create(30, lambda *_: fired.append("watchdog")).start().unref()
+    h.timer_watcher_create(0.01, lambda *_: fired.append("short")).start()
+    t = time.monotonic()
+    assert h.reactor_run() == 0
+    assert fired == ["short"] and watchdog.active and time.monotonic() - t < 10
+    watchdog.ref()
+    assert h.reactor_run(REACTOR_NOWAIT) == 1
+    watchdog.stop()
+    assert h.reactor_run() == 0
+
+
 def test_reactor_stop(pair):
     h, _ = pair
     ticks = []

@@ -69,7 +69,7 @@ class Watcher:
     ``destroy()`` (stops it), ``active``, and use as a context manager (started on
     entry, stopped on exit). Starting a started watcher does nothing; stopping one
     drops its call that was due, if any (an expired one-shot timer's too). A started
-    watcher keeps ``reactor_run()`` running."""
+    watcher keeps ``reactor_run()`` running, unless ``unref()`` was called."""
 
     def __init__(self, reactor, callback, args):
         self.reactor = reactor
@@ -77,13 +77,14 @@ class Watcher:
         self.callback = callback
         self.args = args
         self.active = False
+        self.referenced = True  # while active, it keeps reactor_run() running
         self._gen = 0  # changes at each start and stop: calls queued before are dropped
 
     def start(self):
         if not self.active:
             self.active = True
             self._gen += 1
-            self.reactor.active += 1
+            self.reactor.active += self.referenced
             self._started()
         return self
 
@@ -91,8 +92,23 @@ class Watcher:
         self._gen += 1  # drops a call already due, even of a one-shot timer that expired (as libev)
         if self.active:
             self.active = False
-            self.reactor.active -= 1
+            self.reactor.active -= self.referenced
             self._stopped()
+
+    def unref(self):
+        """Let ``reactor_run()`` return while this watcher is still active (a
+        watchdog timer, a signal watcher for the run's duration); returns it."""
+        if self.referenced:
+            self.referenced = False
+            self.reactor.active -= self.active
+        return self
+
+    def ref(self):
+        """Undo ``unref()``; returns the watcher."""
+        if not self.referenced:
+            self.referenced = True
+            self.reactor.active += self.active
+        return self
 
     def destroy(self):
         self.stop()
@@ -409,7 +425,7 @@ class Reactor:
                 os.close(r)
                 os.close(wr)
                 w.active = False
-                self.active -= 1
+                self.active -= w.referenced
                 raise
             self._sig_fds = (r, wr)
             self._poll.register(r, _POLLIN)
