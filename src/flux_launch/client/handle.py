@@ -37,7 +37,6 @@ from _collections import deque
 from _socket import AF_UNIX, MSG_DONTWAIT, SOCK_STREAM
 from _socket import socket as _socket
 
-from flux_launch.client.future import Future
 from flux_launch.proto import message as _msg
 
 NODEID_ANY = _msg.NODEID_ANY
@@ -75,6 +74,99 @@ def uri_path(uri):
     if uri.startswith("local://"):
         return uri[len("local://"):]
     raise NoInstanceError(errno.EINVAL, f"unsupported URI {uri!r}: only local:// URIs are supported")
+
+
+class Future:
+    """The pending result of one RPC.
+
+    ``get()`` blocks for the next response: it returns the payload or raises
+    ``OSError(errnum, errstr)``. A streaming RPC yields several responses: iterate
+    the future (``for payload in future``), which stops at the ``ENODATA`` that ends
+    the stream, or give it a continuation with ``then``.
+
+    ``done`` becomes true once the last response (of a streaming RPC: the error
+    that ends the stream) has been taken with ``get()``.
+    """
+
+    def __init__(self, handle, matchtag, topic, streaming):
+        self.handle = handle
+        self.matchtag = matchtag
+        self.topic = topic
+        self.streaming = streaming
+        self._queue = deque()  # responses received, not yet taken by get()
+        self.done = False
+        self._ended = False  # the last response was received (no more will come)
+        self._then = None  # (callback, args) of the continuation
+        self._due = 0  # responses received that the continuation was not called for yet
+
+    def is_ready(self):
+        """True when a response is waiting: ``get()`` returns or raises without blocking."""
+        return bool(self._queue)
+
+    def wait_for(self, timeout=None):
+        """Block until a response is waiting, without taking it; returns the future.
+
+        Raises:
+            TimeoutError: none within ``timeout`` seconds.
+            ConnectionError: the broker went away.
+        """
+        q = self._queue
+        while not q:
+            self.handle._recv_one(timeout)
+        return self
+
+    def get(self, timeout=None):
+        """Wait for the next response and take it.
+
+        Raises:
+            OSError: the response carries an error (errno and text from the service);
+                ``ENODATA`` ends a stream.
+            TimeoutError: no response within ``timeout`` seconds.
+            ConnectionError: the broker went away.
+        """
+        q = self._queue
+        while not q:
+            self.handle._recv_one(timeout)
+        resp = q.popleft()
+        errnum = resp.get("errnum")
+        if errnum:
+            self._finish()  # an error ends a stream too (RFC 6), not only ENODATA
+            raise OSError(errnum, resp.get("errstr") or os.strerror(errnum))
+        if not self.streaming:
+            self._finish()
+        return resp.get("payload")
+
+    def __iter__(self):
+        while not self.done:
+            try:
+                yield self.get()
+            except OSError as exc:
+                if exc.errno == errno.ENODATA:
+                    return
+                raise
+
+    def then(self, callback, *args):
+        """Call ``callback(future, *args)`` from ``Flux.reactor_run()`` once per
+        response: once for a plain RPC, for each response of a streaming one (the
+        last call's ``get()`` raises the error that ends the stream, ``ENODATA``
+        when it ended normally). The callback takes the response with ``get()``,
+        which does not block there; a call is skipped when an earlier one already
+        took every waiting response. A later ``then`` replaces the continuation.
+
+        While the continuation waits for responses, ``reactor_run()`` keeps running.
+        Returns the future.
+        """
+        self.handle._reactor_get().then(self, callback, args)
+        return self
+
+    def reset(self):
+        """Nothing to do (flux-core's streaming futures need it between responses;
+        here each response is queued on its own). Returns the future."""
+        return self
+
+    def _finish(self):
+        self.done = True
+        self.handle._futures.pop(self.matchtag, None)
 
 
 def _sendmsg_all(sock, parts):
