@@ -1,5 +1,5 @@
 # make demo: install what is needed (as root: the Debian packages too) and run the demo
-# make test: the same setup, then the whole test suite
+# make test: the same setup, then the linter (ruff, configured in pyproject.toml) and the whole test suite
 # make bench: the same setup, then the benchmarks
 VENV := .venv
 SETUP_INPUTS := pyproject.toml setup.py ci/setup.sh $(wildcard csrc/*.c csrc/*.h csrc/*.py pmi/*.c)
@@ -16,6 +16,7 @@ demo: setup
 	bash ci/demo.sh
 
 test: setup
+	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/python -m pytest -q tests
 
 bench: setup
