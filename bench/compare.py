@@ -100,6 +100,8 @@ def main():
         hello = os.path.join(tmp, "hello")
         subprocess.run(["mpicc.mpich", "-O1", "-o", hello, HELLO], check=True)
     trees = {"old": os.path.join(old, "src"), "new": os.path.join(REPO, "src")}
+    for src in trees.values():  # both compiled: PYTHONDONTWRITEBYTECODE=1 would recompile a fresh tree every run
+        subprocess.run([sys.executable, "-m", "compileall", "-q", src], check=True, stdout=subprocess.DEVNULL)
     results = {"old_commit": subprocess.run(["git", "-C", old, "rev-parse", "HEAD"], capture_output=True,
                                             text=True).stdout.strip(),
                "new_commit": subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
