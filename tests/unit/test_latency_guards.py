@@ -389,18 +389,12 @@ def test_one_shell_per_node_not_per_task(jm):
 def test_blocking_waits_leave_the_socket_mode_alone(tmp_path):
     """Blocking waits without a timeout do not switch the socket's mode: a socket with
     a timeout polls before every recv (one more system call per answer)."""
-    import socket
 
-    from flux_launch.client.handle import Flux
     from flux_launch.proto import message
 
-    path = str(tmp_path / "local-0")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
-    h = Flux(f"local://{path}")
-    conn, _ = srv.accept()
-    srv.close()
+    from fake_broker import connect
+
+    h, conn = connect(str(tmp_path / "local-0"))
     decoder = message.Decoder()
     try:
         modes = []

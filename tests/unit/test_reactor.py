@@ -4,49 +4,23 @@ against a fake broker: the far end of the handle's UNIX socket, driven by the te
 import errno
 import os
 import signal
-import socket
 import time
 
 import pytest
 
 from flux_launch.client.handle import (FD_READ, MSGTYPE_EVENT, MSGTYPE_REQUEST, REACTOR_NOWAIT, REACTOR_ONCE,
-                                       STREAMING, Flux)
+                                       STREAMING)
 from flux_launch.proto import message
 
-
-class FakeBroker:
-    """The broker's end of one client connection: reads requests, sends messages."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.decoder = message.Decoder()
-        self.pending = []
-
-    def request(self, timeout=5):
-        """The next request the client sent."""
-        self.conn.settimeout(timeout)
-        while not self.pending:
-            self.pending.extend(self.decoder.feed(self.conn.recv(65536)))
-        return self.pending.pop(0)
-
-    def send(self, msg):
-        self.conn.sendall(message.frame(msg))
-
-    def respond(self, req, payload=None, errnum=0):
-        self.send(message.response(req, payload, errnum))
+from fake_broker import BrokerEnd, connect
 
 
 @pytest.fixture
 def pair(tmp_path):
     """``(handle, fake broker)`` on one connection."""
     path = str(tmp_path / "local-0")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
-    h = Flux(f"local://{path}")
-    conn, _ = srv.accept()
-    srv.close()
-    yield h, FakeBroker(conn)
+    h, conn = connect(path)
+    yield h, BrokerEnd(conn)
     h.close()
     conn.close()
 

@@ -5,7 +5,6 @@ service), and ``python -m flux_launch.shell``'s argument errors."""
 
 import errno
 import os
-import socket
 
 import pytest
 
@@ -16,6 +15,8 @@ from flux_launch.shell.loop import READ
 from flux_launch.shell.main import Shell
 from flux_launch.shell.plugins import BUILTIN_NAMES, builtins
 from flux_launch.shell.plugstack import FATAL_TOPICS, TOPICS, Plugin, PluginError, PlugStack
+
+from fake_broker import BrokerEnd, accept, listener
 
 
 class Recorder:
@@ -95,24 +96,6 @@ def test_builtins_are_plugins_on_known_topics():
 
 # ---- the loop and the shell's services, on a fake broker -------------------------------
 
-class FakeBroker:
-    """The broker's end of the shell's connection: reads requests, sends messages."""
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.decoder = message.Decoder()
-        self.pending = []
-
-    def request(self, timeout=5):
-        self.conn.settimeout(timeout)
-        while not self.pending:
-            self.pending.extend(self.decoder.feed(self.conn.recv(65536)))
-        return self.pending.pop(0)
-
-    def send(self, msg):
-        self.conn.sendall(message.frame(msg))
-
-
 def _shell(uri="local:///nowhere", ntasks=2):
     spec = JobspecV1.from_command(["true"], num_tasks=ntasks, environment={}).jobspec
     R = {"version": 1, "execution": {"R_lite": [{"rank": "0", "children": {"core": f"0-{ntasks - 1}"}}],
@@ -124,14 +107,11 @@ def _shell(uri="local:///nowhere", ntasks=2):
 def connected(tmp_path):
     """``(shell, fake broker)``: a shell connected to a socket the test answers on."""
     path = str(tmp_path / "local-0")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(path)
-    srv.listen(1)
+    srv = listener(path)
     shell = _shell(uri=f"local://{path}")
     shell.connect()
-    conn, _ = srv.accept()
-    srv.close()
-    yield shell, FakeBroker(conn)
+    conn = accept(srv)
+    yield shell, BrokerEnd(conn)
     shell.handle.close()
     conn.close()
 

@@ -1,0 +1,50 @@
+"""The broker's end of one client connection, for tests of the handle and of the
+shell on a real UNIX socket without a broker."""
+
+import socket
+
+from flux_launch.client.handle import Flux
+from flux_launch.proto import message
+
+
+class BrokerEnd:
+    """Reads the client's requests and sends it messages."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.decoder = message.Decoder()
+        self.pending = []
+
+    def request(self, timeout=5):
+        """The next request the client sent."""
+        self.conn.settimeout(timeout)
+        while not self.pending:
+            self.pending.extend(self.decoder.feed(self.conn.recv(65536)))
+        return self.pending.pop(0)
+
+    def send(self, msg):
+        self.conn.sendall(message.frame(msg))
+
+    def respond(self, req, payload=None, errnum=0):
+        self.send(message.response(req, payload, errnum))
+
+
+def listener(path):
+    """A UNIX socket listening at ``path`` (a client connects to ``local://PATH``)."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    return srv
+
+
+def accept(srv):
+    """The first connection to ``srv`` (which is closed)."""
+    conn, _ = srv.accept()
+    srv.close()
+    return conn
+
+
+def connect(path):
+    """``(Flux handle, the accepted socket)`` on a new UNIX socket at ``path``."""
+    srv = listener(path)
+    return Flux(f"local://{path}"), accept(srv)
