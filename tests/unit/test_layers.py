@@ -218,3 +218,19 @@ def test_flux_run_stays_lean():
             " if m in sys.modules), file=out)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_no_module_over_600_lines():
+    """A module that grows past 600 lines is split by role (as the job manager was)."""
+    big = [f"{p.relative_to(SRC)}: {n} lines" for p in sorted(SRC.rglob("*.py"))
+           if p.name != "_mnemonic_words.py" and (n := len(p.read_text().splitlines())) > 600]
+    assert not big, big
+
+
+def test_only_the_handle_touches_its_internals():
+    """``_recv_one`` and ``Future._queue`` are the handle's (client/handle.py and its
+    reactor): everyone else uses reactor_run, watchers and then()."""
+    bad = [f"{p.relative_to(SRC)}:{i}" for p in sorted(SRC.rglob("*.py"))
+           if p.relative_to(SRC).parts[0] != "client"
+           for i, line in enumerate(p.read_text().splitlines(), 1) if "_recv_one" in line or "._queue" in line]
+    assert not bad, bad
