@@ -122,9 +122,9 @@ def _jobspec(nnodes=1, cores=1, **system):
         "attributes": {"system": {"duration": 0, **system}}}
 
 
-@pytest.fixture
-def jm(tmp_path):
-    """A job manager whose two ranks of two cores each answered resource.info."""
+def make_manager(tmp_path):
+    """``(job manager, its KVS)`` on a fake broker whose two ranks of two cores each
+    answered resource.info (close the KVS when done)."""
     broker = FakeBroker()
     kvs = KVSService(broker, str(tmp_path / "state"))
     kvs.handle.register()
@@ -135,7 +135,14 @@ def jm(tmp_path):
         assert topic == "resource.info"
         cb({"rank": nodeid, "ncores": 2, "gpus": [], "hostname": f"node{nodeid}", "source": "test"}, 0, None)
     broker.rpcs.clear()
-    yield jm
+    return jm, kvs
+
+
+@pytest.fixture
+def jm(tmp_path):
+    """A job manager whose two ranks of two cores each answered resource.info."""
+    manager, kvs = make_manager(tmp_path)
+    yield manager
     kvs.close()
 
 

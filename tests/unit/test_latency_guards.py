@@ -328,21 +328,10 @@ def test_tasks_get_a_session_and_their_exit_is_a_pidfd():
 
 @pytest.fixture
 def jm(tmp_path):
-    """A job manager on test_job_manager's fake broker: two ranks of two cores."""
-    from test_job_manager import FakeBroker
+    """test_job_manager's job manager on its fake broker: two ranks of two cores."""
+    from test_job_manager import make_manager
 
-    from flux_launch.services.job_manager import JobManager
-    from flux_launch.services.kvs.service import KVSService
-
-    broker = FakeBroker()
-    kvs = KVSService(broker, str(tmp_path / "state"))
-    kvs.handle.register()
-    manager = JobManager(broker, kvs)
-    for hook in broker.on_run:
-        hook()
-    for _topic, _p, nodeid, cb in broker.rpcs:
-        cb({"rank": nodeid, "ncores": 2, "gpus": [], "hostname": f"node{nodeid}", "source": "test"}, 0, None)
-    broker.rpcs.clear()
+    manager, kvs = make_manager(tmp_path)
     yield manager
     kvs.close()
 
