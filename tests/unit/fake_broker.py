@@ -48,3 +48,36 @@ def connect(path):
     """``(Flux handle, the accepted socket)`` on a new UNIX socket at ``path``."""
     srv = listener(path)
     return Flux(f"local://{path}"), accept(srv)
+
+
+class ServiceBroker:
+    """What the rank-0 services need of a broker, in process: services registered by
+    name, their responses kept as ``(matchtag, payload, errnum, errstr)``, and
+    ``request()`` to deliver one as the router would (rolemask 1 for the owner)."""
+
+    owner = 1000
+    rank = 0
+    size = 1
+
+    def __init__(self):
+        self.services = {}
+        self.responses = []
+        self.attrs = {}
+
+    def register(self, name, handler):
+        self.services[name] = handler
+
+    def respond(self, req, payload=None):
+        self.responses.append((req.get("matchtag"), payload, 0, None))
+
+    def respond_error(self, req, errnum, errstr=None):
+        self.responses.append((req.get("matchtag"), None, errnum, errstr))
+
+    def request(self, topic, payload=None, tag=1, userid=None, **fields):
+        """Deliver a request by its topic; returns its responses so far."""
+        userid = self.owner if userid is None else userid
+        before = len(self.responses)
+        msg = {"type": "req", "topic": topic, "payload": payload, "matchtag": tag, "route": [f"c{tag}"],
+               "userid": userid, "rolemask": 1 if userid == self.owner else 2, "flags": 0, **fields}
+        self.services[topic.split(".", 1)[0]](msg)
+        return self.responses[before:]

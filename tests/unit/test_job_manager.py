@@ -6,6 +6,7 @@ wait, job-list's filters, and errors through the service framework."""
 import errno
 
 import pytest
+from fake_broker import ServiceBroker
 
 from flux_launch.proto import eventlog
 from flux_launch.proto.job import FLAG_WAITABLE, RESULT_BITS, STATE_BITS
@@ -57,33 +58,21 @@ class _Handle:
         self.cancelled = True
 
 
-class FakeBroker:
+class FakeBroker(ServiceBroker):
     """A rank-0 broker of ``size`` ranks: services by name, responses, in-process
     RPCs kept with their callbacks (answered by the test), events published."""
 
     owner = OWNER
-    rank = 0
 
     def __init__(self, size=2):
+        super().__init__()
         self.size = size
         self.loop = FakeLoop()
         self.on_run = []
         self.subscribers = []
         self.lost = set()
-        self.attrs = {}
-        self.services = {}
-        self.responses = []  # (matchtag, payload, errnum, errstr)
         self.rpcs = []  # (topic, payload, nodeid, callback)
         self.events = []
-
-    def register(self, name, handler):
-        self.services[name] = handler
-
-    def respond(self, req, payload=None):
-        self.responses.append((req.get("matchtag"), payload, 0, None))
-
-    def respond_error(self, req, errnum, errstr=None):
-        self.responses.append((req.get("matchtag"), None, errnum, errstr))
 
     def rpc(self, topic, payload=None, nodeid=-1, callback=None, streaming=False):
         self.rpcs.append((topic, payload, nodeid, callback))
@@ -93,14 +82,6 @@ class FakeBroker:
 
     def local_client(self, req):
         return None
-
-    def request(self, topic, payload=None, tag=1, userid=OWNER, **fields):
-        """Deliver a request by its topic; returns its responses so far."""
-        before = len(self.responses)
-        msg = {"type": "req", "topic": topic, "payload": payload, "matchtag": tag, "route": [f"c{tag}"],
-               "userid": userid, "rolemask": 1 if userid == OWNER else 2, "flags": 0, **fields}
-        self.services[topic.split(".", 1)[0]](msg)
-        return self.responses[before:]
 
     def call(self, topic, payload=None, **kw):
         """One request that must succeed at once: its payload."""

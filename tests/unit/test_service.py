@@ -8,39 +8,18 @@ import logging
 
 import pytest
 
+from fake_broker import ServiceBroker
+
 from flux_launch.broker import builtins
 from flux_launch.services.base import Service, ServiceError
 
 
-class FakeBroker:
-    """What a Service needs of the broker: register, respond, respond_error; the
-    responses are kept as (matchtag, payload, errnum, errstr)."""
-
-    owner = 1000
-    rank = 0
-    size = 1
+class FakeBroker(ServiceBroker):
+    """A one-rank broker with two attributes."""
 
     def __init__(self):
-        self.services = {}
-        self.responses = []
+        super().__init__()
         self.attrs = {"rank": "0", "custom": "x"}
-
-    def register(self, name, handler):
-        self.services[name] = handler
-
-    def respond(self, req, payload=None):
-        self.responses.append((req.get("matchtag"), payload, 0, None))
-
-    def respond_error(self, req, errnum, errstr=None):
-        self.responses.append((req.get("matchtag"), None, errnum, errstr))
-
-    def request(self, topic, payload=None, tag=1, **fields):
-        """Deliver a request as the router would; returns its responses."""
-        before = len(self.responses)
-        msg = {"type": "req", "topic": topic, "payload": payload, "matchtag": tag, "route": ["c1"],
-               "userid": self.owner, "rolemask": 1, **fields}
-        self.services[topic.split(".", 1)[0]](msg)
-        return self.responses[before:]
 
 
 @pytest.fixture
