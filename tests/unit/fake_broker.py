@@ -58,6 +58,7 @@ class ServiceBroker:
     owner = 1000
     rank = 0
     size = 1
+    parent_R = None  # a nested instance's resources (broker.main.Broker)
 
     def __init__(self):
         self.services = {}

@@ -38,6 +38,7 @@ class FakeBroker:
     owner = 1000
     size = 3
     rank = 0
+    parent_R = None
 
     def __init__(self):
         self.loop = FakeLoop()

@@ -47,6 +47,7 @@ class FakeShell:
         self.node_index = node_index
         self.leader = node_index == 0
         self.jobid = JobID(123456789)
+        self.level = 0
         self.service = f"shell-{int(self.jobid)}"
         self.options = options or {}
         self.alloc = alloc if alloc is not None else {r: {"core": list(range(c))} for r, c in zip(ranks, counts)}

@@ -8,6 +8,9 @@
   keys (to admit them). Nothing here assumes one host: the bound endpoint comes
   from ``tbon.endpoint`` (``%r`` = rank, ``%B`` = rundir), and a TCP endpoint is
   encrypted with CURVE.
+
+A broker that is a job's task (``FLUX_JOB_ID`` set, as the job shell does) reads
+``flux.instance-level`` from the shell's PMI: it heads a nested instance.
 """
 
 import json
@@ -55,6 +58,8 @@ def boot(broker, attrs):
     except Exception as exc:  # noqa: BLE001 - whatever the launcher's PMI did, one line and exit 1
         raise BootError(f"PMI bootstrap failed: {exc}") from None
     rank, size = pmi.rank, pmi.size
+    if os.environ.get("FLUX_JOB_ID"):
+        _nested_level(pmi, attrs)
     if size == 1:
         _finish(pmi)
         return 0, 1
@@ -97,6 +102,17 @@ def boot(broker, attrs):
         raise BootError(f"overlay bootstrap failed on rank {rank}: {exc}") from None
     broker.overlay = overlay
     return rank, size
+
+
+def _nested_level(pmi, attrs):
+    """A broker started as a job's task: its level is the one the job shell put in
+    the PMI KVS (``flux.instance-level``: the enclosing instance's plus one)."""
+    try:
+        level = pmi.get("flux.instance-level")
+    except KeyError:  # a launcher that is not a Flux job shell
+        return
+    if level.isdigit():
+        attrs["instance-level"] = level
 
 
 def _finish(pmi):

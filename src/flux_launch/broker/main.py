@@ -33,7 +33,7 @@ log = logging.getLogger("flux_launch.broker")
 # Attributes that only the broker sets (flux setattr on them fails with EPERM).
 READONLY = {"rank", "size", "broker.pid", "rundir", "statedir", "tbon.fanout", "tbon.endpoint",
             "tbon.parent-endpoint", "local-uri", "instance-level", "broker.starttime", "hostname",
-            "version", "security.owner", "broker.quorum"}
+            "version", "security.owner", "broker.quorum", "parent-uri", "parent-kvs-namespace", "jobid"}
 
 
 class Broker(Router):
@@ -65,6 +65,7 @@ class Broker(Router):
         self._finished = False  # _finish ran: services, connector and overlay are closed
         self._done = None
         self.closers = []
+        self.parent_R = None  # a nested instance's resources: its job's R, reranked
 
     # ---- lifecycle --------------------------------------------------------------
 
@@ -76,6 +77,8 @@ class Broker(Router):
         self._done = loop.create_future()
         self.rank, self.size = boot(self, self.attrs)
         self._init_attrs()
+        if self.rank == 0 and "parent-uri" in self.attrs:
+            self._parent_R()
         self.connector = Connector(self, os.path.join(self.attrs["rundir"], f"local-{self.rank}"), self.owner)
         await self.connector.start()
         builtins.register(self)
@@ -124,6 +127,43 @@ class Broker(Router):
         if self.rank != 0:
             a.pop("statedir", None)
 
+    def _parent_rpc(self, topic, payload):
+        """One RPC to the enclosing instance (a nested instance's rank 0)."""
+        from flux_launch.client.handle import Flux
+
+        with Flux(self.attrs["parent-uri"]) as h:
+            return h.rpc(topic, payload).get()
+
+    def _parent_R(self):
+        """Read the job's R from the enclosing instance: the nested instance has
+        exactly those cores and GPUs, its brokers numbered in the job's rank order.
+        A job whose node count is not this instance's size (a test instance started
+        by hand inside a job) keeps the resources its brokers discover."""
+        from flux_launch.core.jobid import JobID
+        from flux_launch.proto import rv1
+
+        try:
+            R = self._parent_rpc("job-info.lookup", {"id": int(JobID(self.attrs["jobid"])), "keys": ["R"]})["R"]
+            rs = rv1.rerank(R)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("broker: cannot read the job's resources from the enclosing instance (%s); "
+                        "using the nodes' own", exc)
+            return
+        if len(rs.ranks) == self.size:
+            self.parent_R = rs
+
+    def _publish_uri(self):
+        """Tell the enclosing instance where this one listens (memo ``uri`` on the
+        job, as flux-core: ``ssh://HOST/PATH``), for ``flux uri`` and ``flux proxy``."""
+        from flux_launch.core.jobid import JobID
+
+        path = self.attrs["local-uri"][len("local://"):]
+        try:
+            self._parent_rpc("job-manager.memo", {"id": int(JobID(self.attrs["jobid"])),
+                                                  "memo": {"uri": f"ssh://{self.attrs['hostname']}{path}"}})
+        except (OSError, ValueError) as exc:
+            log.warning("broker: cannot publish this instance's URI to the enclosing instance: %s", exc)
+
     def _check_quorum(self):
         if not self._quorum_done and len(self.online) + len(self.lost) >= self.size:
             self._quorum_done = True
@@ -141,6 +181,8 @@ class Broker(Router):
         self.state = "run"
         for hook in self.on_run:
             hook()
+        if self.rank == 0 and "parent-uri" in self.attrs:
+            self._publish_uri()
         if self.command:
             asyncio.get_running_loop().create_task(self._run_initial_program())
         else:
@@ -400,6 +442,7 @@ def run_broker(attrs, command=None, topology=None):
         if made:
             shutil.rmtree(attrs["rundir"], ignore_errors=True)
         return 1
+    nested_context(attrs)
     from flux_launch.services.exec import forkserver
 
     # Forked now, before the event loop and zeromq exist: a clean fork.
@@ -421,6 +464,24 @@ def run_broker(attrs, command=None, topology=None):
             shutil.rmtree(attrs["rundir"], ignore_errors=True)
 
 
+def nested_context(attrs, environ=None):
+    """A broker started as a job's task (``FLUX_JOB_ID`` and ``FLUX_URI`` set by the
+    job shell) heads a nested instance: ``jobid`` and ``parent-uri`` (and
+    ``parent-kvs-namespace``) are set from them, and the enclosing instance's
+    variables are removed so that nothing the instance starts talks to its parent
+    by mistake (``flux --parent`` does, on purpose)."""
+    environ = os.environ if environ is None else environ
+    jobid, uri = environ.get("FLUX_JOB_ID"), environ.get("FLUX_URI")
+    if not (jobid and uri):
+        return
+    attrs["jobid"] = jobid
+    attrs["parent-uri"] = uri
+    if environ.get("FLUX_KVS_NAMESPACE"):
+        attrs["parent-kvs-namespace"] = environ["FLUX_KVS_NAMESPACE"]
+    for var in ("FLUX_URI", "FLUX_KVS_NAMESPACE"):
+        environ.pop(var, None)
+
+
 def parse_attrs(pairs):
     """``["a=b", ...]`` to a dict.
 
@@ -436,8 +497,10 @@ def parse_attrs(pairs):
     return attrs
 
 
-def main(argv=None):
-    """``python -m flux_launch.broker [-S NAME=VALUE]... [COMMAND...]``."""
+def main(argv=None, default_shell=False):
+    """``python -m flux_launch.broker [-S NAME=VALUE]... [COMMAND...]`` (and ``flux
+    broker``, with ``default_shell``: without a COMMAND the initial program is
+    ``$SHELL``, unless ``-Sbroker.rc2_none=1``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     pairs = []
     while args:
@@ -453,6 +516,12 @@ def main(argv=None):
         elif args[0] == "--":
             del args[0]
             break
+        elif args[0].startswith("-c") or args[0].startswith("--config-path"):
+            print("flux-broker: -c/--config-path: configuration files are not supported", file=sys.stderr)
+            return 2
+        elif args[0].startswith("-"):
+            print(f"flux-broker: unknown option {args[0]!r} (use -S NAME=VALUE)", file=sys.stderr)
+            return 2
         else:
             break
     try:
@@ -460,4 +529,6 @@ def main(argv=None):
     except ValueError as exc:
         print(f"flux-broker: {exc}", file=sys.stderr)
         return 2
+    if not args and default_shell and attrs.get("broker.rc2_none", "0") in ("0", ""):
+        args = [os.environ.get("SHELL") or "/bin/sh"]
     return run_broker(attrs, args or None)

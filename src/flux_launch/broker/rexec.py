@@ -250,6 +250,7 @@ class RexecServer:
         topo = broker.topology or {}
         args = {"id": p["id"], "jobspec": p.get("jobspec"), "R": p.get("R"), "rank": broker.rank,
                 "uri": broker.attrs["local-uri"], "rundir": broker.attrs["rundir"],
+                "level": int(broker.attrs.get("instance-level", "0")),
                 "topology": {"cores": topo.get("cores", []), "source": topo.get("source"),
                              "gpus": [{"index": g["index"], "vendor": g["vendor"]} for g in topo.get("gpus", ())]}}
 

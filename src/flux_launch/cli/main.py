@@ -26,6 +26,9 @@ COMMANDS = {
     "job": "job",
     "queue": "queue",
     "resource": "resource",
+    "broker": "broker",
+    "batch": "batch",
+    "alloc": "alloc",
 }
 
 USAGE = """\
@@ -50,6 +53,9 @@ Commands:
   job        job utilities: attach, info, eventlog, wait-event, status, wait, last, kill, id
   queue      queue utilities: drain
   resource   list resources
+  batch      submit a batch script, run in a nested instance
+  alloc      run a nested instance interactively (or a command in one)
+  broker     run one broker (what batch and alloc start on each node)
 """
 
 

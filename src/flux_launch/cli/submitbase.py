@@ -23,6 +23,16 @@ def add_options(p):
     p.add_argument("--gpus-per-node", type=int, metavar="N", help="GPUs on each node (with -N)")
     p.add_argument("--cores", type=int, metavar="N", help="total cores (one task per core unless -n)")
     p.add_argument("--exclusive", action="store_true", help="allocate whole nodes")
+    add_common_options(p)
+    p.add_argument("-u", "--unbuffered", action="store_true", help="do not buffer task output")
+    p.add_argument("--input", metavar="RANKS|FILE", help="stdin only to these task ranks, or from a file")
+    p.add_argument("-l", "--label-io", action="store_true", help="prefix output lines with the task rank")
+    p.add_argument("command", nargs=REMAINDER, metavar="COMMAND")
+
+
+def add_common_options(p):
+    """The options of every submitting command (run, submit, batch, alloc) that are
+    not about resources."""
     p.add_argument("-t", "--time-limit", metavar="MIN|FSD",
                    help="time limit in minutes when no units are given, else an FSD (e.g. 30s, 2h)")
     p.add_argument("--job-name", metavar="NAME", help="the job's name")
@@ -36,14 +46,10 @@ def add_options(p):
     p.add_argument("-o", "--setopt", action="append", default=[], metavar="KEY[=VAL]", help="shell option")
     p.add_argument("-S", "--setattr", action="append", default=[], metavar="KEY=VAL", help="jobspec attribute")
     p.add_argument("--flags", default="", metavar="FLAGS", help="waitable, debug, novalidate")
-    p.add_argument("-u", "--unbuffered", action="store_true", help="do not buffer task output")
-    p.add_argument("--input", metavar="RANKS|FILE", help="stdin only to these task ranks, or from a file")
     p.add_argument("--output", metavar="TEMPLATE", help="stdout to a file ({{id}} {{name}} {{node.id}} {{taskid}})")
     p.add_argument("--error", metavar="TEMPLATE", help="stderr to a file (default: with --output)")
-    p.add_argument("-l", "--label-io", action="store_true", help="prefix output lines with the task rank")
     p.add_argument("--dry-run", action="store_true", help="print the jobspec instead of submitting it")
     p.add_argument("-q", "--queue", help="submit to this queue")
-    p.add_argument("command", nargs=REMAINDER, metavar="COMMAND")
 
 
 def make_parser(cmd, description):
@@ -162,8 +168,6 @@ def _check_args(args):
     Raises:
         ValueError: the first bad value.
     """
-    from flux_launch.proto.shellopts import TEMPLATE_FIELDS
-
     for opt, dest, minimum in _COUNTS:
         value = getattr(args, dest)
         if value is not None and value < minimum:
@@ -173,10 +177,17 @@ def _check_args(args):
                          "(every node runs at least one task)")
     if args.exclusive and args.nodes is None:
         raise ValueError("--exclusive can only be used with -N/--nodes")
+    check_common(args)
+
+
+def check_common(args):
+    """``_check_args`` for the options of ``add_common_options`` (and ``--input``)."""
+    from flux_launch.proto.shellopts import TEMPLATE_FIELDS
+
     if args.time_limit is not None and not args.time_limit:
         raise ValueError("-t/--time-limit: empty duration (e.g. 30s, 5m, 1h)")
     for opt, value in (("--job-name", args.job_name), ("-q/--queue", args.queue), ("--output", args.output),
-                       ("--error", args.error), ("--input", args.input)):
+                       ("--error", args.error), ("--input", getattr(args, "input", None))):
         if value is not None and not value.strip():
             raise ValueError(f"{opt}: empty value")
     if args.cwd is not None and not os.path.isabs(args.cwd):
@@ -232,20 +243,6 @@ def jobspec(args, command=None, env=None):
     exclusive = args.exclusive or (args.nodes is not None and args.ntasks is None and not args.cores)
     js = JobspecV1.from_command(command or args.command, num_tasks=ntasks, cores_per_task=cores_per_task,
                                 gpus_per_task=gpus_per_task, num_nodes=args.nodes, exclusive=exclusive)
-    js.environment = environment(args) if env is None else env
-    js.cwd = args.cwd or os.getcwd()
-    if args.time_limit:
-        try:
-            js.duration = _time_limit(args.time_limit)
-        except ValueError:
-            raise ValueError(f"-t/--time-limit={args.time_limit}: invalid duration (e.g. 30s, 5m, 1h)") from None
-    if args.job_name:
-        js.setattr("system.job.name", args.job_name)
-    if args.output and args.output != "kvs":
-        js.output = args.output
-        js.error = args.error if args.error and args.error != "kvs" else args.output
-    elif args.error and args.error != "kvs":
-        js.error = args.error
     if args.input:
         ranks = input_ranks(args.input)
         if ranks is None:
@@ -262,6 +259,30 @@ def jobspec(args, command=None, env=None):
             if last >= ntasks:
                 raise ValueError(f"--input={args.input}: task {last} does not exist (the job has {ntasks} "
                                  f"task{'s' if ntasks > 1 else ''}: 0-{ntasks - 1})")
+    return apply_common(js, args, env)
+
+
+def apply_common(js, args, env=None):
+    """Set what the options of ``add_common_options`` (and -u, -l) ask on ``js``;
+    returns it.
+
+    Raises:
+        ValueError: an option's value is invalid (the message names it).
+    """
+    js.environment = environment(args) if env is None else env
+    js.cwd = args.cwd or os.getcwd()
+    if args.time_limit:
+        try:
+            js.duration = _time_limit(args.time_limit)
+        except ValueError:
+            raise ValueError(f"-t/--time-limit={args.time_limit}: invalid duration (e.g. 30s, 5m, 1h)") from None
+    if args.job_name:
+        js.setattr("system.job.name", args.job_name)
+    if args.output and args.output != "kvs":
+        js.output = args.output
+        js.error = args.error if args.error and args.error != "kvs" else args.output
+    elif args.error and args.error != "kvs":
+        js.error = args.error
     if args.queue:
         js.setattr("system.queue", args.queue)
     options = {}
@@ -270,11 +291,11 @@ def jobspec(args, command=None, env=None):
         if not all(key.split(".")):
             raise ValueError(f"-o/--setopt {opt!r}: bad option name (use NAME[=VALUE], e.g. verbose=1)")
         _set_path(options, key, _json_or_str(value) if sep else 1)
-    if args.unbuffered:  # as flux-core: no line buffering of either stream
+    if getattr(args, "unbuffered", False):  # as flux-core: no line buffering of either stream
         out = options.setdefault("output", {})
         for stream in ("stdout", "stderr"):
             out.setdefault(stream, {}).setdefault("buffer", {})["type"] = "none"
-    if args.label_io and (js.output or js.error):  # labels inside the --output/--error files too
+    if getattr(args, "label_io", False) and (js.output or js.error):  # labels inside the --output/--error files too
         out = options.setdefault("output", {})
         for stream, path in (("stdout", js.output), ("stderr", js.error)):
             if path:

@@ -417,3 +417,13 @@ def decode(R: object) -> ResourceSet:
                 raise _err(f"property {name!r}: ranks must be an idset string")
     return ResourceSet(ranks, nodelist, ex.get("starttime", 0.0),
                        ex.get("expiration", 0.0), props)
+
+
+def rerank(R: Mapping | ResourceSet) -> ResourceSet:
+    """The set with its ranks renumbered 0..N-1 in ascending order (host names,
+    properties, times kept): the resources of a job as the nested instance that
+    runs on them numbers its brokers."""
+    rs = R if isinstance(R, ResourceSet) else decode(R)
+    new = {old: i for i, old in enumerate(sorted(rs.ranks))}
+    return ResourceSet({new[r]: c for r, c in rs.ranks.items()}, rs.nodelist, rs.starttime, rs.expiration,
+                       {name: [new[r] for r in ranks] for name, ranks in rs.properties.items()})

@@ -60,12 +60,13 @@ def shell_args(h, jobid):
         raise _Failed(f"{jobid}: the job has no resources yet (not allocated)")
     rank = int(h.rpc("attr.get", {"name": "rank"}).get()["value"])
     rundir = h.rpc("attr.get", {"name": "rundir"}).get()["value"]
+    level = int(h.rpc("attr.get", {"name": "instance-level"}).get()["value"])
     ranks = sorted(int(r) for r in rv1.decode(R).ranks)
     if rank not in ranks:
         raise _Failed(f"{jobid}: broker rank {rank} runs no part of the job (its ranks: "
                       f"{','.join(map(str, ranks))}); set FLUX_URI to one of theirs")
     return {"id": int(jobid), "jobspec": jobspec, "R": R, "rank": rank, "uri": h.uri, "rundir": rundir,
-            "topology": _topology()}
+            "level": level, "topology": _topology()}
 
 
 def _topology():

@@ -81,7 +81,7 @@ class Task:
 
 
 class Shell:
-    """One job shell. ``args``: ``{id, jobspec, R, rank, uri, rundir, topology}``,
+    """One job shell. ``args``: ``{id, jobspec, R, rank, uri, rundir, level, topology}``,
     and from the fork server ``task_fd`` (where it learns task pids) and
     ``signal_fd`` (signals caught since the fork)."""
 
@@ -97,6 +97,7 @@ class Shell:
         self.rank = args["rank"]
         self.uri = args["uri"]
         self.rundir = args.get("rundir") or "/tmp"
+        self.level = args.get("level", 0)  # the broker's instance-level
         self.summary = summary(self.jobspec)
         system = self.jobspec.get("attributes", {}).get("system", {})
         self.options = system.get("shell", {}).get("options", {}) or {}

@@ -37,7 +37,7 @@ class Job:
     __slots__ = ("id", "userid", "urgency", "priority", "flags", "state", "jobspec", "summary",
                  "alloc", "R", "t_submit", "t_depend", "t_run", "t_cleanup", "t_inactive", "status",
                  "exception", "result", "name", "waited", "kill_timer", "expiration", "has_started",
-                 "exec", "cwd", "queue")
+                 "exec", "cwd", "queue", "memo")
 
     def __init__(self, jobid, userid, urgency=URGENCY_DEFAULT, flags=0, jobspec=None, t_submit=0.0):
         self.id = jobid
@@ -58,6 +58,7 @@ class Job:
         self.status = None  # wait status from the finish event
         self.exception = None  # the first severity-0 exception: {type, severity, note, userid}
         self.result = None
+        self.memo = None  # job-manager.memo annotations (annotations.user), e.g. a nested instance's uri
         self.name = None
         self.waited = False
         self.kill_timer = None
@@ -118,10 +119,22 @@ class Job:
                 if self.state != "INACTIVE" and self.state != "RUN":
                     self.state = "CLEANUP"
                     self.t_cleanup = ts
+        elif name == "memo":
+            self.apply_memo(ctx)
         elif name == "clean":
             self.state = "INACTIVE"
             self.t_inactive = ts
             self.finish_result()
+
+    def apply_memo(self, memo):
+        """Merge a memo into the annotations (a key set to None is removed)."""
+        merged = dict(self.memo or {})
+        for key, value in memo.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        self.memo = merged or None
 
     def finish_result(self):
         """Decide the result once the job is inactive."""
@@ -177,6 +190,8 @@ class Job:
             d["expiration"] = self.expiration
         if self.queue:
             d["queue"] = self.queue
+        if self.memo:
+            d["annotations"] = {"user": self.memo}
         if self.exception is not None:
             d.update(exception_occurred=True, exception_type=exc.get("type"),
                      exception_severity=exc.get("severity"), exception_note=exc.get("note", ""))

@@ -72,7 +72,8 @@ class JobManager:
         Info(self)
         Service(broker, "job-manager", {
             "raise": self._raise, "kill": self._kill, "urgency": self._urgency, "wait": self._wait,
-            "drain": self._drain, "disconnect": self._disconnect, **self.purge.methods()}).register()
+            "drain": self._drain, "memo": self._memo, "disconnect": self._disconnect,
+            **self.purge.methods()}).register()
         Service(broker, "sched", {"resource-status": self._resource_status}).register()
         broker.on_run.append(self._fetch_resources)
         broker.subscribers.append(("overlay.lost", self._ranks_lost))
@@ -214,6 +215,12 @@ class JobManager:
         ranks = {r: {"cores": list(range(p["ncores"])), "gpus": list(range(len(p.get("gpus", ())))),
                      "hostname": p["hostname"], "properties": []}
                  for r, p in info.items() if p}
+        given = self.broker.parent_R  # a nested instance has its job's cores and GPUs, no more
+        if given is not None:
+            for r, p in info.items():
+                if p and r in given.ranks:
+                    ranks[r].update(cores=given.ranks[r]["core"], gpus=given.ranks[r]["gpu"])
+                    p["source"] = f"{p.get('source', '?')}, confined to job {self.broker.attrs.get('jobid')}"
         self.rank_info = {r: p for r, p in info.items() if p}
         for r, p in info.items():
             if not p:  # never answered: listed down, with nothing known of it
@@ -466,6 +473,21 @@ class JobManager:
             self._respond_wait(msg, job)
         else:
             self.waiters.append((msg, job.id))
+
+    def _memo(self, msg, p):
+        """``job-manager.memo {id, memo}``: the job's owner annotates it (``memo``
+        event; a key set to null is removed), e.g. a nested instance's ``uri``."""
+        job = self.job_of(msg, p)
+        memo = p.get("memo")
+        if not isinstance(memo, dict) or not memo:
+            raise ServiceError(errno.EPROTO, "job-manager.memo: memo must be a non-empty object")
+        if msg.get("userid") != job.userid:
+            raise ServiceError(errno.EPERM, f"{JobID(job.id)}: only the job's owner may add a memo")
+        if job.state == "INACTIVE":
+            raise ServiceError(errno.EINVAL, f"{JobID(job.id)}: job is inactive")
+        job.apply_memo(memo)
+        self.post(job, "memo", memo)
+        self.broker.respond(msg, {})
 
     def _drain(self, msg, p):
         if self._active():

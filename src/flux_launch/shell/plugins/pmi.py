@@ -4,8 +4,8 @@ Each task gets one end of a socketpair as ``PMI_FD`` with ``PMI_RANK`` and
 ``PMI_SIZE`` (MPICH's built-in client needs nothing more), and
 ``FLUX_PMI_LIBRARY_PATH`` naming our ``libpmi.so`` for MPIs that load a PMI
 library. The engine (``proto/pmi1_server.py``) answers gets from a node-local
-cache, so a get never costs a round trip; ``PMI_process_mapping`` and
-``flux.taskmap`` are put before the tasks start.
+cache, so a get never costs a round trip; ``PMI_process_mapping``,
+``flux.taskmap`` and ``flux.instance-level`` are put before the tasks start.
 
 A barrier completes when every local task has entered it; the keys put since
 the last barrier are then exchanged among the job's shells over a k-ary tree
@@ -78,6 +78,8 @@ class PMI:
         taskmap = json.dumps(tm.rfc34(), separators=(",", ":"))
         if len(taskmap) < 1024:
             self.engine.preput("flux.taskmap", taskmap)
+        # a broker among the tasks heads a nested instance one level down (flux-core's key)
+        self.engine.preput("flux.instance-level", str(shell.level + 1))
         self.socks = {}
         self.buffers = {}
         self.initialized = set()
