@@ -16,6 +16,10 @@ def main(cmd, argv):
     args = p.parse_args(argv)
     if not args.command:
         p.error("a COMMAND is required")
+    h = None
+    if not args.dry_run and not submitbase.resource_options_given(args):
+        h = handle()
+        submitbase.whole_instance(args, h)
     js = submitbase.jobspec(args)
     flags = submitbase.flags(args)
     urgency = submitbase.urgency(args)
@@ -31,7 +35,7 @@ def main(cmd, argv):
     from flux_launch.job.submit import submit
 
     t_built = time.time()
-    h = handle()
+    h = h or handle()
     jobid = submit(h, js, urgency=urgency, **flags)
     t_submitted = time.time()
     if flags.get("debug") or args.setopt and "verbose" in ",".join(args.setopt):

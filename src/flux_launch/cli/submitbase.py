@@ -204,6 +204,33 @@ def check_common(args):
             start = template.find("{{", end)
 
 
+_RESOURCE_DESTS = ("ntasks", "nodes", "tasks_per_node", "cores", "gpus_per_task", "gpus_per_node")
+
+
+def resource_options_given(args):
+    """Whether the command line asks for any resources (-n, -N, -c, -g, --cores...)."""
+    return args.exclusive or args.cores_per_task != 1 or any(getattr(args, d) is not None for d in _RESOURCE_DESTS)
+
+
+def whole_instance(args, h):
+    """Use case 4.4: in a nested instance (a batch script, an alloc), ``flux run``
+    with no resource option runs on the whole instance, one task per core on every
+    node, as srun does in an sbatch script; at level 0 it stays one task. Sets
+    ``args.nodes``/``args.ntasks``; costs one round trip, two when nested, and only
+    when no resource option was given."""
+    if resource_options_given(args):
+        return
+    if h.rpc("attr.get", {"name": "instance-level"}).get()["value"] in ("0", ""):
+        return
+    status = h.rpc("sched.resource-status", {}).get()
+    from flux_launch.core.idset import IDset
+
+    up = set(IDset(status["free"]["ranks"])) | set(IDset(status["allocated"]["ranks"]))
+    ncores = status["free"]["ncores"] + status["allocated"]["ncores"]
+    if up and ncores:
+        args.nodes, args.ntasks = len(up), max(ncores, len(up))
+
+
 def jobspec(args, command=None, env=None):
     """Build the JobspecV1 for parsed ``args``.
 
