@@ -421,15 +421,14 @@ def run_broker(attrs, command=None, topology=None):
     from flux_launch.services.kvs.store import StoreError
 
     setup_logging(attrs, os.environ.get("PMI_RANK", "0"))
+    nested_context(attrs)
     message = check_attrs(attrs)
     if message:
-        print(f"flux-broker: {message}", file=sys.stderr)
-        return 1
+        return startup_failed(attrs, message)
     try:
         attrs["rundir"], made = prepare_rundir(attrs.get("rundir"))
     except BootError as exc:
-        print(f"flux-broker: {exc}", file=sys.stderr)
-        return 1
+        return startup_failed(attrs, exc)
     if not attrs.get("statedir"):
         attrs["statedir"] = os.path.join(attrs["rundir"], f"state-{os.environ.get('PMI_RANK', '0')}")
     from flux_launch.resource import TopologyError, discover_from_env
@@ -438,11 +437,9 @@ def run_broker(attrs, command=None, topology=None):
         if topology is None:  # flux start --test-size discovers once for all its brokers
             topology = discover_from_env()
     except TopologyError as exc:
-        print(f"flux-broker: {exc}", file=sys.stderr)
         if made:
             shutil.rmtree(attrs["rundir"], ignore_errors=True)
-        return 1
-    nested_context(attrs)
+        return startup_failed(attrs, exc)
     from flux_launch.services.exec import forkserver
 
     # Forked now, before the event loop and zeromq exist: a clean fork.
@@ -452,8 +449,7 @@ def run_broker(attrs, command=None, topology=None):
     try:
         return asyncio.run(broker.run())
     except (BootError, StoreError) as exc:
-        print(f"flux-broker: {exc}", file=sys.stderr)
-        return 1
+        return startup_failed(attrs, exc)
     finally:
         fs_sock.close()
         try:
@@ -462,6 +458,27 @@ def run_broker(attrs, command=None, topology=None):
             pass
         if made:
             shutil.rmtree(attrs["rundir"], ignore_errors=True)
+
+
+def startup_failed(attrs, why):
+    """Print why the broker cannot start (one line) and return 1. A broker of a
+    nested instance also raises an exception on its job in the enclosing instance,
+    saying why: the job ends at once (the other brokers would wait for this one)
+    and its eventlog and ``flux jobs`` tell the user what went wrong."""
+    print(f"flux-broker: {why}", file=sys.stderr)
+    sys.stderr.flush()
+    if "parent-uri" in attrs:
+        from flux_launch.client.handle import Flux
+        from flux_launch.core.jobid import JobID
+
+        rank = os.environ.get("PMI_RANK", "0")
+        try:
+            with Flux(attrs["parent-uri"]) as h:
+                h.rpc("job-manager.raise", {"id": int(JobID(attrs["jobid"])), "type": "exec", "severity": 0,
+                                            "note": f"nested instance failed to start on rank {rank}: {why}"}).get()
+        except (OSError, ValueError) as exc:
+            print(f"flux-broker: cannot report the failure to the enclosing instance: {exc}", file=sys.stderr)
+    return 1
 
 
 def nested_context(attrs, environ=None):
