@@ -1,0 +1,116 @@
+"""flux batch / flux alloc: nested instances confined to their job's resources,
+with their level, parent and uri memo; directives; bad input refused at submit;
+a nested instance that cannot start fails its job with an exception saying why."""
+
+import json
+
+import pytest
+
+from flux_launch.testing import Instance
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def inst4():
+    with Instance(size=4) as inst:
+        yield inst
+
+
+def _script(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _wait_clean(inst, jobid):
+    inst.flux("job", "wait-event", "-t", "60", jobid, "clean")
+
+
+def test_batch_two_nodes_nested_context(inst4, tmp_path):
+    script = _script(tmp_path, "job.sh", "#!/bin/sh\n#FLUX: -N2\n"
+                     "echo level=$(flux getattr instance-level) size=$(flux getattr size)\n"
+                     "flux getattr jobid\nflux resource list -n -s free\n"
+                     "flux run -n4 true && echo run4-ok\necho tasks=$(flux run hostname | wc -l)\n")
+    jobid = inst4.flux("batch", "--output", str(tmp_path / "out"), script).stdout.strip()
+    _wait_clean(inst4, jobid)
+    out = (tmp_path / "out").read_text()
+    assert "level=1 size=2" in out, out
+    assert jobid in out, out
+    assert "run4-ok" in out, out
+    assert "tasks=4" in out, out  # flux run with no options: the whole allocation
+    free = [line for line in out.splitlines() if line.strip().startswith("free")][0].split()
+    assert free[1:3] == ["2", "4"], out  # 2 nodes, 4 cores: the job's, not the instance's
+    ev = inst4.flux("job", "eventlog", jobid).stdout
+    assert 'memo uri="ssh://' in ev, ev
+
+
+def test_batch_default_output_file(inst4, tmp_path):
+    script = _script(tmp_path, "hi.sh", "#!/bin/sh\necho hello-from-batch\n")
+    jobid = inst4.run("sh", "-c", f"cd {tmp_path} && flux batch -n1 {script}").stdout.strip()
+    _wait_clean(inst4, jobid)
+    assert (tmp_path / f"flux-{jobid}.out").read_text() == "hello-from-batch\n"
+
+
+def test_batch_one_core_confined(inst4, tmp_path):
+    script = _script(tmp_path, "c.sh", "#!/bin/sh\nflux resource list -n -s free\n")
+    jobid = inst4.flux("batch", "-n1", "-c1", "--output", str(tmp_path / "o"), script).stdout.strip()
+    _wait_clean(inst4, jobid)
+    assert (tmp_path / "o").read_text().split()[1:3] == ["1", "1"]
+
+
+@pytest.mark.parametrize("text, args, message, code", [
+    ("echo no shebang\n", [], "does not appear to start with '#!'", 1),
+    ("#!/bin/sh\n#FLUX: -N8\ntrue\n", [], "unsatisfiable", 1),
+    ("#!/bin/sh\n#FLUX: --bogus\ntrue\n", [], "argument parsing failed at", 2),
+    ("#!/bin/sh\n#FLUX: hello\ntrue\n", [], "Unknown directive: hello", 1),
+    ("#!/bin/sh\n#FLUX: -N1\ntrue\n#FLUX: -n2\n", [], "orphan", 1),
+    ("#!/bin/sh\ntrue\n", [], "Number of slots", 1),
+])
+def test_batch_bad_input_one_line(inst4, tmp_path, text, args, message, code):
+    before = inst4.flux("jobs", "-a", "-n").stdout
+    script = _script(tmp_path, "bad.sh", text)
+    r = inst4.flux("batch", *args, script, check=False)
+    assert r.returncode == code, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert message in last and last.startswith("flux-batch: "), r.stderr
+    assert "Traceback" not in r.stderr
+    assert inst4.flux("jobs", "-a", "-n").stdout == before  # nothing submitted
+
+
+def test_command_line_overrides_directives(inst4, tmp_path):
+    script = _script(tmp_path, "d.sh", "#!/bin/sh\n#FLUX: -N2 --job-name=fromdirective\ntrue\n")
+    spec = json.loads(inst4.flux("batch", "--dry-run", "-N1", script).stdout)
+    assert spec["resources"][0]["count"] == 1
+    assert spec["attributes"]["system"]["job"]["name"] == "fromdirective"
+    assert spec["tasks"][0]["command"] == ["flux", "broker", "{{tmpdir}}/script"]
+    assert spec["attributes"]["system"]["files"]["script"]["data"].startswith("#!/bin/sh")
+
+
+def test_nested_start_failure_raises_exception(inst4, tmp_path):
+    script = _script(tmp_path, "ok.sh", "#!/bin/sh\necho hi\n")
+    jobid = inst4.flux("batch", "-N1", "--output", str(tmp_path / "o"),
+                       "--broker-opts=-Sjob-manager.inactive-age-limit=bogus", script).stdout.strip()
+    _wait_clean(inst4, jobid)
+    ev = inst4.flux("job", "eventlog", jobid).stdout
+    assert "nested instance failed to start" in ev and "inactive-age-limit" in ev, ev
+    assert "flux-broker: job-manager.inactive-age-limit" in (tmp_path / "o").read_text()
+
+
+def test_alloc_command_and_bg(inst4):
+    assert inst4.flux("alloc", "-N2", "flux", "getattr", "size").stdout.strip() == "2"
+    r = inst4.flux("alloc", "-n1", input="flux getattr instance-level\n")
+    assert r.stdout.strip() == "1"
+    jobid = inst4.flux("alloc", "--bg", "-N1").stdout.strip()
+    assert "memo" in inst4.flux("job", "eventlog", jobid).stdout
+    inst4.flux("cancel", jobid)
+    _wait_clean(inst4, jobid)
+
+
+def test_three_levels(inst4, tmp_path):
+    inner = _script(tmp_path, "inner.sh", "#!/bin/sh\nflux getattr instance-level\n")
+    outer = _script(tmp_path, "outer.sh", f"#!/bin/sh\nid=$(flux batch -n1 --output={tmp_path}/inner.out {inner})"
+                    " && flux job wait-event -t 30 $id clean >/dev/null\n")
+    jobid = inst4.flux("batch", "-N1", "--output", str(tmp_path / "outer.out"), outer).stdout.strip()
+    _wait_clean(inst4, jobid)
+    assert (tmp_path / "inner.out").read_text().strip() == "2"
