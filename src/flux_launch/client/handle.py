@@ -1,6 +1,8 @@
 """A client handle on a broker's local connector (``flux.Flux`` in spirit).
 
-``Flux(uri)`` connects to ``local://PATH`` (default: ``$FLUX_URI``). Requests go out
+``Flux(uri)`` connects to ``local://PATH`` (default: ``$FLUX_URI``), or to
+``ssh://HOST/PATH`` when HOST is this machine (the path is then a local socket;
+there is no remote connector yet). Requests go out
 with ``rpc()``; responses and subscribed events are read from the one socket and
 sorted by matchtag, so several RPCs can be in flight at once.
 
@@ -34,7 +36,7 @@ from itertools import islice
 # The C modules: socket.py, collections and selectors add enums and classes the
 # handle does not use, and importing them costs ~3 ms of every command's start.
 from _collections import deque
-from _socket import AF_UNIX, MSG_DONTWAIT, SOCK_STREAM
+from _socket import AF_UNIX, MSG_DONTWAIT, SOCK_STREAM, gethostname
 from _socket import socket as _socket
 
 from flux_launch.proto import message as _msg
@@ -66,13 +68,22 @@ class NoInstanceError(OSError):
 
 
 def uri_path(uri):
-    """Return the socket path of a ``local://`` URI.
+    """Return the socket path of a ``local://`` URI, or of an ``ssh://[USER@]HOST[:PORT]/PATH``
+    URI whose HOST is this machine (its hostname, short or not, or ``localhost``).
 
     Raises:
-        NoInstanceError: the URI is not a ``local://`` URI.
+        NoInstanceError: another scheme, or an ``ssh://`` URI of another host.
     """
     if uri.startswith("local://"):
         return uri[len("local://"):]
+    if uri.startswith("ssh://"):
+        authority, slash, path = uri[len("ssh://"):].partition("/")
+        host = authority.rpartition("@")[2].partition(":")[0]
+        here = gethostname()
+        if slash and (host in ("localhost", here) or host.partition(".")[0] == here.partition(".")[0]):
+            return "/" + path.partition("?")[0]
+        raise NoInstanceError(errno.EINVAL, f"cannot connect to {uri}: remote (ssh://) connections to another "
+                              "host are not supported yet; run the command on that host")
     raise NoInstanceError(errno.EINVAL, f"unsupported URI {uri!r}: only local:// URIs are supported")
 
 
@@ -180,7 +191,7 @@ class Flux:
     """A connection to one broker.
 
     Args:
-        uri: ``local://PATH``; default ``$FLUX_URI``.
+        uri: ``local://PATH`` (or ``ssh://HOST/PATH`` of this host); default ``$FLUX_URI``.
 
     Raises:
         NoInstanceError: ``FLUX_URI`` is unset or nothing listens at the URI.
