@@ -29,12 +29,17 @@ COMMANDS = {
     "broker": "broker",
     "batch": "batch",
     "alloc": "alloc",
+    "uri": "uri",
+    "proxy": "proxy",
+    "pstree": "pstree",
 }
 
 USAGE = """\
 Usage: flux [OPTIONS] COMMAND ARGS
   -h, --help      show this help
   -V, --version   print the version
+  -p, --parent    run COMMAND in the enclosing instance's parent (repeatable)
+  -r, --root      run COMMAND in the root instance
 
 Commands:
   start      start a Flux instance (flux start --test-size=N [COMMAND])
@@ -56,6 +61,9 @@ Commands:
   batch      submit a batch script, run in a nested instance
   alloc      run a nested instance interactively (or a command in one)
   broker     run one broker (what batch and alloc start on each node)
+  uri        resolve a job id (or ID/ID... through nested instances) to a URI
+  proxy      run a command (default $SHELL) in another instance: a job's or a URI's
+  pstree     show the tree of jobs, through nested instances
 """
 
 
@@ -74,6 +82,18 @@ def main(argv=None):
 
         print(f"flux_launch {__version__}")
         return 0
+    up = 0  # -p/--parent: how many levels up; -1: -r/--root
+    while args and (args[0] in ("--parent", "--root") or _short_up(args[0])):
+        opt = args.pop(0)
+        for c in ("p" if opt == "--parent" else "r" if opt == "--root" else opt[1:]):
+            up = -1 if c == "r" or up < 0 else up + 1
+    if up:
+        code = _go_up(up)
+        if code:
+            return code
+        if not args:
+            sys.stderr.write(USAGE)
+            return 2
     cmd = args[0]
     if cmd.startswith("-"):
         sys.stderr.write(f"flux: unknown option '{cmd}'\n{USAGE}")
@@ -96,6 +116,32 @@ def main(argv=None):
             raise
         text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return die(cmd, text)
+
+
+def _short_up(arg):
+    """``-p``, ``-r``, ``-pp``...: flux's own options (getopt style, combinable)."""
+    return len(arg) > 1 and arg[0] == "-" and arg[1] != "-" and not arg.strip("-pr")
+
+
+def _go_up(levels):
+    """``flux --parent``/``--root``: point ``FLUX_URI`` at the parent instance,
+    ``levels`` times (-1: up to the root). At the root there is no parent: nothing
+    changes, as in flux-core. Returns 0, or 1 after saying why it failed."""
+    from flux_launch.client.handle import Flux
+
+    while levels:
+        levels -= 1
+        try:
+            with Flux() as h:
+                uri = h.rpc("attr.get", {"name": "parent-uri"}).get()["value"]
+        except OSError as exc:
+            if exc.errno == 2:  # ENOENT: no parent-uri, this is the root instance
+                return 0
+            sys.stderr.write(f"flux: --parent: {exc.strerror or exc}\n")
+            return 1
+        os.environ["FLUX_URI"] = uri
+        os.environ.pop("FLUX_KVS_NAMESPACE", None)
+    return 0
 
 
 def run():
