@@ -336,6 +336,8 @@ class _Formatter(string.Formatter):
             spec = spec[:-1]
         if isinstance(value, (int, float)) and not isinstance(value, bool) and "." in spec:
             value = str(value)  # {ntasks:>6.6}: a width and a cut, as for text
+        elif value == "":  # a field this job lacks, in a numeric spec: blank
+            spec = re.sub(r"[bcdoxXeEfFgGn%]$", "", spec)
         out = format(value, spec)
         if mark and len(out) < len(str(value)):
             out = out[:-1] + "+"
@@ -362,6 +364,10 @@ class Format:
             if field not in HEADINGS and base not in HEADINGS and base not in ("annotations", "user", "instance"):
                 raise ValueError(f"Unknown format field: {field}")
         self._f = _Formatter()
+        try:  # a bad attribute, spec or conversion: refused now, not on the first job
+            self.format(Job({"id": 1, "state": RUN, "name": "x", "userid": 0, "ntasks": 1, "t_run": 1.0}))
+        except (AttributeError, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise ValueError(f"invalid format {fmt!r}: {exc}") from None
 
     def format(self, job):
         return self._f.format(self.fmt, job)
@@ -518,14 +524,6 @@ def _filters(text):
     return states, results
 
 
-def _yes_no(text):
-    if text.lower() in ("yes", "y", "true", "1"):
-        return True
-    if text.lower() in ("no", "n", "false", "0"):
-        return False
-    raise ValueError(f"--skip-root={text}: use yes or no")
-
-
 def main(cmd, argv):
     p = Parser(cmd, description="Show the tree of jobs, through nested instances.",
                usage="flux pstree [OPTIONS] [JOBID...]")
@@ -542,7 +540,7 @@ def main(cmd, argv):
     p.add_argument("-X", "--no-combine", action="store_true", help="do not combine identical leaves")
     p.add_argument("-o", "--label", metavar="FORMAT", help="label format (default {name})")
     p.add_argument("--parent-label", metavar="FORMAT", help="label format of parents")
-    p.add_argument("--skip-root", metavar="yes|no", help="leave out (yes) or show (no) the enclosing instance")
+    p.add_argument("--skip-root", choices=("yes", "no"), help="leave out (yes) or show (no) the enclosing instance")
     p.add_argument("-C", "--compact", action="store_true", help="compact connectors")
     p.add_argument("--ascii", action="store_true", help="ASCII connectors")
     p.add_argument("jobids", nargs="*", metavar="JOBID", help="only these jobs")
@@ -574,15 +572,12 @@ def main(cmd, argv):
                     states, results, args.count, args.level, not args.no_combine)
     skip_root = bool(detail) or bool(jobids)
     if args.skip_root is not None:
-        skip_root = _yes_no(args.skip_root)
+        skip_root = args.skip_root == "yes"
     from flux_launch.cli.base import handle
 
     h = handle()
     root = Job({"id": 0, "name": ".", "state": RUN}, root=True) if skip_root else root_job(h)
-    try:
-        tree = loader.node(root, h, 0, jobids)
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror) from None
+    tree = loader.node(root, h, 0, jobids)
     if skip_root:
         tree.label, tree.prefix = ".", ""
     style = "compact" if args.compact else "ascii" if args.ascii else "box"
