@@ -82,7 +82,7 @@ def uri_path(uri):
         here = gethostname()
         if slash and (host in ("localhost", here) or host.partition(".")[0] == here.partition(".")[0]):
             return "/" + path.partition("?")[0]
-        raise NoInstanceError(errno.EINVAL, f"cannot connect to {uri}: remote (ssh://) connections to another "
+        raise NoInstanceError(errno.EINVAL, f"cannot connect to URI {uri}: remote (ssh://) connections to another "
                               "host are not supported yet; run the command on that host")
     raise NoInstanceError(errno.EINVAL, f"unsupported URI {uri!r}: only local:// URIs are supported")
 
