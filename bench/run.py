@@ -8,8 +8,10 @@ tasks under ``flux run`` in running instances of 1, 2 and 4 brokers, under
 ``mpiexec.hydra`` and under Open MPI's ``mpirun``), ``split`` (where the time of
 one ``flux run`` goes, from the front end's, the job's and the shell's
 timestamps), ``throughput`` (``flux submit --cc=1-N true`` to drained), ``io``
-(labelled output MB/s, 2 and 8 tasks, C and Python paths, beside Hydra) and
-``start`` (``flux start --test-size=N true``).
+(labelled output MB/s, 2 and 8 tasks, C and Python paths, beside Hydra),
+``nested`` (bench/nested.py: ``flux batch -N1``, ``flux alloc -N2`` and ``flux run
+-N1`` side by side in the 2-broker instance, and jobs/s flat versus through 2
+batch jobs) and ``start`` (``flux start --test-size=N true``).
 
 Launchers alternate run by run (a slow spell of the machine spreads over all of
 them); each figure is the median of the repeats, with the spread (min, max,
@@ -35,23 +37,24 @@ sys.path.insert(0, os.path.join(HERE, "..", "src"))
 from flux_launch.testing import Instance, clean_env  # noqa: E402
 
 
-def _load_io():
-    """bench/io.py (by path: its name is the stdlib's): the I/O part, and ``run``."""
+def _load(name):
+    """bench/NAME.py, by path (io's name is the stdlib's)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_io", os.path.join(HERE, "io.py"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(HERE, f"{name}.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-bio = _load_io()
+bio = _load("io")  # the I/O part, and ``run``
+nested = _load("nested")  # the nested part
 run = bio.run
 
 FLUX = os.path.join(os.path.dirname(sys.executable), "flux")
 HELLO = os.path.join(HERE, "..", "tests", "mpi", "hello.c")
 OMPI_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-PARTS = ("latency", "split", "throughput", "io", "start")
+PARTS = ("latency", "split", "throughput", "io", "nested", "start")
 # A launch that takes longer hangs (Open MPI 4.1's mpirun sometimes does with many
 # short-lived processes): it is killed and recorded as a failure.
 LATENCY_TIMEOUT = {"true": 10, "hello": 40}
@@ -62,9 +65,10 @@ LATENCY_TIMEOUT = {"true": 10, "hello": 40}
 def config(quick, repeats):
     if quick:  # the smoke test: every part, tiny
         return dict(ns=[1, 2], brokers=[1, 2], repeats=repeats or 1, jobs=[10], io_mb=4, io_tasks=[2],
-                    io_check_mb=1, start_sizes=[1, 2], split_runs=2)
+                    io_check_mb=1, start_sizes=[1, 2], split_runs=2, nested=nested.sizes(True))
     return dict(ns=[1, 2, 8, 16, 32, 64], brokers=[1, 2, 4], repeats=repeats or 5, jobs=[100, 1000],
-                io_mb=200, io_tasks=[2, 8], io_check_mb=20, start_sizes=[1, 4, 16], split_runs=9)
+                io_mb=200, io_tasks=[2, 8], io_check_mb=20, start_sizes=[1, 4, 16], split_runs=9,
+                nested=nested.sizes(False))
 
 
 def stats(ts):
@@ -341,6 +345,8 @@ def table(results):
             for name, s in per.items():
                 check = s.get("check") or {}
                 lines.append(f"  {name:<24} {s['median']:8.1f}  {check.get('broken_lines', '-')}")
+    if results.get("nested"):
+        lines.append(nested.table(results["nested"]))
     if results.get("start"):
         lines.append("flux start --test-size=N true (median s)")
         for n, s in results["start"].items():
@@ -417,6 +423,8 @@ def plots(results, prefix):
         ax.set_title("instance start")
         ax.grid(True, alpha=0.3)
         save(fig, "start")
+    if results.get("nested"):
+        save(nested.plot(results["nested"], plt), "nested")
     if results.get("split"):
         fig, ax = plt.subplots(figsize=(9, 2.4 + 0.6 * len(results["split"])))
         colors = plt.get_cmap("tab20").colors
@@ -460,6 +468,7 @@ def main():
              + ("throughput" in parts) * sum(cfg["repeats"] if n <= 100 else max(1, cfg["repeats"] // 2)
                                              for n in cfg["jobs"])
              + ("io" in parts) * len(cfg["io_tasks"]) * cfg["repeats"] * 3
+             + ("nested" in parts) * nested.progress_steps(cfg["nested"])
              + ("start" in parts) * len(cfg["start_sizes"]) * cfg["repeats"])
     progress = Progress(total)
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
@@ -473,6 +482,8 @@ def main():
         need = [b for b in cfg["brokers"]] if {"latency", "split"} & set(parts) else []
         if {"throughput", "io"} & set(parts) and 1 not in need:
             need.append(1)
+        if "nested" in parts and 2 not in need:
+            need.append(2)
         for b in need:
             instances[b] = Instance(size=b, timeout=120).start()
         if "latency" in parts:
@@ -483,6 +494,8 @@ def main():
             results["throughput"] = part_throughput(cfg, instances, progress)
         if "io" in parts:
             results["io"] = part_io(cfg, instances, progress)
+        if "nested" in parts:
+            results["nested"] = nested.measure(instances[2], cfg["nested"], progress=progress.tick)
     finally:
         for inst in instances.values():
             inst.close()
