@@ -114,3 +114,66 @@ def test_three_levels(inst4, tmp_path):
     jobid = inst4.flux("batch", "-N1", "--output", str(tmp_path / "outer.out"), outer).stdout.strip()
     _wait_clean(inst4, jobid)
     assert (tmp_path / "inner.out").read_text().strip() == "2"
+
+
+def _pids_of(marker):
+    import os
+
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    pids.append(int(pid))
+        except OSError:
+            pass
+    return pids
+
+
+def test_cancel_ends_every_level(inst4, tmp_path):
+    """Cancelling a batch job ends the jobs of the instances nested two levels
+    below it (a job shell that loses its broker kills its tasks, even when its
+    stderr's reader is gone)."""
+    import time
+    import uuid
+
+    marker = f"{uuid.uuid4().int % 10**6 + 3000}.25"  # a sleep argument no other process has
+    inner = _script(tmp_path, "inner.sh", f"#!/bin/sh\nflux submit sleep {marker} >/dev/null\nsleep 300\n")
+    outer = _script(tmp_path, "outer.sh",
+                    f"#!/bin/sh\nflux batch -N1 --output={tmp_path}/inner.out {inner} >/dev/null\nsleep 300\n")
+    jobid = inst4.flux("batch", "-N1", "--output", str(tmp_path / "outer.out"), outer).stdout.strip()
+    deadline = time.monotonic() + 60
+    while not _pids_of(f"sleep\0{marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pids_of(f"sleep\0{marker}"), "the innermost job never started"
+    inst4.flux("cancel", jobid)
+    _wait_clean(inst4, jobid)
+    deadline = time.monotonic() + 30
+    while _pids_of(f"sleep\0{marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _pids_of(f"sleep\0{marker}")
+    for pid in left:
+        import os
+        import signal
+
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "a task of a job two levels down outlived the cancel of the outer batch job"
+
+
+def test_cancel_batch_with_running_job_output_clean(inst4, tmp_path):
+    """The SIGTERM a cancel sends to the nested broker's process group is the
+    broker's to handle: its job shell fork server does not die of it (which
+    wrote a broker ERROR line into the batch job's output)."""
+    script = _script(tmp_path, "one.sh", "#!/bin/sh\nflux submit sleep 301 >/dev/null\n"
+                     "flux job wait-event -t 30 $(flux job last) start >/dev/null && echo started\nsleep 300\n")
+    jobid = inst4.flux("batch", "-N1", "--output", str(tmp_path / "one.out"), script).stdout.strip()
+    out = tmp_path / "one.out"
+    import time
+
+    deadline = time.monotonic() + 30
+    while "started" not in (out.read_text() if out.exists() else "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    inst4.flux("cancel", jobid)
+    _wait_clean(inst4, jobid)
+    text = out.read_text()
+    assert text == "started\n", text

@@ -387,8 +387,12 @@ class Shell:
         if self._draining:  # nothing more can come: stop waiting
             self._waited = []
             return
-        os.write(2, f"flux-shell[{self.node_index}]: FATAL: lost the broker connection\n".encode())
+        # the tasks first: stderr may be a pipe whose reader went with the broker
         self.kill_tasks(signal.SIGKILL)
+        try:
+            os.write(2, f"flux-shell[{self.node_index}]: FATAL: lost the broker connection\n".encode())
+        except OSError:
+            pass
         raise SystemExit(1)
 
     def _drain(self):

@@ -35,7 +35,12 @@ def serve(sock):
     # The point of this process: everything a shell needs, imported once, here.
     preload()
     from flux_launch.shell import main as shell_main
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the broker's to handle
+    # Ctrl-C, and a SIGTERM sent to the broker's process group (a nested broker's
+    # job shell forwards the job's signals that way), are the broker's to handle:
+    # the broker ends its jobs in order, and this server ends at its EOF. Shells set
+    # their own handlers (catch_signals), so their tasks get the default dispositions.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     # Shells are forked copies of this process: a garbage collection in one would
     # touch every object and copy every page. Objects alive now are frozen out of
     # the collector; shells run without it (they are short-lived).
