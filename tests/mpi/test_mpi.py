@@ -131,3 +131,25 @@ def test_exchange_tree_fanout(inst4, mpich, k):
     """pmi-simple.exchange.k shapes the tree of shells: a chain (1) or wider (3)."""
     res = inst4.flux("run", "-N4", "-n4", "-o", f"pmi-simple.exchange.k={k}", mpich["hello"], timeout=120)
     check_hello(res, 4)
+
+
+def test_mpich_steps_in_a_batch_job_on_2_of_4_nodes(inst4, mpich, tmp_path):
+    """Use cases 4.3/4.4: a batch script on 2 nodes of a 4-broker instance runs
+    an MPICH program with `flux run -n4` and with `flux run` (no options: the
+    whole allocation, 2 nodes x 2 cores); both see rank and size right."""
+    from types import SimpleNamespace
+
+    hello = mpich["hello"]
+    script = tmp_path / "steps.sh"
+    script.write_text(f"#!/bin/sh\n#FLUX: -N2\nflux run -n4 {hello} > {tmp_path}/n4.out\n"
+                      f"flux run {hello} > {tmp_path}/all.out\n"
+                      f"flux jobs -a -n -o '{{nnodes}} {{ntasks}} {{status}}'\n")
+    jobid = inst4.flux("batch", "--output", str(tmp_path / "batch.out"), str(script)).stdout.strip()
+    inst4.flux("job", "wait-event", "-t", "120", jobid, "clean")
+    assert "status=0" in inst4.flux("job", "eventlog", jobid).stdout.split("finish", 1)[1].splitlines()[0]
+    check_hello(SimpleNamespace(stdout=(tmp_path / "n4.out").read_text(), stderr=""), 4)
+    check_hello(SimpleNamespace(stdout=(tmp_path / "all.out").read_text(), stderr=""), 4)
+    # both steps ran inside the nested instance, each spread over its 2 nodes
+    assert sorted((tmp_path / "batch.out").read_text().split("\n")[:2]) == ["2 4 COMPLETED"] * 2, \
+        (tmp_path / "batch.out").read_text()
+    assert inst4.flux("jobs", "-n", "-o", "{nnodes}", jobid).stdout.strip() == "2"
