@@ -32,6 +32,7 @@ COMMANDS = {
     "uri": "uri",
     "proxy": "proxy",
     "pstree": "pstree",
+    "watch": "watch",
 }
 
 USAGE = """\
@@ -64,6 +65,7 @@ Commands:
   uri        resolve a job id (or ID/ID... through nested instances) to a URI
   proxy      run a command (default $SHELL) in another instance: a job's or a URI's
   pstree     show the tree of jobs, through nested instances
+  watch      print the output of jobs (running or inactive) and wait for them
 """
 
 
