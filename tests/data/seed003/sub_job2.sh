@@ -1,0 +1,4 @@
+#!/bin/bash
+
+flux run -N1 sleep 30
+
