@@ -123,7 +123,7 @@ def _pids_of(marker):
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
+                if f.read().startswith(marker.encode()):  # not `flux submit sleep ...`
                     pids.append(int(pid))
         except OSError:
             pass

@@ -215,7 +215,10 @@ class Broker(Router):
         if self.initial_proc is not None and self.initial_proc.returncode is None:
             # The initial program decides how to end; its exit shuts the instance down.
             try:
-                self.initial_proc.send_signal(sig)
+                # os.kill, not send_signal: Popen's send_signal polls first, which can
+                # reap a program that died of the same signal (sent to the process
+                # group) behind asyncio's back ("Unknown child process ...", 255)
+                os.kill(self.initial_proc.pid, sig)
                 return
             except ProcessLookupError:
                 pass
@@ -232,6 +235,8 @@ class Broker(Router):
         loop = asyncio.get_running_loop()
         if self.rexec is not None:
             self.rexec.kill_all()
+            if self.rexec.forkserver is not None:
+                self.rexec.forkserver.end_all()
         ov = self.overlay
         if ov is not None:
             for child, state in list(ov.child_state.items()):
@@ -248,6 +253,9 @@ class Broker(Router):
         # flux exec's processes, killed by shutdown(), are reaped before the loop closes:
         # asyncio's child watcher warns of one that ends after ("Loop ... is closed")
         procs = self.rexec is not None and bool(self.rexec.procs)
+        # the jobs' shells, ended by shutdown(), report their end while the services run
+        procs = procs or (self.rexec is not None and self.rexec.forkserver is not None
+                          and bool(self.rexec.forkserver.pending))
         if children or procs:
             loop = asyncio.get_running_loop()
             if loop.time() < self._shutdown_deadline:

@@ -26,6 +26,7 @@ log = logging.getLogger("flux_launch.broker")
 # the job's shell is stuck: a SIGKILLed shell is reaped at once by a server that
 # runs; the margin is for a loaded machine.
 STUCK_TIMEOUT = 10.0
+END_GRACE = 1.0  # at shutdown, from the SIGTERM of the jobs' shells to their SIGKILL
 SEND_TIMEOUT = 5.0  # a blocked send holds the broker's loop: bounded, then the server is killed
 
 
@@ -85,6 +86,20 @@ class ForkServerClient:
             self._send({"type": "ctl", "topic": "kill", "id": jobid, "signum": signum, "final": final})
             if final:
                 asyncio.get_running_loop().call_later(STUCK_TIMEOUT, self._check_reported, jobid, self.pid)
+
+    def end_all(self):
+        """The broker shuts down: SIGTERM to every job's shell (it passes it to its
+        tasks and reports their end), SIGKILL ``END_GRACE`` seconds later to what
+        is left. The broker waits for them (``pending``) while its services still
+        run, so the shells report to it instead of losing it."""
+        for jobid in list(self.pending):
+            self.kill(jobid, signal.SIGTERM)
+        if self.pending:
+            asyncio.get_running_loop().call_later(END_GRACE, self._end_all_kill)
+
+    def _end_all_kill(self):
+        for jobid in list(self.pending):
+            self.kill(jobid, signal.SIGKILL, final=True)
 
     def _check_reported(self, jobid, pid):
         if jobid in self.pending and pid == self.pid and not self.closed:
@@ -306,6 +321,8 @@ class RexecServer:
         owner = tuple(msg.get("route", ()))
         entry = _Proc(proc, msg, owner)
         self.procs[proc.pid] = entry
+        if getattr(broker, "_shutting_down", False):  # shutdown's kill_all ran while it started
+            self._signal(proc.pid, signal.SIGKILL)
         broker.respond(msg, {"type": "started", "pid": proc.pid, "rank": broker.rank})
         await asyncio.gather(self._pump(msg, proc.stdout, "stdout"), self._pump(msg, proc.stderr, "stderr"))
         rc = await proc.wait()
