@@ -6,8 +6,9 @@ program, wait until it is up (its URI published), print its job id and return;
 ``flux proxy JOBID`` enters it, ``flux shutdown``/``flux cancel`` ends it.
 
 Options as ``flux batch`` (``cli/batch.py``). The initial program reads stdin
-through the job's input (there is no pseudo-terminal: a shell started by alloc
-reads commands without prompting).
+through the job's input; when this command's stdin is a terminal, it runs on a
+pty (``-o pty.interactive``, with this terminal's size) and the terminal runs raw:
+an interactive shell prompts, edits lines, and gets Ctrl-C and Ctrl-D.
 """
 
 import sys
@@ -25,9 +26,15 @@ def main(cmd, argv):
         args.broker_opts.append("-Sbroker.rc2_none=1")
     try:
         js = nest_jobspec(args, command=list(args.command))
+        interactive = not args.bg and sys.stdin.isatty()
         if not args.bg:
             # stdin goes to the initial program, under the first broker
             js.setattr_shell_option("input", {"stdin": {"type": "kvs"}})
+        if interactive:  # a pty for the first broker, so for its initial program
+            import shutil
+
+            cols, rows = shutil.get_terminal_size()
+            js.setattr_shell_option("pty", {"interactive": {"winsize": [rows, cols]}})
         if args.job_name is None:
             js.setattr("system.job.name", args.command[0] if args.command else "flux")
         jobid = submit_nest(cmd, js, args)
@@ -48,7 +55,7 @@ def main(cmd, argv):
         return _wait_ready(h, jobid, cmd)
     from flux_launch.cli.attach import attach
 
-    return attach(h, jobid, cmd=cmd, stdin="0")
+    return attach(h, jobid, cmd=cmd, stdin="0", pty=interactive)
 
 
 def _wait_ready(h, jobid, cmd):

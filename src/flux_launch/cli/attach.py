@@ -30,13 +30,27 @@ from flux_launch.proto.job import exit_code, is_fatal, raise_payload
 from flux_launch.proto.output import data_head_parse, level_name
 
 
-def attach(h, jobid, cmd="job", label=False, stdin=False):
+def attach(h, jobid, cmd="job", label=False, stdin=False, pty=False):
     """Follow job ``jobid`` to its end; returns the exit code for the command.
+    ``pty``: the job's task 0 is on a pty (``-o pty.interactive``) and stdin is a
+    terminal: the terminal runs raw (keys, Ctrl-C included, go to the pty as they
+    are typed; the pty echoes) and output is printed as it comes, partial lines too.
 
     Raises:
         OSError: no such job.
     """
-    return _Attach(h, jobid, cmd, label, stdin).run()
+    if not pty:
+        return _Attach(h, jobid, cmd, label, stdin).run()
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+    try:
+        return _Attach(h, jobid, cmd, label, stdin, whole_lines=False).run()
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 # Signals attach catches: SIGINT warns or cancels; the others go to the running
@@ -51,8 +65,9 @@ class _Attach:
     a signal watcher per caught signal, and stdin's fd watcher. The main eventlog's
     end (``clean``) stops the reactor; then the rest of the output is waited for."""
 
-    def __init__(self, h, jobid, cmd, label, stdin):
+    def __init__(self, h, jobid, cmd, label, stdin, whole_lines=True):
         self.h = h
+        self.whole_lines = whole_lines
         self.jobid = jobid
         self.jid = jid = int(jobid)
         self.cmd = cmd
@@ -100,11 +115,11 @@ class _Attach:
         return exit_code(self.status) or (1 if self.exception else 0)
 
     def _on_output(self, _fut):
-        _print_output(self.output, self.out_lines, self.partial, self.sinks, self.label)
+        _print_output(self.output, self.out_lines, self.partial, self.sinks, self.label, self.whole_lines)
 
     def _on_main(self, main):
         # the output received so far goes first, as it was written before these events
-        _print_output(self.output, self.out_lines, self.partial, self.sinks, self.label)
+        _print_output(self.output, self.out_lines, self.partial, self.sinks, self.label, self.whole_lines)
         cmd = self.cmd
         while main.is_ready():
             try:
@@ -162,7 +177,7 @@ class _Attach:
                        flags=NORESPONSE)
             while not output.done:
                 output.wait_for()
-                _print_output(output, self.out_lines, partial, self.sinks, self.label)
+                _print_output(output, self.out_lines, partial, self.sinks, self.label, self.whole_lines)
         for key, tail in list(partial.items()):
             if isinstance(key, tuple) and tail:
                 line = f"{key[0]}: ".encode() + tail + b"\n" if self.label else tail
@@ -219,10 +234,11 @@ class _BytesParser:
             self._buf = buf[pos:]
 
 
-def _print_output(output, out_lines, partial, sinks, label):
+def _print_output(output, out_lines, partial, sinks, label, whole_lines=True):
     """Print the output eventlog entries received so far (RFC 24); ``partial``
-    holds partial lines per task stream (so that tasks' lines never splice), and
-    the header's task count and eofs seen."""
+    holds partial lines per task stream (so that tasks' lines never splice; not
+    with ``whole_lines`` false: a pty's prompt is printed at once), and the
+    header's task count and eofs seen."""
     from flux_launch._accel import label_flush, label_lines
 
     dirty = set()
@@ -262,7 +278,10 @@ def _print_output(output, out_lines, partial, sinks, label):
             sink = sinks.get(stream, sys.stdout.buffer)
             k = (rank, stream)
             prefix = f"{rank}: ".encode() if label else b""  # whole lines only, labelled or not
-            if data:
+            if data and not whole_lines:
+                sink.write(data)
+                dirty.add(sink)
+            elif data:
                 data, partial[k] = label_lines(prefix, data, partial.get(k, b""))
                 if data:
                     sink.write(data)

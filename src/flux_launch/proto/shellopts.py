@@ -121,6 +121,31 @@ def exit_timeout(value):
     return seconds
 
 
+def pty_ranks(opt):
+    """The task ranks ``-o pty`` (``opt``: the ``pty`` option) gives a pty: None,
+    ``"all"`` or an IDset; ValueError naming what is wrong. ``pty.interactive``
+    alone: task 0 only (flux-core's rule)."""
+    if opt is None or opt is False or opt == 0:
+        return None
+    if not isinstance(opt, dict):
+        return "all"
+    ranks = opt.get("ranks")
+    if ranks is None:
+        return "all" if opt.get("capture") or not opt.get("interactive") else _idset("0")
+    if ranks == "all":
+        return "all"
+    try:
+        return _idset(str(ranks))
+    except ValueError:
+        raise ValueError(f"pty.ranks: {ranks!r} is not an idset or 'all' (e.g. pty.ranks=0-3)") from None
+
+
+def _idset(text):
+    from flux_launch.core.idset import IDset
+
+    return IDset(text)
+
+
 PMI_NAMES = ("simple", "off", "none")
 
 
@@ -154,6 +179,7 @@ def check(options):
     for stream in ("stdout", "stderr"):
         _stream(out, "output", stream, ("kvs", "file"))
     _stream(_section(options, "input"), "input", "stdin", ("kvs", "file"))
+    pty_ranks(options.get("pty"))
     pr = options.get("per-resource")
     if pr is not None:
         if not isinstance(pr, dict) or pr.get("type") not in ("core", "node"):

@@ -57,10 +57,12 @@ class Task:
     """One local task. Plugins set, in ``task.init``: ``env``, ``stdin_fd``,
     ``stdout_fd``, ``stderr_fd`` (None: /dev/null for stdin, the shell's own for
     the others), ``pass_fds`` (descriptors it inherits, e.g. PMI_FD),
-    ``after_spawn`` (called once it was spawned or failed to) and ``cpus``."""
+    ``after_spawn`` (called once it was spawned or failed to), ``in_child`` (called
+    in the child before it executes, e.g. to take a pty as its controlling terminal;
+    the spawn cannot vfork then) and ``cpus``."""
 
     __slots__ = ("id", "local_id", "cmd", "env", "cwd", "pid", "pidfd", "status", "code", "stdin_fd",
-                 "stdout_fd", "stderr_fd", "pass_fds", "after_spawn", "cpus")
+                 "stdout_fd", "stderr_fd", "pass_fds", "after_spawn", "in_child", "cpus")
 
     def __init__(self, taskid, local_id, cmd, env, cwd):
         self.id = taskid
@@ -77,6 +79,7 @@ class Task:
         self.stderr_fd = None
         self.pass_fds = []
         self.after_spawn = []
+        self.in_child = []
         self.cpus = None
 
 
@@ -306,7 +309,8 @@ class Shell:
             # a pre-exec hook only for task.exec callbacks: without one, Popen can vfork
             proc = subprocess.Popen(task.cmd, env=task.env, cwd=task.cwd, stdin=stdin, stdout=task.stdout_fd,
                                     stderr=task.stderr_fd, start_new_session=True, close_fds=True,
-                                    pass_fds=task.pass_fds, preexec_fn=self._task_exec(task) if pre_exec else None)
+                                    pass_fds=task.pass_fds,
+                                    preexec_fn=self._task_exec(task) if pre_exec or task.in_child else None)
         except OSError as exc:
             code = 127 if exc.errno == errno.ENOENT else 126
             what = f"cwd {task.cwd}" if exc.filename == task.cwd and task.cwd else task.cmd[0]
@@ -337,6 +341,8 @@ class Shell:
 
     def _task_exec(self, task):
         def in_child():
+            for fn in task.in_child:
+                fn()
             self._log_sinks = []  # this copy of the shell logs to the task's stderr
             self.plugins.call("task.exec", self, task)
 

@@ -26,6 +26,7 @@ class Input:
         self.shell = shell
         self.writers = {}  # task id -> [fd, buffer bytearray, eof]
         self.watch = None
+        self.ptys = set()  # tasks whose stdin is a pty
         from flux_launch.proto.eventlog import EventlogParser
 
         self.parser = EventlogParser()
@@ -35,6 +36,19 @@ class Input:
         os.set_blocking(w, False)
         task.stdin_fd = r
         self.writers[task.id] = [w, bytearray(), False]
+
+    def use_pty(self, task, master):
+        """The task reads a pty: its stdin goes to the pty's ``master`` side (the
+        pipe made by ``task_init`` is closed), its end as an end-of-file character."""
+        writer = self.writers.get(task.id)
+        if writer is None:
+            os.close(master)
+            return
+        os.close(writer[0])
+        os.close(task.stdin_fd)
+        task.stdin_fd = None
+        writer[0] = master
+        self.ptys.add(task.id)
 
     def start(self):
         key = f"{self.shell.jobid.kvs}.guest.input"
@@ -65,6 +79,8 @@ class Input:
                 writer[1] += data
             if ctx.get("eof"):  # the end of stdin is the end for every task
                 writer[2] = True
+                if taskid in self.ptys:
+                    writer[1] += b"\x04"  # VEOF: a reader of the pty sees its end
             self._write(taskid)
 
     def _write(self, taskid):
@@ -80,7 +96,7 @@ class Input:
                 self.shell.watch_fd(fd, WRITE, lambda *_: self._write(taskid))
                 return
             except OSError as exc:
-                if exc.errno in (errno.EPIPE, errno.EBADF):
+                if exc.errno in (errno.EPIPE, errno.EBADF, errno.EIO):
                     buf.clear()
                     break
                 raise

@@ -178,6 +178,21 @@ class Output:
                 self.shell.watch_fd(r, READ, self._read)
             self.shell.add_completion_ref(REF)
 
+    def use_pty(self, task, master):
+        """The task's stdout (and stderr, which goes there too) is read from the
+        master side of its pty instead of its pipe; unbuffered (a prompt has no
+        newline). The stderr pipe stays: nothing writes it, its eof comes at once."""
+        for fd, s in list(self.streams.items()):
+            if s.task is task and s.name == "stdout":
+                self.shell.unwatch_fd(fd)
+                os.close(fd)
+                del self.streams[fd]
+                s.fd = master
+                s.line = False
+                self.streams[master] = s
+                if not self.paused:
+                    self.shell.watch_fd(master, READ, self._read)
+
     # ---- the hot path ---------------------------------------------------------------
 
     def _read(self, fd, _events):
@@ -186,6 +201,8 @@ class Output:
             data = os.read(fd, READ_SIZE)
         except BlockingIOError:
             return
+        except OSError:  # EIO: a pty whose last slave side was closed
+            data = b""
         if not data:
             self._eof(s)
             return
