@@ -36,7 +36,7 @@ def main(cmd, argv):
             cols, rows = shutil.get_terminal_size()
             js.setattr_shell_option("pty", {"interactive": {"winsize": [rows, cols]}})
         if args.job_name is None:
-            js.setattr("system.job.name", args.command[0] if args.command else "flux")
+            js.setattr("system.job.name", "flux")  # flux-core's: its command is flux broker ...
         jobid = submit_nest(cmd, js, args)
     except (BatchError, ValueError) as exc:
         sys.stderr.write(f"flux-{cmd}: {exc}\n")
