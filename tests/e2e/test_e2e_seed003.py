@@ -139,3 +139,40 @@ def test_alloc_job_named_flux(tutorial):
     inst, work, _hello = tutorial
     _cell(inst, work, "flux alloc --nodes=2 --nslots=2 --cores-per-slot=1 true")
     assert _cell(inst, work, "flux jobs -a -n -o '{name}'").stdout == "flux\n"
+
+
+def test_proxy_into_an_allocation(tutorial):
+    """The optional flux proxy step: with an allocation running, its id from
+    `flux jobs`, `flux proxy ID` to run `flux run --nodes=1 sleep inf` in one
+    terminal, and in the other `flux jobs` (through the proxy) shows it."""
+    inst, work, _hello = tutorial
+    _cell(inst, work, "flux alloc --bg --nodes=2 --nslots=2 --cores-per-slot=1")
+    jobs = _cell(inst, work, "flux jobs").stdout.splitlines()
+    assert re.fullmatch(r"\s+JOBID\s+USER\s+NAME\s+ST\s+NTASKS\s+NNODES\s+TIME\s+INFO", jobs[0]), jobs
+    assert len(jobs) == 2 and re.search(r"\sflux\s+R\s+2\s+2\s", jobs[1]), jobs
+    jobid = jobs[1].split()[0]
+    import subprocess
+
+    first = subprocess.Popen(["sh", "-c", f"cd {work} && flux proxy {jobid} flux run --nodes=1 sleep inf"],
+                             env=inst.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        seen = []
+
+        def running():
+            seen[:] = [_cell(inst, work, f"flux proxy {jobid} flux jobs").stdout]
+            return "sleep" in seen[0]
+
+        poll(running, timeout=60)
+        inner = seen[0].splitlines()
+        assert len(inner) == 2 and re.search(r"\ssleep\s+R\s+1\s+1\s", inner[1]), seen[0]
+        # the allocation's own jobs are not the enclosing instance's
+        assert "sleep" not in _cell(inst, work, "flux jobs").stdout
+    finally:
+        import os
+        import signal
+
+        os.killpg(first.pid, signal.SIGTERM)  # the first terminal's Ctrl-C
+        first.wait(timeout=30)
+        _cell(inst, work, f"flux cancel {jobid}")
+        inst.flux("job", "wait-event", "-t", "60", jobid, "clean")
