@@ -177,3 +177,20 @@ def test_cancel_batch_with_running_job_output_clean(inst4, tmp_path):
     _wait_clean(inst4, jobid)
     text = out.read_text()
     assert text == "started\n", text
+
+
+def test_binding_follows_the_inner_allocation(inst4, tmp_path):
+    """A task of a job in a batch job is bound to the batch job's cores, not the
+    node's: with one core of two allocated, it runs on that core only."""
+    blocker = inst4.flux("submit", "-N1", "-n1", "-c1", "sleep", "60").stdout.strip()
+    script = _script(tmp_path, "bind.sh", "#!/bin/sh\nflux run sh -c 'grep Cpus_allowed_list /proc/self/status'\n"
+                     "flux run -o cpu-affinity=per-task sh -c 'grep Cpus_allowed_list /proc/self/status'\n")
+    try:
+        jobid = inst4.flux("batch", "-n1", "-c1", "--output", str(tmp_path / "b.out"), script).stdout.strip()
+        _wait_clean(inst4, jobid)
+    finally:
+        inst4.flux("cancel", blocker)
+    R = json.loads(inst4.flux("job", "info", jobid, "R").stdout)
+    cores = R["execution"]["R_lite"][0]["children"]["core"]
+    lines = (tmp_path / "b.out").read_text().splitlines()
+    assert [line.split()[-1] for line in lines] == [cores, cores], (lines, R)
