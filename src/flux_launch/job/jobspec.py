@@ -46,6 +46,30 @@ def _check_int(value, field: str, minimum: int) -> None:
         raise _fail(field, f"must be an integer >= {minimum} (got {value!r})")
 
 
+def _strings(value, field: str) -> list:
+    """``value`` as a list of str; ``JobspecError`` for a str (which would split
+    into characters), a non-iterable or a non-str item."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise _fail(field, f"must be a list of strings (got {type(value).__name__})")
+    value = list(value)
+    for item in value:
+        if not isinstance(item, str):
+            raise _fail(field, f"must be a list of strings (got item {item!r})")
+    return value
+
+
+def _check_slots(num_slots, cores_per_slot, gpus_per_slot, num_nodes) -> None:
+    """The slot arguments of a nested instance, named as the caller gave them."""
+    _check_int(num_slots, "num_slots", 1)
+    _check_int(cores_per_slot, "cores_per_slot", 1)
+    if gpus_per_slot is not None:
+        _check_int(gpus_per_slot, "gpus_per_slot", 0)
+    if num_nodes is not None:
+        _check_int(num_nodes, "num_nodes", 1)
+        if num_nodes > num_slots:
+            raise _fail("num_nodes", f"must not be greater than num_slots ({num_slots})")
+
+
 def _io_property(iotype: str, stream: str):
     key = f"shell.options.{iotype}.{stream}"
 
@@ -461,8 +485,14 @@ class JobspecV1(Jobspec):
         becomes RFC 37 file ``conf.json`` plus broker option
         ``-c{{tmpdir}}/conf.json``.  ``kwargs`` go to :meth:`from_command`,
         which raises as documented there.
+
+        Raises:
+            JobspecError: ``command``, ``broker_opts`` not a list of str; a bad
+                slot count (named ``num_slots``, ``cores_per_slot``...).
         """
-        broker_opts = list(broker_opts) if broker_opts is not None else []
+        command = _strings(command, "command")
+        broker_opts = _strings(broker_opts, "broker_opts") if broker_opts is not None else []
+        _check_slots(num_slots, cores_per_slot, gpus_per_slot, num_nodes)
         if conf is not None:
             broker_opts.append("-c{{tmpdir}}/conf.json")
         jobspec = cls.from_command(
@@ -488,13 +518,15 @@ class JobspecV1(Jobspec):
         becomes ``attributes.system.job.name``.  Else as :meth:`from_nest_command`.
 
         Raises:
-            JobspecError: if ``script`` does not start with ``#!``, or as from_command.
+            JobspecError: if ``script`` does not start with ``#!``, ``args`` is
+                not a list of str, or as :meth:`from_nest_command`.
         """
         if not isinstance(script, str) or not script.startswith("#!"):
             raise _fail("attributes.system.files.script",
                         f"{jobname} does not appear to start with '#!'")
+        args = _strings(args, "args") if args is not None else []
         jobspec = cls.from_nest_command(
-            command=["{{tmpdir}}/script", *(args or ())], num_slots=num_slots,
+            command=["{{tmpdir}}/script", *args], num_slots=num_slots,
             cores_per_slot=cores_per_slot, gpus_per_slot=gpus_per_slot, num_nodes=num_nodes,
             broker_opts=broker_opts, exclusive=exclusive, conf=conf, name=jobname, **kwargs)
         jobspec.add_file("script", script, perms=0o700, encoding="utf-8")
