@@ -3,7 +3,8 @@ combined leaves, connector styles, cut lines, detail headers and conversions."""
 
 import pytest
 
-from flux_launch.cli.pstree import DETAILS, Format, Job, Stats, Tree, fsd
+from flux_launch.cli.jobfmt import Format, Job, Stats, fsd
+from flux_launch.cli.pstree import DETAILS, Tree
 
 
 def _tree(spec, combine=True):
