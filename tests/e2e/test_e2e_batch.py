@@ -194,3 +194,22 @@ def test_binding_follows_the_inner_allocation(inst4, tmp_path):
     cores = R["execution"]["R_lite"][0]["children"]["core"]
     lines = (tmp_path / "b.out").read_text().splitlines()
     assert [line.split()[-1] for line in lines] == [cores, cores], (lines, R)
+
+
+def test_broker_config_path_and_flux_config_get(inst4, tmp_path):
+    """--broker-opts=-c PATH: the nested instance serves its configuration and applies
+    its tunables; a file that does not parse fails the job at start, saying why."""
+    conf = tmp_path / "site.toml"
+    conf.write_text('[job-manager]\ninactive-age-limit = "1h"\n[mysite]\nx = [1, 2]\n')
+    out = inst4.flux("alloc", "-N1", f"--broker-opts=-c{conf}", "sh", "-c",
+                     "flux config get mysite.x; flux getattr job-manager.inactive-age-limit; "
+                     "flux config get nope; echo rc=$?").stdout
+    assert out.split() == ["[1,2]", "1h", "rc=1"], out
+    assert inst4.flux("config", "get").stdout.strip() == "{}"  # the root instance has none
+    bad = tmp_path / "bad.toml"
+    bad.write_text("x = = 1\n")
+    script = _script(tmp_path, "t.sh", "#!/bin/sh\ntrue\n")
+    jobid = inst4.flux("batch", "-N1", f"--broker-opts=-c{bad}", "--output", str(tmp_path / "o"),
+                       script).stdout.strip()
+    _wait_clean(inst4, jobid)
+    assert "not valid TOML" in inst4.flux("job", "eventlog", jobid).stdout

@@ -11,6 +11,7 @@
 - ``overlay.status``: this broker's children and their link states.
 - ``resource.info``: this node's cores and GPUs (rank 0 builds the pool from them).
 - ``service.add|remove {name}``: a local client serves ``name.*`` itself.
+- ``config.get``: the configuration object (``broker/config.py``).
 - ``rexec.*``: the remote execution server (``flux exec``), in ``rexec.py``.
 """
 
@@ -28,7 +29,8 @@ def register(broker):
                           ("event", {"pub": _event_pub, "subscribe": _subscribe, "unsubscribe": _unsubscribe}),
                           ("overlay", {"status": _overlay_status}),
                           ("resource", {"info": _resource_info}),
-                          ("service", {"add": _service_add, "remove": _service_remove})):
+                          ("service", {"add": _service_add, "remove": _service_remove}),
+                          ("config", {"get": _config_get})):
         Service(broker, name, {method: partial(fn, broker) for method, fn in methods.items()}).register()
     server = _rexec.RexecServer(broker)
     broker.rexec = server
@@ -53,6 +55,13 @@ def _local_client(broker, msg, what):
     if client is None:
         raise ServiceError(errno.EPROTO, f"{msg['topic']}: only local clients may {what}")
     return client
+
+
+# ---- config ---------------------------------------------------------------------
+
+def _config_get(broker, msg, p):
+    """The configuration object (``flux broker -c``; empty without one)."""
+    broker.respond(msg, getattr(broker, "config", None) or {})
 
 
 # ---- broker ---------------------------------------------------------------------

@@ -415,7 +415,7 @@ def check_attrs(attrs):
     return None
 
 
-def run_broker(attrs, command=None, topology=None):
+def run_broker(attrs, command=None, topology=None, config_path=None):
     """Run one broker to completion and return its exit code.
 
     Creates the rundir (and, on rank 0, the statedir) when not given or missing,
@@ -430,6 +430,16 @@ def run_broker(attrs, command=None, topology=None):
 
     setup_logging(attrs, os.environ.get("PMI_RANK", "0"))
     nested_context(attrs)
+    config = {}
+    if config_path:  # -c: its tunables under the -S attributes, checked as theirs
+        from flux_launch.broker import config as _config
+
+        try:
+            config = _config.load(config_path)
+            _config.apply(config, attrs, given=set(attrs))
+        except _config.ConfigError as exc:
+            return startup_failed(attrs, exc)
+        attrs["config.path"] = config_path
     message = check_attrs(attrs)
     if message:
         return startup_failed(attrs, message)
@@ -454,6 +464,7 @@ def run_broker(attrs, command=None, topology=None):
     fs_sock, fs_pid = forkserver.spawn()
     broker = Broker(attrs, command, forkserver=(fs_sock, fs_pid))
     broker.topology = topology
+    broker.config = config
     try:
         return asyncio.run(broker.run())
     except (BootError, StoreError) as exc:
@@ -528,6 +539,7 @@ def main(argv=None, default_shell=False):
     ``$SHELL``, unless ``-Sbroker.rc2_none=1``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     pairs = []
+    config_path = None
     while args:
         if args[0] in ("-S", "--setattr") and len(args) > 1:
             pairs.append(args[1])
@@ -541,9 +553,15 @@ def main(argv=None, default_shell=False):
         elif args[0] == "--":
             del args[0]
             break
-        elif args[0].startswith("-c") or args[0].startswith("--config-path"):
-            print("flux-broker: -c/--config-path: configuration files are not supported", file=sys.stderr)
-            return 2
+        elif args[0] in ("-c", "--config-path") and len(args) > 1:
+            config_path = args[1]
+            del args[:2]
+        elif args[0].startswith("-c") and len(args[0]) > 2:
+            config_path = args[0][2:]
+            del args[0]
+        elif args[0].startswith("--config-path="):
+            config_path = args[0].split("=", 1)[1]
+            del args[0]
         elif args[0].startswith("-"):
             print(f"flux-broker: unknown option {args[0]!r} (use -S NAME=VALUE)", file=sys.stderr)
             return 2
@@ -556,4 +574,4 @@ def main(argv=None, default_shell=False):
         return 2
     if not args and default_shell and attrs.get("broker.rc2_none", "0") in ("0", ""):
         args = [os.environ.get("SHELL") or "/bin/sh"]
-    return run_broker(attrs, args or None)
+    return run_broker(attrs, args or None, config_path=config_path)

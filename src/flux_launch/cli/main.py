@@ -33,6 +33,7 @@ COMMANDS = {
     "proxy": "proxy",
     "pstree": "pstree",
     "watch": "watch",
+    "config": "config",
 }
 
 USAGE = """\
@@ -66,6 +67,7 @@ Commands:
   proxy      run a command (default $SHELL) in another instance: a job's or a URI's
   pstree     show the tree of jobs, through nested instances
   watch      print the output of jobs (running or inactive) and wait for them
+  config     print the instance's configuration (flux broker -c)
 """
 
 
