@@ -304,13 +304,20 @@ class Shell:
             saved = os.sched_getaffinity(0)
             os.sched_setaffinity(0, task.cpus)
         try:
-            import subprocess
+            from flux_launch.shell import forkbroker
 
-            # a pre-exec hook only for task.exec callbacks: without one, Popen can vfork
-            proc = subprocess.Popen(task.cmd, env=task.env, cwd=task.cwd, stdin=stdin, stdout=task.stdout_fd,
-                                    stderr=task.stderr_fd, start_new_session=True, close_fds=True,
-                                    pass_fds=task.pass_fds,
-                                    preexec_fn=self._task_exec(task) if pre_exec or task.in_child else None)
+            if forkbroker.applies(task):  # a nested instance's broker: no exec, no imports
+                pid = forkbroker.spawn(task, stdin, self._task_exec(task))
+            else:
+                import subprocess
+
+                # a pre-exec hook only for task.exec callbacks: without one, Popen can vfork
+                proc = subprocess.Popen(task.cmd, env=task.env, cwd=task.cwd, stdin=stdin, stdout=task.stdout_fd,
+                                        stderr=task.stderr_fd, start_new_session=True, close_fds=True,
+                                        pass_fds=task.pass_fds,
+                                        preexec_fn=self._task_exec(task) if pre_exec or task.in_child else None)
+                proc.returncode = 0  # reaped through its pidfd below, not by Popen
+                pid = proc.pid
         except OSError as exc:
             code = 127 if exc.errno == errno.ENOENT else 126
             what = f"cwd {task.cwd}" if exc.filename == task.cwd and task.cwd else task.cmd[0]
@@ -326,14 +333,13 @@ class Shell:
                 os.close(stdin)
             for fn in task.after_spawn:
                 fn()
-        proc.returncode = 0  # reaped through its pidfd below, not by Popen
-        task.pid = proc.pid
+        task.pid = pid
         if self.task_fd is not None:
             try:
-                os.write(self.task_fd, f"{proc.pid}\n".encode())
+                os.write(self.task_fd, f"{pid}\n".encode())
             except OSError:
                 pass
-        task.pidfd = os.pidfd_open(proc.pid)
+        task.pidfd = os.pidfd_open(pid)
         self.loop.watch_fd(task.pidfd, READ, lambda _fd, _ev, t=task: self._task_exited(t))
         self.running += 1
         self.add_completion_ref("tasks")

@@ -145,7 +145,7 @@ def serve(sock):
 SHELL_MODULES = ("subprocess", "flux_launch.client.handle", "flux_launch.client.reactor", "flux_launch.core.jobid",
                  "flux_launch.core.idset", "flux_launch.core.fsd", "flux_launch.proto.jobspec", "flux_launch.proto.rv1",
                  "flux_launch.proto.pmi1", "flux_launch.proto.pmi1_server", "flux_launch.proto.shellopts",
-                 "flux_launch.proto.eventlog", "flux_launch.shell.main")
+                 "flux_launch.proto.eventlog", "flux_launch.shell.main", "flux_launch.shell.forkbroker")
 
 
 def preload():
