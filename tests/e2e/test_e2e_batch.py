@@ -213,3 +213,19 @@ def test_broker_config_path_and_flux_config_get(inst4, tmp_path):
                        script).stdout.strip()
     _wait_clean(inst4, jobid)
     assert "not valid TOML" in inst4.flux("job", "eventlog", jobid).stdout
+
+
+def test_batch_output_file_is_truncated_unless_append_mode(inst4, tmp_path):
+    """flux-core's output.mode: a second job with the same --output starts the file
+    anew (truncate, the default); -o output.mode=append keeps what was there."""
+    script = _script(tmp_path, "o.sh", "#!/bin/sh\necho $FLUX_JOB_ID\n")
+    out = tmp_path / "same.out"
+    ids = []
+    for extra in ([], [], ["-o", "output.mode=append"]):
+        ids.append(inst4.flux("batch", "-n1", "--output", str(out), *extra, script).stdout.strip())
+        _wait_clean(inst4, ids[-1])
+        if len(ids) == 2:
+            assert out.read_text() == f"{ids[1]}\n"
+    assert out.read_text() == f"{ids[1]}\n{ids[2]}\n"
+    r = inst4.flux("batch", "-n1", "-o", "output.mode=bogus", script, check=False)
+    assert r.returncode == 1 and "output.mode" in r.stderr.strip().splitlines()[-1]

@@ -176,6 +176,8 @@ def check(options):
         bt = out["batch-timeout"]
         if isinstance(bt, bool) or not isinstance(bt, (int, float)) or bt < 0:
             raise ValueError(f"output.batch-timeout: {bt!r} is not a number of seconds >= 0")
+    if out.get("mode", "truncate") not in ("truncate", "append"):
+        raise ValueError(f"output.mode: {out['mode']!r} (use truncate or append)")
     for stream in ("stdout", "stderr"):
         _stream(out, "output", stream, ("kvs", "file"))
     _stream(_section(options, "input"), "input", "stdin", ("kvs", "file"))

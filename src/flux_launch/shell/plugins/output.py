@@ -113,8 +113,9 @@ class Output:
 
     def _open_files(self):
         """Open the files of ``--output``/``--error`` for this node's tasks. A template
-        with ``{{taskid}}`` or ``{{node.id}}`` names this shell's own files (truncated);
-        a job-wide one is shared by every shell (appended to).
+        with ``{{taskid}}`` or ``{{node.id}}`` names this shell's own files; a job-wide
+        one is shared by every shell (appended to). A file of one shell starts empty
+        unless ``output.mode=append``; a job-wide file of several shells is appended to.
 
         Raises:
             RuntimeError: a file cannot be opened (the message names it).
@@ -133,7 +134,12 @@ class Output:
                     path = os.path.join(shell.cwd, path)
                 fd = opened.get(path)
                 if fd is None:
-                    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if own else os.O_APPEND)
+                    # -o output.mode=truncate (default, as flux-core) | append. A job-wide file
+                    # of a job with several shells is shared (appended to) and not truncated:
+                    # another shell's task may have written it already (nothing is lost)
+                    flags = os.O_WRONLY | os.O_CREAT | (0 if own else os.O_APPEND)
+                    if self.spec.get("mode", "truncate") != "append" and (own or len(shell.taskmap.ranks) == 1):
+                        flags |= os.O_TRUNC
                     try:
                         fd = opened[path] = os.open(path, flags, 0o644)
                     except OSError as exc:
