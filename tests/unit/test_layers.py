@@ -80,7 +80,10 @@ def _package(path):
 # The sanctioned crossings: the exec service's fork server runs the job shell (in
 # flux-core, job-exec execs the flux-shell program), so it preloads the shell and
 # the shell's client handle.
-ALLOWED = {("services/exec/forkserver.py", "shell"), ("services/exec/forkserver.py", "client")}
+# And the job shell forks a nested instance's broker (flux batch/alloc) instead of
+# executing it: it runs the broker's main in the child.
+ALLOWED = {("services/exec/forkserver.py", "shell"), ("services/exec/forkserver.py", "client"),
+           ("shell/forkbroker.py", "broker")}
 
 
 def test_import_directions():

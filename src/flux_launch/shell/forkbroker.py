@@ -46,10 +46,10 @@ def spawn(task, stdin, in_child):
     try:
         _become(task, stdin)
         in_child()
-        from flux_launch.cli.main import main
+        from flux_launch.broker.main import main  # what `flux broker ARGS` runs (cli/broker.py)
 
         sys.argv = list(task.cmd)
-        code = main(task.cmd[1:])
+        code = main(task.cmd[2:], default_shell=True)
         sys.stdout.flush()
         sys.stderr.flush()
     except SystemExit as exc:
