@@ -58,16 +58,18 @@ def _strings(value, field: str) -> list:
     return value
 
 
-def _check_slots(num_slots, cores_per_slot, gpus_per_slot, num_nodes) -> None:
-    """The slot arguments of a nested instance, named as the caller gave them."""
-    _check_int(num_slots, "num_slots", 1)
-    _check_int(cores_per_slot, "cores_per_slot", 1)
-    if gpus_per_slot is not None:
-        _check_int(gpus_per_slot, "gpus_per_slot", 0)
+def _check_slots(count, cores, gpus, num_nodes, unit="slot") -> None:
+    """The count arguments (``num_{unit}s``, ``cores_per_{unit}``, ``gpus_per_{unit}``,
+    ``num_nodes``; ``unit``: slot for a nested instance, task for a command), named
+    as the caller gave them."""
+    _check_int(count, f"num_{unit}s", 1)
+    _check_int(cores, f"cores_per_{unit}", 1)
+    if gpus is not None:
+        _check_int(gpus, f"gpus_per_{unit}", 0)
     if num_nodes is not None:
         _check_int(num_nodes, "num_nodes", 1)
-        if num_nodes > num_slots:
-            raise _fail("num_nodes", f"must not be greater than num_slots ({num_slots})")
+        if num_nodes > count:
+            raise _fail("num_nodes", f"must not be greater than num_{unit}s ({count})")
 
 
 def _io_property(iotype: str, stream: str):
@@ -443,15 +445,8 @@ class JobspecV1(Jobspec):
         """
         if isinstance(command, (str, bytes)) or not hasattr(command, "__iter__"):
             raise _fail("tasks[0].command", "must be a non-empty list of strings")
-        _check_int(num_tasks, "num_tasks", 1)
-        _check_int(cores_per_task, "cores_per_task", 1)
-        if gpus_per_task is not None:
-            _check_int(gpus_per_task, "gpus_per_task", 0)
-        if num_nodes is not None:
-            _check_int(num_nodes, "num_nodes", 1)
-            if num_nodes > num_tasks:
-                raise _fail("num_nodes", f"must not be greater than num_tasks ({num_tasks})")
-        elif exclusive:
+        _check_slots(num_tasks, cores_per_task, gpus_per_task, num_nodes, unit="task")
+        if num_nodes is None and exclusive:
             raise _fail("exclusive", "can only be set with a node count")
         children = [cls._vertex("core", cores_per_task)]
         if gpus_per_task:
