@@ -229,3 +229,29 @@ def test_batch_output_file_is_truncated_unless_append_mode(inst4, tmp_path):
     assert out.read_text() == f"{ids[1]}\n{ids[2]}\n"
     r = inst4.flux("batch", "-n1", "-o", "output.mode=bogus", script, check=False)
     assert r.returncode == 1 and "output.mode" in r.stderr.strip().splitlines()[-1]
+
+
+def test_nested_broker_killed_ends_the_job(inst4, tmp_path):
+    """SIGKILL to a batch job's broker: its initial program (left holding the
+    job's output) goes with it, the job ends with the signal, and the jobs of
+    the nested instance are gone too."""
+    import os
+    import signal
+    import time
+
+    marker = f"{os.getpid() % 1000 + 4000}.5"
+    pidfile = tmp_path / "bpid"
+    script = _script(tmp_path, "k.sh", f"#!/bin/sh\nflux submit sleep {marker} >/dev/null\n"
+                     "flux job wait-event -t 30 $(flux job last) start >/dev/null\n"
+                     f"echo $PPID > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}\nsleep 300\n")
+    jobid = inst4.flux("batch", "-N1", "--output", str(tmp_path / "k.out"), script).stdout.strip()
+    deadline = time.monotonic() + 60
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    _wait_clean(inst4, jobid)
+    assert inst4.flux("jobs", "-n", "-o", "{status} {returncode}", jobid).stdout.split() == ["FAILED", "137"]
+    deadline = time.monotonic() + 30
+    while _pids_of(f"sleep\0{marker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _pids_of(f"sleep\0{marker}")

@@ -361,6 +361,13 @@ class Shell:
         task.status = status
         task.code = exit_code(status)
         self.running -= 1
+        if term_signal(status):
+            # killed: what it left in its process group (a nested broker's initial
+            # program) goes with it, or the job would wait on their hold of its output
+            try:
+                os.killpg(task.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         self.emit_event("shell.task-exit", {
             "localid": task.local_id, "rank": task.id, "state": "Exited", "pid": task.pid,
             "wait_status": status, "signaled": term_signal(status), "exitcode": task.code})
