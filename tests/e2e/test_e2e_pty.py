@@ -127,3 +127,15 @@ def test_alloc_interactive_shell_on_a_pty(inst2):
     text = term.out.decode(errors="replace").replace("\r", "")
     assert "/dev/pts/" in text and "\n1\n" in text, text  # on a pty, at level 1
     assert code == 3, text
+
+
+def test_pty_with_input_file(inst2, tmp_path):
+    """--input=FILE stays the task's stdin; stdout is the pty (its controlling
+    terminal), and the input plugin's file is closed once, by it."""
+    src = tmp_path / "in.txt"
+    src.write_text("from-the-file\n")
+    r = inst2.flux("run", "-o", "pty", f"--input={src}", "sh", "-c", "cat; test -t 1 && echo out-tty; tty",
+                   check=False)
+    out = r.stdout.replace("\r", "")
+    assert r.returncode == 1, out  # tty: stdin is the file, not a terminal
+    assert "from-the-file" in out and "out-tty" in out and "not a tty" in out, out

@@ -9,8 +9,8 @@
   then runs the terminal raw). ``pty.interactive.winsize=[ROWS, COLS]``, set by
   the front end, is the pty's first window size.
 
-A task on a pty has the slave side as stdin, stdout and stderr and as its
-controlling terminal (it is a session leader already); the shell reads the
+A task on a pty has the slave side as stdout, stderr and stdin (unless stdin is
+an ``--input=FILE``) and as its controlling terminal (it is a session leader already); the shell reads the
 master side as the task's stdout and writes the job's stdin (``input``) to it,
 with an end-of-file character at stdin's end.
 
@@ -54,19 +54,21 @@ def _task_init(shell, task):
     if size:
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
     inp = shell.aux_get("input")
-    if inp is not None:
+    if inp is not None:  # the job's stdin: written to the pty
         inp.use_pty(task, os.dup(master))
-    elif task.stdin_fd is not None:
-        os.close(task.stdin_fd)
+    on_stdin = task.stdin_fd is None  # not an --input=FILE the input plugin opened (it stays)
     shell.aux_get("output").use_pty(task, master)
-    task.stdin_fd = task.stdout_fd = task.stderr_fd = slave
+    task.stdout_fd = task.stderr_fd = slave
+    if on_stdin:
+        task.stdin_fd = slave
 
     def take_terminal():
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        fcntl.ioctl(1, termios.TIOCSCTTY, 0)  # stdout: the slave side in every case
 
     def close_slave():
         os.close(slave)
-        task.stdin_fd = None  # closed here, not by input's shell.start
+        if on_stdin:
+            task.stdin_fd = None  # closed here, not by input's shell.start
 
     task.in_child.append(take_terminal)
     task.after_spawn.append(close_slave)
