@@ -227,6 +227,10 @@ def test_batch_output_file_is_truncated_unless_append_mode(inst4, tmp_path):
         if len(ids) == 2:
             assert out.read_text() == f"{ids[1]}\n"
     assert out.read_text() == f"{ids[1]}\n{ids[2]}\n"
+    per_node = tmp_path / "node-{{node.id}}.out"  # a shell's own file, appended to as well
+    for _ in range(2):
+        inst4.flux("run", "-n1", "-o", "output.mode=append", "--output", str(per_node), "echo", "line")
+    assert (tmp_path / "node-0.out").read_text() == "line\nline\n"
     r = inst4.flux("batch", "-n1", "-o", "output.mode=bogus", script, check=False)
     assert r.returncode == 1 and "output.mode" in r.stderr.strip().splitlines()[-1]
 

@@ -137,9 +137,9 @@ class Output:
                     # -o output.mode=truncate (default, as flux-core) | append. A job-wide file
                     # of a job with several shells is shared (appended to) and not truncated:
                     # another shell's task may have written it already (nothing is lost)
-                    flags = os.O_WRONLY | os.O_CREAT | (0 if own else os.O_APPEND)
-                    if self.spec.get("mode", "truncate") != "append" and (own or len(shell.taskmap.ranks) == 1):
-                        flags |= os.O_TRUNC
+                    truncate = self.spec.get("mode", "truncate") != "append" and (
+                        own or len(shell.taskmap.ranks) == 1)
+                    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else os.O_APPEND)
                     try:
                         fd = opened[path] = os.open(path, flags, 0o644)
                     except OSError as exc:
