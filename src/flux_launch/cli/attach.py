@@ -27,7 +27,7 @@ from flux_launch.client.handle import NORESPONSE, STREAMING
 from flux_launch.proto import fastjson
 from flux_launch.proto.eventlog import EventlogParser
 from flux_launch.proto.job import exit_code, is_fatal, raise_payload
-from flux_launch.proto.output import data_head_parse, level_name
+from flux_launch.proto.output import data_head_parse, entry, level_name
 
 
 def attach(h, jobid, cmd="job", label=False, stdin=False, pty=False):
@@ -302,15 +302,11 @@ def _input_key(jid):
     return f"{encode(jid, 'kvs')}.guest.input"
 
 
-def _entry(name, ctx):
-    return fastjson.dumps({"timestamp": time.time(), "name": name, "context": ctx}, separators=(",", ":")) + "\n"
-
-
 def _start_input(h, jid, ranks):
     """Write the input eventlog's header and start forwarding stdin; returns the
     stdin watcher (None when there is no stdin to read: EOF is sent at once)."""
-    header = _entry("header", {"version": 1, "encoding": {"stdin": "UTF-8"}, "count": {"stdin": 1},
-                               "options": {}})
+    header = entry("header", {"version": 1, "encoding": {"stdin": "UTF-8"}, "count": {"stdin": 1},
+                              "options": {}}).decode()
     h.rpc("kvs.commit", {"ops": [{"op": "append", "key": _input_key(jid), "value": header}]}, flags=NORESPONSE)
     try:
         fd = sys.stdin.fileno()
@@ -343,5 +339,5 @@ def _send_input(h, jid, data, eof, ranks):
             ctx["encoding"] = "base64"
     if eof:
         ctx["eof"] = True
-    h.rpc("kvs.commit", {"ops": [{"op": "append", "key": _input_key(jid), "value": _entry("data", ctx)}]},
+    h.rpc("kvs.commit", {"ops": [{"op": "append", "key": _input_key(jid), "value": entry("data", ctx).decode()}]},
           flags=NORESPONSE)
