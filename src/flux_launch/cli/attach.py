@@ -85,6 +85,7 @@ class _Attach:
         self.cancelled = False
         self.rc = None  # set to exit at once, without waiting for the job's end
         self.ranks = "all" if stdin is True else stdin  # the idset of the tasks that get stdin
+        self.finished = False  # run() returned: later responses are stale
 
     def run(self):
         h = self.h
@@ -105,6 +106,7 @@ class _Attach:
                 return self.rc
             self._finish_output()
         finally:
+            self.finished = True
             for w in watchers:
                 if w is not None:
                     w.stop()
@@ -114,10 +116,27 @@ class _Attach:
             return 1
         return exit_code(self.status) or (1 if self.exception else 0)
 
-    def _on_output(self, _fut):
+    def _stale(self, fut):
+        """A response for an attach that has returned (its streams end after it: the
+        ENODATA of a watch): taken and dropped, so that it neither prints nor stops
+        the reactor of a later attach on the same handle (flux watch, submit --watch)."""
+        if not self.finished:
+            return False
+        while fut.is_ready():
+            try:
+                fut.get()
+            except OSError:
+                break
+        return True
+
+    def _on_output(self, fut):
+        if self._stale(fut):
+            return
         _print_output(self.output, self.out_lines, self.partial, self.sinks, self.label, self.whole_lines)
 
     def _on_main(self, main):
+        if self._stale(main):
+            return
         # the output received so far goes first, as it was written before these events
         _print_output(self.output, self.out_lines, self.partial, self.sinks, self.label, self.whole_lines)
         cmd = self.cmd

@@ -34,6 +34,7 @@ COMMANDS = {
     "pstree": "pstree",
     "watch": "watch",
     "config": "config",
+    "bulksubmit": "bulksubmit",
 }
 
 USAGE = """\
@@ -55,6 +56,7 @@ Commands:
   overlay    show the state of the overlay network
   run        run a parallel job interactively
   submit     submit a job to the queue
+  bulksubmit submit one job per input combination (::: lists, stdin)
   jobs       list jobs
   cancel     cancel jobs
   job        job utilities: attach, info, eventlog, wait-event, status, wait, last, kill, id

@@ -1,7 +1,7 @@
 """``flux submit [OPTIONS] COMMAND...``: submit a job and print its id.
 
 ``--cc=IDSET`` submits one copy per id (``FLUX_JOB_CC`` set to it, ``{cc}`` in
-the command replaced by it); ``--wait`` waits for the jobs and exits with the
+the command replaced by it; ``--bcc``: without ``FLUX_JOB_CC``); ``--wait`` waits for the jobs and exits with the
 highest exit code; ``--watch`` also prints their output.
 """
 
@@ -13,33 +13,52 @@ from flux_launch.cli.base import handle
 
 def main(cmd, argv):
     p = submitbase.make_parser(cmd, "Submit a job to the queue.")
-    p.add_argument("--cc", metavar="IDSET", help="submit a copy of the job for each id")
-    p.add_argument("--quiet", action="store_true", help="do not print job ids")
-    p.add_argument("--wait", action="store_true", help="wait for the jobs to finish")
-    p.add_argument("--watch", action="store_true", help="wait, and print the jobs' output")
+    add_submit_options(p)
     args = p.parse_args(argv)
     if not args.command:
         p.error("a COMMAND is required")
-    flags = submitbase.flags(args)
-    urgency = submitbase.urgency(args)
-    ccs = [None]
-    if args.cc:
-        from flux_launch.core.idset import IDset
-
-        try:
-            ccs = list(IDset(args.cc))
-        except ValueError as exc:
-            p.error(f"--cc: {exc}")
-    env = submitbase.environment(args)
-    specs = []
-    for cc in ccs:
-        command = args.command if cc is None else [a.replace("{cc}", str(cc)) for a in args.command]
-        js = submitbase.jobspec(args, command, dict(env, FLUX_JOB_CC=str(cc)) if cc is not None else env)
-        specs.append(js)
+    specs = expand_cc(p, args, args.command)
     if args.dry_run:
         for js in specs:
             print(js.dumps())
         return 0
+    return submit_and_report(cmd, specs, args, submitbase.flags(args), submitbase.urgency(args))
+
+
+def add_submit_options(p):
+    p.add_argument("--cc", metavar="IDSET", help="submit a copy of the job for each id")
+    p.add_argument("--bcc", metavar="IDSET", help="like --cc, without FLUX_JOB_CC in the jobs' environment")
+    p.add_argument("--quiet", action="store_true", help="do not print job ids")
+    p.add_argument("--wait", action="store_true", help="wait for the jobs to finish")
+    p.add_argument("--watch", action="store_true", help="wait, and print the jobs' output")
+
+
+def expand_cc(p, args, command):
+    """The jobspecs of ``command``: one, or one per id of ``--cc``/``--bcc`` with
+    ``{cc}`` in its arguments replaced by the id."""
+    ccs = [None]
+    cc = args.cc or args.bcc
+    if args.cc and args.bcc:
+        p.error("--cc and --bcc are mutually exclusive")
+    if cc:
+        from flux_launch.core.idset import IDset
+
+        try:
+            ccs = list(IDset(cc))
+        except ValueError as exc:
+            p.error(f"--{'cc' if args.cc else 'bcc'}: {exc}")
+    env = submitbase.environment(args)
+    specs = []
+    for cc in ccs:
+        cmd = command if cc is None else [a.replace("{cc}", str(cc)) for a in command]
+        specs.append(submitbase.jobspec(args, cmd, dict(env, FLUX_JOB_CC=str(cc)) if cc is not None and args.cc
+                                        else env))
+    return specs
+
+
+def submit_and_report(cmd, specs, args, flags, urgency, out=None):
+    """Submit ``specs``, print their ids (unless ``--quiet``; to ``out``, default
+    stdout), and with ``--wait``/``--watch`` wait for them; the exit code."""
     from flux_launch.job.submit import submit_async
 
     h = handle()
@@ -54,8 +73,9 @@ def main(cmd, argv):
             sys.stderr.write(f"flux-{cmd}: {exc.strerror}\n")
             rc = 1
     if not args.quiet:
-        sys.stdout.write("".join(f"{j}\n" for j in jobids))
-        sys.stdout.flush()
+        out = out or sys.stdout
+        out.write("".join(f"{j}\n" for j in jobids))
+        out.flush()
     if args.wait or args.watch:
         from flux_launch.cli.attach import attach
         from flux_launch.job.wait import result
