@@ -204,6 +204,8 @@ def main(cmd, argv):
     if base is None:
         sys.stderr.write(f"flux-{cmd}: no inputs: nothing submitted\n")
         return 1
+    flags = submitbase.flags(base)  # checked before --dry-run returns
+    urgency = submitbase.urgency(base)
     try:
         out = open(log, "w") if log else sys.stdout
     except OSError as exc:
@@ -213,7 +215,7 @@ def main(cmd, argv):
         if base.dry_run:
             out.write("".join(f"bulksubmit: submit {line}\n" for line in shown))
             return 0
-        return submit.submit_and_report(cmd, specs, base, submitbase.flags(base), submitbase.urgency(base), out)
+        return submit.submit_and_report(cmd, specs, base, flags, urgency, out)
     finally:
         if out is not sys.stdout:
             out.close()

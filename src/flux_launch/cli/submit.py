@@ -17,12 +17,14 @@ def main(cmd, argv):
     args = p.parse_args(argv)
     if not args.command:
         p.error("a COMMAND is required")
+    flags = submitbase.flags(args)  # checked before --dry-run returns, as before any submit
+    urgency = submitbase.urgency(args)
     specs = expand_cc(p, args, args.command)
     if args.dry_run:
         for js in specs:
             print(js.dumps())
         return 0
-    return submit_and_report(cmd, specs, args, submitbase.flags(args), submitbase.urgency(args))
+    return submit_and_report(cmd, specs, args, flags, urgency)
 
 
 def add_submit_options(p):
