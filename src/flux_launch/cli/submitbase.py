@@ -46,6 +46,8 @@ def add_common_options(p):
     p.add_argument("-o", "--setopt", action="append", default=[], metavar="KEY[=VAL]", help="shell option")
     p.add_argument("-S", "--setattr", action="append", default=[], metavar="KEY=VAL", help="jobspec attribute")
     p.add_argument("--flags", default="", metavar="FLAGS", help="waitable, debug, novalidate")
+    p.add_argument("--dependency", action="append", default=[], metavar="DEPENDENCY",
+                   help="run after another job: afterany, afterok, afternotok or after(start):JOBID (RFC 26)")
     p.add_argument("--output", metavar="TEMPLATE", help="stdout to a file ({{id}} {{name}} {{node.id}} {{taskid}})")
     p.add_argument("--error", metavar="TEMPLATE", help="stderr to a file (default: with --output)")
     p.add_argument("--dry-run", action="store_true", help="print the jobspec instead of submitting it")
@@ -340,7 +342,29 @@ def apply_common(js, args, env=None):
         if not sep or not all(key.split(".")):
             raise ValueError(f"--setattr {attr!r}: expected KEY=VALUE (e.g. user.project=x)")
         js.setattr(key, _json_or_str(value))
+    if args.dependency:
+        js.setattr("system.dependencies", _dependencies(js, args.dependency))
     return js
+
+
+def _dependencies(js, uris):
+    """``attributes.system.dependencies`` with those of ``--dependency=SCHEME:VALUE``
+    (RFC 26) appended.
+
+    Raises:
+        ValueError: a dependency without a value, or of an unknown scheme.
+    """
+    from flux_launch.proto.jobspec import DEPENDENCY_SCHEMES
+
+    deps = list(js._get("system.dependencies") or [])
+    for uri in uris:
+        scheme, _, value = uri.partition(":")
+        if not value:
+            raise ValueError(f"--dependency={uri}: expected SCHEME:JOBID (e.g. afterok:{scheme or 'JOBID'})")
+        if scheme not in DEPENDENCY_SCHEMES:
+            raise ValueError(f"--dependency={uri}: unknown scheme {scheme!r} (use {', '.join(DEPENDENCY_SCHEMES)})")
+        deps.append({"scheme": scheme, "value": value})
+    return deps
 
 
 def _time_limit(text):

@@ -327,6 +327,12 @@ def _exec(ex: object, field: str) -> None:
         raise _err(f"{field}.test.mock_exception", f"must be init or run (got {test['mock_exception']!r})")
 
 
+# The dependency schemes (RFC 26) the job manager knows: flux-core's dependency-after
+# plugin's (``after`` and ``afterstart`` alike: the target started), and
+# ``afterstarted``, another name for them.
+DEPENDENCY_SCHEMES = ("afterany", "afterok", "afternotok", "after", "afterstart", "afterstarted", "afterexcept")
+
+
 def _dependencies(deps: object, field: str) -> None:
     if not isinstance(deps, list):
         raise _err(field, "must be a list (RFC 26)")
@@ -336,6 +342,9 @@ def _dependencies(deps: object, field: str) -> None:
         for key in ("scheme", "value"):
             if not isinstance(dep.get(key), str):
                 raise _err(f"{field}[{i}].{key}", "must be a string")
+        if dep["scheme"] not in DEPENDENCY_SCHEMES:
+            raise _err(f"{field}[{i}].scheme", f"unknown dependency scheme {dep['scheme']!r} "
+                       f"(use {', '.join(DEPENDENCY_SCHEMES)})")
 
 
 def _attributes(attrs: object, v1: bool) -> None:

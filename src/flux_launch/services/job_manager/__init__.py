@@ -4,6 +4,7 @@
 - ``manager.py``: the state machine (events, states, raise/kill/urgency/wait,
   the scheduler and exec glue), ``JobManager``, which owns the others;
 - ``info.py``: ``job-info.*`` and ``job-list.*``, what clients read of the jobs;
+- ``depend.py``: dependencies (RFC 26), the jobs they hold in DEPEND;
 - ``purge.py``: inactive jobs' limits, ``job-manager.purge`` and ``stats-get``;
 - ``job.py``: a job's record, rebuilt from its eventlog on a restart.
 

@@ -37,7 +37,7 @@ class Job:
     __slots__ = ("id", "userid", "urgency", "priority", "flags", "state", "jobspec", "summary",
                  "alloc", "R", "t_submit", "t_depend", "t_run", "t_cleanup", "t_inactive", "status",
                  "exception", "result", "name", "waited", "kill_timer", "expiration", "has_started",
-                 "exec", "cwd", "queue", "memo")
+                 "exec", "cwd", "queue", "memo", "deps", "deps_done")
 
     def __init__(self, jobid, userid, urgency=URGENCY_DEFAULT, flags=0, jobspec=None, t_submit=0.0):
         self.id = jobid
@@ -67,6 +67,8 @@ class Job:
         self.exec = None
         self.cwd = None
         self.queue = None
+        self.deps = []  # descriptions of the dependencies not yet satisfied (RFC 26)
+        self.deps_done = set()  # and of those satisfied
 
     @property
     def waitable(self):
@@ -93,9 +95,17 @@ class Job:
             self.urgency = ctx.get("urgency", URGENCY_DEFAULT)
             self.flags = ctx.get("flags", 0)
             self.t_submit = ts
-            self.state = "DEPEND"
-        elif name == "depend":
             self.t_depend = ts
+            self.state = "DEPEND"
+        elif name == "dependency-add":
+            if ctx.get("description") not in self.deps:
+                self.deps.append(ctx.get("description"))
+        elif name == "dependency-remove":
+            desc = ctx.get("description")
+            if desc in self.deps:
+                self.deps.remove(desc)
+            self.deps_done.add(desc)
+        elif name == "depend":
             self.state = "PRIORITY"
         elif name == "priority":
             self.priority = ctx.get("priority")
@@ -192,6 +202,8 @@ class Job:
             d["queue"] = self.queue
         if self.memo:
             d["annotations"] = {"user": self.memo}
+        if self.deps:
+            d["dependencies"] = list(self.deps)
         if self.exception is not None:
             d.update(exception_occurred=True, exception_type=exc.get("type"),
                      exception_severity=exc.get("severity"), exception_note=exc.get("note", ""))

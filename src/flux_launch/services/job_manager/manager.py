@@ -1,7 +1,8 @@
 """The job manager's state machine: each job's events and states (RFC 21), and
 what moves a job along them: the scheduler, the exec service, exceptions.
 
-A job goes DEPEND -> PRIORITY -> SCHED on submission (``add``), RUN when the
+A job goes DEPEND -> PRIORITY -> SCHED on submission (``add``; it stays in
+DEPEND while a dependency holds it: ``depend.py``), RUN when the
 scheduler gives it resources (``_start``: its ``alloc`` event, then exec starts
 its shells), and CLEANUP -> INACTIVE when exec reports its end (``finish``) or an
 exception ends it before it ran (``raise_exception``). Every state change is an
@@ -31,6 +32,7 @@ import time
 from flux_launch.core.jobid import JobID
 from flux_launch.proto.job import PENDING, URGENCY_EXPEDITE, describe_status, exception_context
 from flux_launch.services.base import Service, ServiceError
+from flux_launch.services.job_manager.depend import Depend, dependencies
 from flux_launch.services.job_manager.info import Info
 from flux_launch.services.job_manager.ingest import Ingest
 from flux_launch.services.job_manager.job import FAILED, Job, kvs_dir, priority_of
@@ -66,6 +68,7 @@ class JobManager:
         self._flush_scheduled = False
         self._sched_scheduled = False
         self.purge = Purge(self)  # inactive jobs: their limits, purge and stats RPCs
+        self.depend = Depend(self)  # jobs held in DEPEND (RFC 26)
         epoch, last = self._restore()
         self.fluid = FluidGenerator(0, epoch_ms=epoch, start_timestamp=last)
         Ingest(self)
@@ -136,8 +139,10 @@ class JobManager:
                 if job.exception is None:
                     job.exception = exception_context("exec", "instance restarted")
                 self.finish(job, FAILED)
-            else:
+            elif job.state != "DEPEND":
                 job.state = "SCHED"  # still pending: queued again once resources are known
+        # waiting again on what they waited on (targets that ended above included)
+        self.depend.restore([j for j in stale if j.state == "DEPEND"])
         now = int(time.time() * 1000) - epoch
         return epoch, max(now, last or 0)
 
@@ -148,6 +153,8 @@ class JobManager:
         from flux_launch.proto.eventlog import encode_event
 
         line = encode_event(name, context, time.time())
+        if name == "start" and self.depend.waiting:
+            self.depend.started(job)
         self._pending_ops.extend(extra_ops)
         self._pending_ops.append({"op": "append", "key": f"{kvs_dir(job.id)}.eventlog", "value": line})
         if not self._flush_scheduled:
@@ -178,16 +185,24 @@ class JobManager:
                   extra_ops=ops)
         self.post(job, "validate")
         job.state = "DEPEND"
-        self.post(job, "depend")
         job.t_depend = now
+        if "dependencies" in jobspec.get("attributes", {}).get("system", {}):
+            if not self.depend.add(job, dependencies(job)):
+                return job  # held in DEPEND, or rejected
+        self.released(job)
+        return job
+
+    def released(self, job):
+        """DEPEND -> PRIORITY -> SCHED: no dependency holds the job any more; it is
+        queued unless held (priority 0) or resources are not known yet."""
+        self.post(job, "depend")
         job.state = "PRIORITY"
-        job.priority = priority_of(urgency)
+        job.priority = priority_of(job.urgency)
         self.post(job, "priority", {"priority": job.priority})
         job.state = "SCHED"
         if self.sched is not None and job.priority > 0:  # priority 0: held
-            self.sched.submit(job.id, summary, job.priority, now)
+            self.sched.submit(job.id, job.summary, job.priority, job.t_submit)
             self.schedule()
-        return job
 
     # ---- resources and scheduling ---------------------------------------------------
 
@@ -361,6 +376,8 @@ class JobManager:
         job.t_inactive = now
         self.purge.inactive(job)
         job.finish_result()
+        if self.depend.waiting:
+            self.depend.inactive(job)
         self._notify_waiters(job)
         if self.drainers and not self._active():
             for req in self.drainers:
@@ -443,7 +460,8 @@ class JobManager:
         job.urgency = urgency
         job.priority = priority_of(urgency)
         self.post(job, "urgency", {"urgency": urgency, "userid": msg.get("userid")})
-        self.post(job, "priority", {"priority": job.priority})
+        if job.state != "DEPEND":  # a job in DEPEND gets its priority once released
+            self.post(job, "priority", {"priority": job.priority})
         if job.state == "SCHED" and self.sched is not None:
             self.sched.cancel(job.id)
             if job.priority > 0:

@@ -1,0 +1,126 @@
+"""Job dependencies (RFC 26): ``attributes.system.dependencies``, a list of
+``{scheme, value}``, holds a job in DEPEND until each is satisfied, as flux-core's
+dependency-after plugin does.
+
+Each dependency is a ``dependency-add {description}`` event in the dependent
+job's eventlog (``after-success=ƒ2jV4...``: the kind, then the target as given);
+a satisfied one is ``dependency-remove`` with the same description. Once none is
+left the job gets its ``depend`` event and goes on to PRIORITY. A dependency that
+can never be met (an unknown or unparsable target, another user's job, an
+``afterok`` target that failed...) is a fatal ``dependency`` exception on the
+dependent job, with flux-core's note.
+
+Schemes (the target is a job id in any encoding): ``afterany`` (the target is
+inactive), ``afterok`` (it completed with success), ``afternotok`` (it ran and
+failed), ``after``/``afterstart``/``afterstarted`` (it started), ``afterexcept``
+(it ended with an exception). All but ``afterany`` need the target to have run.
+
+A restarted instance replays the events; a job still in DEPEND registers its
+remaining dependencies again (``restore``).
+"""
+
+from flux_launch.core.jobid import parse as parse_jobid
+
+# scheme -> kind: the kinds are flux-core's descriptions' prefixes
+KINDS = {"after": "after-start", "afterstart": "after-start", "afterstarted": "after-start",
+         "afterany": "after-finish", "afterok": "after-success", "afternotok": "after-failure",
+         "afterexcept": "after-except"}
+
+
+def dependencies(job):
+    """The ``(scheme, value, description)`` of the job's jobspec dependencies."""
+    deps = (job.jobspec or {}).get("attributes", {}).get("system", {}).get("dependencies") or ()
+    return [(d["scheme"], d["value"], f"{KINDS[d['scheme']]}={d['value']}") for d in deps]
+
+
+class Depend:
+    """The dependencies of a job manager's jobs: who waits on which target."""
+
+    def __init__(self, jm):
+        self.jm = jm
+        self.waiting = {}  # target id -> [(job, scheme, value, description)]
+
+    def add(self, job, deps):
+        """Post ``dependency-add`` for each of ``deps`` (``dependencies(job)``) and
+        resolve what can be at once. Returns whether the job may go on now (no
+        dependency left and no exception raised)."""
+        for scheme, value, desc in deps:
+            if desc in job.deps_done:  # satisfied before a restart
+                continue
+            if desc not in job.deps:
+                job.deps.append(desc)
+                self.jm.post(job, "dependency-add", {"description": desc})
+            self._check(job, scheme, value, desc)
+            if job.state != "DEPEND":  # rejected: an exception ended it
+                return False
+        return not job.deps
+
+    def _reject(self, job, note):
+        self.jm.raise_exception(job, "dependency", 0, note)
+
+    def _check(self, job, scheme, value, desc):
+        try:
+            target_id = parse_jobid(value)
+        except (ValueError, TypeError):
+            return self._reject(job, f'{scheme}: "{value}" is not a valid jobid')
+        target = self.jm.jobs.get(target_id)
+        if target is None or target is job:
+            return self._reject(job, f"{scheme}: id {value}: job not found")
+        if target.userid != job.userid:
+            return self._reject(job, f"{scheme}: Permission denied for job {value}")
+        if target.state == "INACTIVE":
+            return self._inactive(job, target, scheme, value, desc)
+        if KINDS[scheme] == "after-start" and target.has_started:
+            return self._remove(job, desc)
+        self.waiting.setdefault(target.id, []).append((job, scheme, value, desc))
+
+    def _inactive(self, job, target, scheme, value, desc):
+        """The target is inactive: the dependency is met now, or never."""
+        kind = KINDS[scheme]
+        if kind != "after-finish" and (target.t_run is None or (kind == "after-start" and not target.has_started)):
+            return self._reject(job, f"{scheme}: {value} never started")
+        if kind == "after-success" and not target.success:
+            return self._reject(job, f"{scheme}: job {value} failed or was canceled")
+        if kind == "after-failure" and target.success:
+            return self._reject(job, f"{scheme}: job {value} succeeded")
+        if kind == "after-except" and target.exception is None:
+            return self._reject(job, f"{scheme}: job {value}: no exception")
+        self._remove(job, desc)
+
+    def _remove(self, job, desc):
+        job.deps.remove(desc)
+        job.deps_done.add(desc)
+        self.jm.post(job, "dependency-remove", {"description": desc})
+        if not job.deps and job.state == "DEPEND":
+            self.jm.released(job)
+
+    def started(self, target):
+        """The target's ``start`` event: its after-start dependents are satisfied."""
+        entries = self.waiting.get(target.id)
+        if not entries:
+            return
+        keep = []
+        for entry in entries:
+            job, scheme, _value, desc = entry
+            if job.state != "DEPEND":
+                continue
+            if KINDS[scheme] == "after-start":
+                self._remove(job, desc)
+            else:
+                keep.append(entry)
+        if keep:
+            self.waiting[target.id] = keep
+        else:
+            del self.waiting[target.id]
+
+    def inactive(self, target):
+        """The target is inactive: every dependency on it is decided."""
+        for job, scheme, value, desc in self.waiting.pop(target.id, ()):
+            if job.state == "DEPEND" and desc in job.deps:
+                self._inactive(job, target, scheme, value, desc)
+
+    def restore(self, jobs):
+        """After a restart: the jobs still in DEPEND wait again on what is left."""
+        for job in jobs:
+            if job.state == "DEPEND" and self.add(job, dependencies(job)):
+                self.jm.released(job)
