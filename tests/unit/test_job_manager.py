@@ -314,6 +314,49 @@ def test_restart_rebuilds_jobs(jm):
     assert lost.state == "INACTIVE" and lost.result == "FAILED" and lost.exception["type"] == "exec"
 
 
+# ---- dependencies (RFC 26) ------------------------------------------------------------
+
+def _dep_submit(jm, scheme, target, userid=OWNER, **payload):
+    deps = [{"scheme": scheme, "value": str(target.id)}]
+    out = jm.broker.call("job-ingest.submit", {"jobspec": _jobspec(dependencies=deps), **payload}, userid=userid)
+    jm.broker.loop.run()
+    return jm.jobs[out["id"]]
+
+
+def test_dependency_on_another_users_job_is_an_exception(jm):
+    target = _submit(jm)
+    job = _dep_submit(jm, "afterany", target, userid=GUEST)
+    assert job.state == "INACTIVE" and job.exception["type"] == "dependency"
+    assert job.exception["note"] == f"afterany: Permission denied for job {target.id}"
+    assert _events(jm, job) == ["submit", "validate", "dependency-add", "exception", "clean"]
+
+
+def test_job_in_depend_canceled_and_urgency(jm):
+    target = _submit(jm)
+    job = _dep_submit(jm, "afterok", target)
+    assert job.state == "DEPEND" and job.info()["dependencies"] == [f"after-success={target.id}"]
+    jm.broker.call("job-manager.urgency", {"id": job.id, "urgency": 20})
+    assert "priority" not in _events(jm, job)  # it gets one once released
+    jm.broker.call("job-manager.raise", {"id": job.id, "type": "cancel", "severity": 0, "note": ""})
+    jm.broker.loop.run()
+    assert job.state == "INACTIVE" and job.result == "CANCELED"
+    _run_to_end(jm, target)  # its end touches the canceled job no more
+    assert _events(jm, job)[-1] == "clean" and "depend" not in _events(jm, job)
+
+
+def test_restart_decides_dependencies_on_jobs_it_ended(jm):
+    target = _submit(jm)  # running when the instance stops
+    never = _dep_submit(jm, "afterok", target)
+    held = _dep_submit(jm, "afterany", target, urgency=0)
+    jm.flush()
+    again = JobManager(jm.broker, jm.kvs)  # the restart fails the running target
+    again.broker.loop.run()
+    never, held = again.jobs[never.id], again.jobs[held.id]
+    assert never.state == "INACTIVE" and never.exception["note"] == f"afterok: job {target.id} failed or was canceled"
+    assert held.state == "SCHED" and held.priority == 0 and not held.deps  # released, still held by its urgency
+    assert _events(again, held).count("dependency-remove") == 1
+
+
 # ---- job-list -----------------------------------------------------------------------
 
 def _job(state, result=None, userid=OWNER):
