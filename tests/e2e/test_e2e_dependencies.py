@@ -159,8 +159,8 @@ def test_unknown_and_invalid_job_ids(inst):
 
 
 def test_bad_scheme_refused_at_submit(inst):
+    a = _submit(inst, "true")
     before = inst.flux("jobs", "-a", "-n", "-o", "{id}").stdout
-    a = inst.flux("job", "last").stdout.strip()
     for args in ([f"--dependency=afterwards:{a}"], ["--dependency=afterok"],
                  ["-S", f'dependencies=[{{"scheme":"afterwards","value":"{a}"}}]']):
         r = inst.flux("submit", *args, "true", check=False)

@@ -356,11 +356,14 @@ def _dependencies(js, uris):
     """
     from flux_launch.proto.jobspec import DEPENDENCY_SCHEMES
 
-    deps = list(js._get("system.dependencies") or [])
+    deps = js._get("system.dependencies") or []
+    if not isinstance(deps, list):
+        raise ValueError("-S dependencies: must be a list of {scheme, value} (RFC 26)")
+    deps = list(deps)
     for uri in uris:
         scheme, _, value = uri.partition(":")
         if not value:
-            raise ValueError(f"--dependency={uri}: expected SCHEME:JOBID (e.g. afterok:{scheme or 'JOBID'})")
+            raise ValueError(f"--dependency={uri}: expected SCHEME:JOBID (e.g. afterok:JOBID)")
         if scheme not in DEPENDENCY_SCHEMES:
             raise ValueError(f"--dependency={uri}: unknown scheme {scheme!r} (use {', '.join(DEPENDENCY_SCHEMES)})")
         deps.append({"scheme": scheme, "value": value})
