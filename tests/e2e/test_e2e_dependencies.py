@@ -81,6 +81,8 @@ def test_deps_listed_while_in_depend(inst):
     deps = inst.flux("jobs", "-n", "-o", "{dependencies}", b).stdout.strip()
     assert deps == f"after-finish={a}"
     assert f"after-finish={a}" in inst.flux("jobs", "-o", "deps").stdout
+    # flux-core's default INFO column: depends:LIST
+    assert inst.flux("jobs", "-n", "-o", "{contextual_info}", b).stdout.strip() == f"depends:after-finish={a}"
     inst.flux("cancel", a)
     _clean(inst, b)
     assert _result(inst, b) == "COMPLETED"  # afterany: canceled is an end too

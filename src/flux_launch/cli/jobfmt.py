@@ -334,7 +334,9 @@ class Job:
             if state in PENDING or state == "NEW":
                 if state == "SCHED" and info.get("priority") == 0:
                     return "held"
-                return "priority-wait" if state == "PRIORITY" else ("depends:" if state == "DEPEND" else "")
+                if state == "DEPEND":  # flux-core: the dependencies still waited for
+                    return "depends:" + ",".join(info.get("dependencies") or ())
+                return "priority-wait" if state == "PRIORITY" else ""
             return info.get("nodelist", "") or ""
         if name == "dependencies":
             return ",".join(info.get("dependencies") or ())
