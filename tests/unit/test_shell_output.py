@@ -211,3 +211,20 @@ def test_pipes_closed_after_spawn_and_read_ends_at_finish():
     assert not shell.fds and not shell.refs
     stack.call("shell.finish", shell)
     assert len(_commits(shell)) == 1 and not shell.timers
+
+
+def test_a_log_in_a_counted_batch_goes_in_its_own_uncounted_commit():
+    """A batch of task output counts against output.limit and is dropped whole past
+    it: a shell message in it (the limit's own warning among them) is committed on
+    its own first, without a count, so it is never dropped."""
+    shell = FakeShell(counts=(1,))
+    _, (task,) = start(shell, output.plugin)
+    _write(shell, task, b"data line\n")
+    shell.log("WARN", "output limit exceeded")
+    (t,) = shell.timers
+    t.fire()
+    log_commit, data_commit = _commits(shell)[-2:]
+    assert [e["name"] for e in _entries(log_commit)] == ["log"]
+    assert "limit" not in log_commit.payload["ops"][0]
+    assert [e["name"] for e in _entries(data_commit)] == ["header", "data"]
+    assert data_commit.payload["ops"][0]["limit"]

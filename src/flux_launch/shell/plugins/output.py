@@ -84,6 +84,7 @@ class Output:
         self.exec_key = f"{shell.jobid.kvs}.guest.exec.eventlog"
         self.exec_pending = []  # entries for guest.exec.eventlog, sent with the next batch
         self.pending = []
+        self.batch_logs = []  # the log entries of the pending batch
         self.pending_bytes = 0
         self.timer = None  # the batch delay, from the batch's first entry
         self.streams = {}  # fd -> _Stream, while open
@@ -301,8 +302,20 @@ class Output:
         self.exec_pending.append(entry(name, context).decode())
 
     def log(self, level, text):
-        """The shell's log sink: a ``log`` entry of the job's output."""
-        self.add(entry("log", dict(log_context(level, text, self.shell.node_index), component="shell")))
+        """The shell's log sink: a ``log`` entry of the job's output (batched)."""
+        line = entry("log", dict(log_context(level, text, self.shell.node_index), component="shell"))
+        self.batch_logs.append(line)
+        self.add(line)
+
+    def _commit_logs(self):
+        """The batch is counted against ``output.limit``: its log entries go in a
+        commit of their own first, never counted. A counted batch past the limit is
+        dropped whole, and the limit's own warning (or a later message) went with it."""
+        logs = {id(line) for line in self.batch_logs}
+        self.pending = [line for line in self.pending if id(line) not in logs]
+        self.shell.rpc("kvs.commit", {"ops": [{"op": "append", "key": self.key, "raw": True}],
+                                      "raw": self.batch_logs}, then=self._answered, error=self._failed)
+        self.inflight += 1
 
     def flush(self):
         if self.timer is not None:
@@ -313,6 +326,10 @@ class Output:
         ops = []
         payload = {"ops": ops}
         counted = self.counted or self.cut
+        if self.batch_logs:
+            if counted:
+                self._commit_logs()
+            self.batch_logs = []
         if self.pending:
             op = {"op": "append", "key": self.key, "raw": True}
             if counted:  # the KVS keeps the job's output within the limit, all shells together
