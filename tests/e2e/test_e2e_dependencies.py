@@ -151,6 +151,24 @@ def test_several_dependencies(inst):
     inst.flux("cancel", d)
 
 
+def test_one_met_at_submit_does_not_release_the_others(inst):
+    """The first dependency is met when the job is submitted (its target is done),
+    the second is not (its target still runs): the job waits for the second (it was
+    released at once, the second never registered)."""
+    done = _submit(inst, "true")
+    _clean(inst, done)
+    running = _submit(inst, "sleep", "60")
+    inst.flux("job", "wait-event", "-t", "30", running, "start")
+    c = _submit(inst, f"--dependency=afterok:{done}", f"--dependency=afterany:{running}", "true")
+    assert _state(inst, c) == "D"
+    names = [e[0] for e in _events(inst, c)]
+    assert names.count("dependency-add") == 2 and names.count("dependency-remove") == 1, names
+    inst.flux("cancel", running)
+    _clean(inst, c)
+    assert _result(inst, c) == "COMPLETED"
+    assert _ts(inst, c, "depend") >= _ts(inst, running, "clean")
+
+
 def test_unknown_and_invalid_job_ids(inst):
     r = inst.flux("run", "--dependency=afterok:123456", "true", check=False)
     assert r.returncode != 0 and "job not found" in r.stderr, r

@@ -41,17 +41,19 @@ class Depend:
         self.waiting = {}  # target id -> [(job, scheme, value, description)]
 
     def add(self, job, deps):
-        """Post ``dependency-add`` for each of ``deps`` (``dependencies(job)``) and
-        resolve what can be at once. Returns whether the job may go on now (no
-        dependency left and no exception raised)."""
-        for scheme, value, desc in deps:
-            if desc in job.deps_done:  # satisfied before a restart
-                continue
+        """Post ``dependency-add`` for each of ``deps`` (``dependencies(job)``), all
+        of them before any is resolved (one met at once must not release the job
+        while the others are unknown), then resolve what can be at once. Returns
+        whether the caller should release the job now: none was left to wait for
+        (when the last one is met here, ``_remove`` has released it already)."""
+        left = [d for d in deps if d[2] not in job.deps_done]  # not satisfied before a restart
+        for _scheme, _value, desc in left:
             if desc not in job.deps:
                 job.deps.append(desc)
                 self.jm.post(job, "dependency-add", {"description": desc})
+        for scheme, value, desc in left:
             self._check(job, scheme, value, desc)
-            if job.state != "DEPEND":  # rejected: an exception ended it
+            if job.state != "DEPEND":  # rejected (an exception ended it), or released
                 return False
         return not job.deps
 
