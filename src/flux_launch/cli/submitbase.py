@@ -47,7 +47,10 @@ def add_common_options(p):
     p.add_argument("-S", "--setattr", action="append", default=[], metavar="KEY=VAL", help="jobspec attribute")
     p.add_argument("--flags", default="", metavar="FLAGS", help="waitable, debug, novalidate")
     p.add_argument("--dependency", action="append", default=[], metavar="DEPENDENCY",
-                   help="run after another job: afterany, afterok, afternotok or after(start):JOBID (RFC 26)")
+                   help="run after another job: afterany, afterok, afternotok or after(start):JOBID "
+                   "or :name=JOBNAME, singleton, begin-time:TIMESTAMP (RFC 26)")
+    p.add_argument("--begin-time", metavar="+FSD|DATETIME",
+                   help="run no sooner than this (e.g. +1h, 'in 10 minutes', 8pm, tomorrow 8am)")
     p.add_argument("--output", metavar="TEMPLATE", help="stdout to a file ({{id}} {{name}} {{node.id}} {{taskid}})")
     p.add_argument("--error", metavar="TEMPLATE", help="stderr to a file (default: with --output)")
     p.add_argument("--dry-run", action="store_true", help="print the jobspec instead of submitting it")
@@ -342,8 +345,16 @@ def apply_common(js, args, env=None):
         if not sep or not all(key.split(".")):
             raise ValueError(f"--setattr {attr!r}: expected KEY=VALUE (e.g. user.project=x)")
         js.setattr(key, _json_or_str(value))
-    if args.dependency:
-        js.setattr("system.dependencies", _dependencies(js, args.dependency))
+    deps = list(args.dependency)
+    if args.begin_time:
+        from flux_launch.core import when
+
+        try:
+            deps.append(f"begin-time:{when.parse(args.begin_time):.3f}")
+        except ValueError as exc:
+            raise ValueError(f"--begin-time: {exc}") from None
+    if deps:
+        js.setattr("system.dependencies", _dependencies(js, deps))
     return js
 
 
@@ -362,8 +373,9 @@ def _dependencies(js, uris):
     deps = list(deps)
     for uri in uris:
         scheme, _, value = uri.partition(":")
-        if not value:
-            raise ValueError(f"--dependency={uri}: expected SCHEME:JOBID (e.g. afterok:JOBID)")
+        if not value and scheme != "singleton":
+            raise ValueError(f"--dependency={uri}: expected SCHEME:JOBID (e.g. afterok:JOBID, "
+                             "afterok:name=JOBNAME, singleton)")
         if scheme not in DEPENDENCY_SCHEMES:
             raise ValueError(f"--dependency={uri}: unknown scheme {scheme!r} (use {', '.join(DEPENDENCY_SCHEMES)})")
         deps.append({"scheme": scheme, "value": value})

@@ -329,8 +329,10 @@ def _exec(ex: object, field: str) -> None:
 
 # The dependency schemes (RFC 26) the job manager knows: flux-core's dependency-after
 # plugin's (``after`` and ``afterstart`` alike: the target started), and
-# ``afterstarted``, another name for them.
-DEPENDENCY_SCHEMES = ("afterany", "afterok", "afternotok", "after", "afterstart", "afterstarted", "afterexcept")
+# ``afterstarted``, another name for them; flux-core's ``begin-time`` (a timestamp)
+# and ``singleton`` (one active job per user and name, as Slurm's).
+DEPENDENCY_SCHEMES = ("afterany", "afterok", "afternotok", "after", "afterstart", "afterstarted", "afterexcept",
+                      "begin-time", "singleton")
 
 
 def _dependencies(deps: object, field: str) -> None:
@@ -345,6 +347,16 @@ def _dependencies(deps: object, field: str) -> None:
         if dep["scheme"] not in DEPENDENCY_SCHEMES:
             raise _err(f"{field}[{i}].scheme", f"unknown dependency scheme {dep['scheme']!r} "
                        f"(use {', '.join(DEPENDENCY_SCHEMES)})")
+        if dep["scheme"] == "begin-time":
+            try:
+                when = float(dep["value"])
+            except ValueError:
+                when = -1.0
+            if not 0 <= when < float("inf"):
+                raise _err(f"{field}[{i}].value", f"Invalid begin-time={dep['value']} (a timestamp, seconds "
+                           "since the epoch: use --begin-time=+FSD or a date)")
+        elif dep["scheme"] != "singleton" and dep["value"] in ("", "name="):
+            raise _err(f"{field}[{i}].value", f"{dep['scheme']}: a job id or name=JOBNAME is required")
 
 
 def _attributes(attrs: object, v1: bool) -> None:

@@ -15,9 +15,18 @@ inactive), ``afterok`` (it completed with success), ``afternotok`` (it ran and
 failed), ``after``/``afterstart``/``afterstarted`` (it started), ``afterexcept``
 (it ended with an exception). All but ``afterany`` need the target to have run.
 
+Beyond flux-core: each of those takes ``name=JOBNAME`` for the target: the
+latest job of the same user named JOBNAME submitted before the dependent job
+(so a restart finds the same one). ``singleton`` holds the job until no job of
+the same user and name submitted before it is active (one at a time, in submit
+order, as Slurm's). ``begin-time`` (flux-core's) holds it until a timestamp
+(the value, seconds since the epoch; description ``begin-time=%.3f``).
+
 A restarted instance replays the events; a job still in DEPEND registers its
 remaining dependencies again (``restore``).
 """
+
+import time
 
 from flux_launch.core.jobid import parse as parse_jobid
 
@@ -27,10 +36,18 @@ KINDS = {"after": "after-start", "afterstart": "after-start", "afterstarted": "a
          "afterexcept": "after-except"}
 
 
+def _description(scheme, value):
+    if scheme == "singleton":
+        return "singleton"
+    if scheme == "begin-time":
+        return f"begin-time={float(value):.3f}"
+    return f"{KINDS[scheme]}={value}"
+
+
 def dependencies(job):
     """The ``(scheme, value, description)`` of the job's jobspec dependencies."""
     deps = (job.jobspec or {}).get("attributes", {}).get("system", {}).get("dependencies") or ()
-    return [(d["scheme"], d["value"], f"{KINDS[d['scheme']]}={d['value']}") for d in deps]
+    return [(d["scheme"], d["value"], _description(d["scheme"], d["value"])) for d in deps]
 
 
 class Depend:
@@ -39,6 +56,13 @@ class Depend:
     def __init__(self, jm):
         self.jm = jm
         self.waiting = {}  # target id -> [(job, scheme, value, description)]
+        self.singles = {}  # (userid, name) -> [jobs held by singleton], in submit order
+        self.timers = {}  # job id -> the begin-time timer's handle
+
+    @property
+    def pending(self):
+        """Whether a job's end may satisfy (or cancel) a dependency."""
+        return bool(self.waiting or self.singles or self.timers)
 
     def add(self, job, deps):
         """Post ``dependency-add`` for each of ``deps`` (``dependencies(job)``), all
@@ -61,11 +85,19 @@ class Depend:
         self.jm.raise_exception(job, "dependency", 0, note)
 
     def _check(self, job, scheme, value, desc):
-        try:
-            target_id = parse_jobid(value)
-        except (ValueError, TypeError):
-            return self._reject(job, f'{scheme}: "{value}" is not a valid jobid')
-        target = self.jm.jobs.get(target_id)
+        if scheme == "singleton":
+            return self._singleton(job, desc)
+        if scheme == "begin-time":
+            return self._begin_time(job, float(value), desc)
+        if value.startswith("name="):
+            target = self._named(job, value[5:])
+            if target is None:
+                return self._reject(job, f"{scheme}: no earlier job of yours is named {value[5:]!r}")
+        else:
+            try:
+                target = self.jm.jobs.get(parse_jobid(value))
+            except (ValueError, TypeError):
+                return self._reject(job, f'{scheme}: "{value}" is not a valid jobid')
         if target is None or target is job:
             return self._reject(job, f"{scheme}: id {value}: job not found")
         if target.userid != job.userid:
@@ -75,6 +107,38 @@ class Depend:
         if KINDS[scheme] == "after-start" and target.has_started:
             return self._remove(job, desc)
         self.waiting.setdefault(target.id, []).append((job, scheme, value, desc))
+
+    def _named(self, job, name):
+        """The latest job of ``job``'s user named ``name`` submitted before it."""
+        for other in reversed(self.jm.jobs.values()):
+            if other.id < job.id and other.name == name and other.userid == job.userid:
+                return other
+        return None
+
+    def _earlier_active(self, job):
+        """Whether a job of the same user and name submitted before ``job`` is active."""
+        for other in reversed(self.jm.jobs.values()):
+            if (other.id < job.id and other.state != "INACTIVE" and other.name == job.name
+                    and other.userid == job.userid):
+                return True
+        return False
+
+    def _singleton(self, job, desc):
+        key = (job.userid, job.name)
+        if key not in self.singles and not self._earlier_active(job):
+            return self._remove(job, desc)
+        self.singles.setdefault(key, []).append(job)
+
+    def _begin_time(self, job, when, desc):
+        delay = when - time.time()
+        if delay <= 0:
+            return self._remove(job, desc)
+        self.timers[job.id] = self.jm.broker.loop.call_later(delay, self._begin, job, desc)
+
+    def _begin(self, job, desc):
+        self.timers.pop(job.id, None)
+        if job.state == "DEPEND" and desc in job.deps:
+            self._remove(job, desc)
 
     def _inactive(self, job, target, scheme, value, desc):
         """The target is inactive: the dependency is met now, or never."""
@@ -116,10 +180,28 @@ class Depend:
             del self.waiting[target.id]
 
     def inactive(self, target):
-        """The target is inactive: every dependency on it is decided."""
+        """The target is inactive: every dependency on it is decided; the first job
+        a singleton held behind it may go on."""
         for job, scheme, value, desc in self.waiting.pop(target.id, ()):
             if job.state == "DEPEND" and desc in job.deps:
                 self._inactive(job, target, scheme, value, desc)
+        timer = self.timers.pop(target.id, None)
+        if timer is not None:
+            timer.cancel()
+        key = (target.userid, target.name)
+        held = self.singles.get(key)
+        while held:
+            first = held[0]
+            if first.state != "DEPEND" or "singleton" not in first.deps:
+                held.pop(0)  # ended in DEPEND (canceled), or released
+                continue
+            if self._earlier_active(first):
+                break
+            held.pop(0)
+            self._remove(first, "singleton")
+            break  # the next one waits on this one, now active
+        if not held:
+            self.singles.pop(key, None)
 
     def restore(self, jobs):
         """After a restart: the jobs still in DEPEND wait again on what is left."""

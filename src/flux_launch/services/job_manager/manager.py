@@ -376,7 +376,7 @@ class JobManager:
         job.t_inactive = now
         self.purge.inactive(job)
         job.finish_result()
-        if self.depend.waiting:
+        if self.depend.pending:
             self.depend.inactive(job)
         self._notify_waiters(job)
         if self.drainers and not self._active():
