@@ -13,7 +13,7 @@ input: ``{.%}`` without its extension, ``{./}`` its basename, ``{./%}`` both,
 attributes (``{.NAME}``: CODE evaluated with ``x`` the input), ``{seq}`` /
 ``{seq1}`` the combination's number from 0 / 1; ``{cc}`` is left for
 ``--cc``/``--bcc`` (a second pass). ``--dry-run`` prints ``bulksubmit: submit
-ARGS`` per job and submits nothing.
+ARGS`` per job and submits nothing. ``--wait``, ``--watch``, ``--progress`` and ``--jps`` as ``flux submit``'s.
 """
 
 import os
@@ -186,7 +186,7 @@ def main(cmd, argv):
     Input.defines = defines
     if not any("{" in a for a in template):  # as GNU parallel: the inputs go at the end
         template = template + ["{%d}" % i for i in range(len(lists))]
-    own = {"--define", "--log", "--dry-run", "--quiet", "--wait", "--watch"}
+    own = {"--define", "--log", "--dry-run", "--quiet", "--wait", "--watch", "--progress", "--jps"}
     specs, shown, base = [], [], None
     try:
         for seq, combo in enumerate(combinations(lists)):

@@ -8,6 +8,7 @@ An unknown job: ``flux-job: ƒXYZ: no such job``, exit 1.
 import json
 import os
 import sys
+import time
 
 from flux_launch.cli.base import Parser, handle
 from flux_launch.core.jobid import JobID
@@ -52,6 +53,8 @@ def _parser():
     s = sub.add_parser("wait", help="wait for a waitable job (or --all)")
     s.add_argument("-a", "--all", action="store_true")
     s.add_argument("-v", "--verbose", action="store_true")
+    s.add_argument("--progress", action="store_true", help="with --all, show the jobs' states as a progress bar")
+    s.add_argument("--jps", action="store_true", help="with --progress, show jobs/s instead of the elapsed time")
     s.add_argument("id", nargs="?")
     s = sub.add_parser("last", help="print the id of your last submitted job")
     s = sub.add_parser("kill", help="send a signal to a job's tasks")
@@ -184,20 +187,20 @@ def _wait(p, args):
     from flux_launch.job.wait import wait
 
     h = handle()
+    if args.progress and not args.all:
+        p.error("--progress needs --all (the progress of every waitable job)")
     if args.all:
         failed = 0
-        while True:
+        if args.progress:
+            failed = _wait_progress(h, args)
+        while True:  # (after --progress: the jobs submitted since)
             try:
                 res = wait(h)
             except OSError as exc:
                 if exc.errno == 10:  # ECHILD: nothing left to wait for
                     break
                 raise
-            if not res.success:
-                failed += 1
-                sys.stderr.write(f"{res.jobid}: {res.errstr}\n")
-            elif args.verbose:
-                sys.stderr.write(f"{res.jobid}: Success\n")
+            failed += _report(res, args.verbose)
         return 1 if failed else 0
     res = wait(h, _jobid(p, args.id) if args.id else 0)
     if not args.id:
@@ -206,6 +209,61 @@ def _wait(p, args):
         sys.stderr.write(f"flux-job: {res.jobid}: {res.errstr}\n")
         return 1
     return 0
+
+
+def _report(res, verbose):
+    """Say how a waited job ended (a failure always, a success with -v); 1 if it failed."""
+    if not res.success:
+        sys.stderr.write(f"{res.jobid}: {res.errstr}\n")
+        return 1
+    if verbose:
+        sys.stderr.write(f"{res.jobid}: Success\n")
+    return 0
+
+
+def _wait_progress(h, args):
+    """``wait --all --progress``: the user's waitable jobs not yet waited for are
+    each waited for by id (all requests at once; one already waited for answers
+    ECHILD and is left out), their states shown as they go; the number that failed."""
+    import errno
+
+    from flux_launch.cli.progress import JobStates, Progress
+    from flux_launch.job.wait import JobWaitResult
+
+    every_state = sum(STATE_BITS.values())
+    jobs = h.rpc("job-list.list", {"states": every_state, "userid": os.getuid(), "max_entries": 0}).get()["jobs"]
+    waits = [(j, h.rpc("job-manager.wait", {"id": j["id"]})) for j in jobs if j.get("waitable")]
+    done = {}  # the answers of the inactive jobs, which come at once
+    for job, fut in waits:
+        if job["state"] == STATE_BITS["INACTIVE"]:
+            try:
+                done[job["id"]] = fut.get()
+            except OSError as exc:
+                if exc.errno != errno.ECHILD:
+                    raise
+                done[job["id"]] = None  # already waited for: not ours to show
+    waits = [(job, fut) for job, fut in waits if done.get(job["id"], True) is not None]
+    if not waits:
+        return 0
+    t0 = min(job.get("t_submit", time.time()) for job, _ in waits)
+    states = JobStates(h, [JobID(job["id"]) for job, _ in waits])
+    progress = Progress(len(waits), states.counts, args.jps, t0)
+    states.on_change = progress.update
+    progress.start(h)
+    try:
+        states.run()
+    finally:
+        progress.stop()
+    failed = 0
+    for job, fut in waits:
+        try:
+            resp = done.get(job["id"]) or fut.get()
+        except OSError as exc:
+            if exc.errno != errno.ECHILD:  # (another waiter took it meanwhile)
+                raise
+            continue
+        failed += _report(JobWaitResult(JobID(resp["id"]), resp["success"], resp["errstr"]), args.verbose)
+    return failed
 
 
 def _last(p, args):

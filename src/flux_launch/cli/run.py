@@ -1,5 +1,9 @@
 """``flux run [OPTIONS] COMMAND...``: submit a job and attach to it (stream its
-output, forward stdin and signals), exiting with the job's exit code."""
+output, forward stdin and signals), exiting with the job's exit code.
+
+``--progress [--jps]`` (beyond flux-core's run): the job's state (PD, R, CD, F) as
+a bar below its output, or plain lines on stderr when stdout is not a terminal
+(``cli/progress.py``, imported only then)."""
 
 import os
 import sys
@@ -13,6 +17,8 @@ from flux_launch.cli.base import handle  # noqa: E402
 
 def main(cmd, argv):
     p = submitbase.make_parser(cmd, "Run a parallel job interactively.")
+    p.add_argument("--progress", action="store_true", help="show the job's state as a progress bar")
+    p.add_argument("--jps", action="store_true", help="with --progress, show jobs/s instead of the elapsed time")
     args = p.parse_args(argv)
     if not args.command:
         p.error("a COMMAND is required")
@@ -40,7 +46,12 @@ def main(cmd, argv):
     t_submitted = time.time()
     if flags.get("debug") or args.setopt and "verbose" in ",".join(args.setopt):
         sys.stderr.write(f"jobid: {jobid}\n")
-    code = attach(h, jobid, cmd=cmd, label=args.label_io, stdin=ranks)
+    if args.progress:
+        from flux_launch.cli import progress
+
+        code = progress.attach(h, jobid, cmd, args.label_io, ranks, args.jps)
+    else:
+        code = attach(h, jobid, cmd=cmd, label=args.label_io, stdin=ranks)
     timing = os.environ.get("FLUX_LAUNCH_TIMING")
     if timing:  # where the front end's time goes, for bench/run.py's cost split
         from flux_launch.proto import fastjson

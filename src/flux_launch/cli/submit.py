@@ -2,10 +2,14 @@
 
 ``--cc=IDSET`` submits one copy per id (``FLUX_JOB_CC`` set to it, ``{cc}`` in
 the command replaced by it; ``--bcc``: without ``FLUX_JOB_CC``); ``--wait`` waits for the jobs and exits with the
-highest exit code; ``--watch`` also prints their output.
+highest exit code; ``--watch`` also prints their output. ``--progress`` (as
+flux-core's): with ``--wait``/``--watch`` the jobs' states (PD, R, CD, F) as a bar,
+without them the submissions answered; ``--jps`` shows jobs/s instead of the
+elapsed time (a bar on a terminal, else plain lines on stderr: ``cli/progress.py``).
 """
 
 import sys
+import time
 
 from flux_launch.cli import submitbase
 from flux_launch.cli.base import handle
@@ -33,6 +37,9 @@ def add_submit_options(p):
     p.add_argument("--quiet", action="store_true", help="do not print job ids")
     p.add_argument("--wait", action="store_true", help="wait for the jobs to finish")
     p.add_argument("--watch", action="store_true", help="wait, and print the jobs' output")
+    p.add_argument("--progress", action="store_true",
+                   help="show the jobs' progress (of completion with --wait/--watch, else of submission)")
+    p.add_argument("--jps", action="store_true", help="with --progress, show jobs/s instead of the elapsed time")
 
 
 def expand_cc(p, args, command):
@@ -64,20 +71,35 @@ def submit_and_report(cmd, specs, args, flags, urgency, out=None):
     from flux_launch.job.submit import submit_async
 
     h = handle()
+    t0 = time.time()
     # All submissions go out before any answer is read: one round trip in all.
     futures = [submit_async(h, js, urgency=urgency, **flags) for js in specs]
     jobids = []
     rc = 0
+    progress = None
+    if args.progress and not (args.wait or args.watch):
+        from flux_launch.cli.progress import Progress
+
+        answered = []  # as a list, for the closure
+        progress = Progress(len(futures), lambda: ((("submitted", len(jobids)),), len(answered)), args.jps, t0)
+        progress.start()
     for fut in futures:
         try:
             jobids.append(fut.get_id())
         except OSError as exc:
             sys.stderr.write(f"flux-{cmd}: {exc.strerror}\n")
             rc = 1
+        if progress is not None:
+            answered.append(fut)
+            progress.update()
+    if progress is not None:
+        progress.stop()
     if not args.quiet:
         out = out or sys.stdout
         out.write("".join(f"{j}\n" for j in jobids))
         out.flush()
+    if (args.wait or args.watch) and args.progress:
+        return max(rc, _wait_progress(h, cmd, jobids, args, t0))
     if args.wait or args.watch:
         from flux_launch.cli.attach import attach
         from flux_launch.job.wait import result
@@ -89,3 +111,22 @@ def submit_and_report(cmd, specs, args, flags, urgency, out=None):
                 info = result(h, jobid)
                 rc = max(rc, info.returncode if hasattr(info, "returncode") else 0)
     return rc
+
+
+def _wait_progress(h, cmd, jobids, args, t0):
+    """``--wait``/``--watch`` with ``--progress``: the jobs followed all at once,
+    their states shown; the largest exit code."""
+    from flux_launch.cli.progress import JobStates, Progress
+
+    progress = Progress(len(jobids), None, args.jps, t0)
+    if args.watch:
+        from flux_launch.cli.watch import follow
+
+        return follow(h, jobids, args.label_io, progress, cmd)
+    states = JobStates(h, jobids, progress.update)
+    progress.poll = states.counts
+    progress.start(h)
+    try:
+        return states.run()
+    finally:
+        progress.stop()

@@ -10,6 +10,7 @@ follows it (``cli/attach.py``, whose machinery is reused: output as it arrives,
 shell messages, a fatal exception as one line), all at once on one connection,
 but nothing is forwarded to the jobs (no stdin, no signals): Ctrl-C only stops
 watching. ``-l`` prefixes each line with the job id and the task rank.
+``--progress``: the jobs' states as a bar (or plain lines: ``cli/progress.py``).
 
 Exit code: the largest of the jobs' (as ``flux job attach`` computes it: the exit
 code, 128+N for signal N, 1 for a job that failed with an exception before its
@@ -37,7 +38,8 @@ def _parser(cmd):
                    help="watch jobs in these states or with these results (comma-separated)")
     p.add_argument("--since", metavar="WHEN",
                    help="only jobs active since WHEN (-FSD: that long ago; a date; implies --all without -f)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar (on a terminal)")
+    p.add_argument("--progress", action="store_true",
+                   help="show a progress bar (plain lines on stderr when stdout is not a terminal)")
     p.add_argument("--jps", action="store_true", help="with --progress, show jobs/s instead of the elapsed time")
     p.add_argument("-l", "--label-io", action="store_true", help="label lines of output with job id and task rank")
     p.add_argument("ids", nargs="*", metavar="JOBID")
@@ -69,11 +71,10 @@ def main(cmd, argv):
         return code
     progress = None
     if args.progress:
-        if sys.stdout.isatty():
-            progress = _Progress(h, min(i.get("t_submit", time.time()) for i in infos), args.jps)
-        else:
-            sys.stderr.write("flux-watch: stdout is not a tty. Ignoring --progress option\n")
-    return max(code, _watch(h, infos, args.label_io, progress))
+        from flux_launch.cli.progress import Progress
+
+        progress = Progress(len(infos), None, args.jps, min(i.get("t_submit", time.time()) for i in infos))
+    return max(code, follow(h, [i["id"] for i in infos], args.label_io, progress, "watch"))
 
 
 def _jobid(p, text):
@@ -193,16 +194,17 @@ class _Labelled:
         self.sink.flush()
 
 
-def _watch(h, infos, label, progress):
-    """Follow the jobs of ``infos`` to their end, printing their output; returns the
-    largest exit code."""
+def follow(h, ids, label, progress=None, cmd="watch"):
+    """Follow the jobs ``ids`` to their end, printing their output as it comes (also
+    ``flux submit --watch``); ``progress``: a ``Progress`` without its ``poll``,
+    given the jobs' states. Returns the largest exit code."""
     from flux_launch.cli.attach import _Attach
 
     group = _Group(h)
     watches = []
-    for info in infos:
-        jobid = JobID(info["id"])
-        a = _Attach(_JobHandle(group), jobid, "watch", label, False)
+    for jid in ids:
+        jobid = JobID(jid)
+        a = _Attach(_JobHandle(group), jobid, cmd, label, False)
         if label:
             a.sinks = {name: _Labelled(sink, jobid) for name, sink in a.sinks.items()}
         group.left += 1
@@ -210,13 +212,16 @@ def _watch(h, infos, label, progress):
         a.main.then(_on_main, a, progress)
         watches.append(a)
     if progress is not None:
-        progress.start(watches)
+        from flux_launch.cli.progress import state_counts
+
+        progress.poll = lambda: state_counts(watches)
+        progress.start(h)
     try:
         h.reactor_run()
         for a in watches:
             a._finish_output()
     except ConnectionError as exc:
-        sys.stderr.write(f"flux-watch: {exc}\n")
+        sys.stderr.write(f"flux-{cmd}: {exc}\n")
         return 1
     finally:
         if progress is not None:
@@ -229,7 +234,7 @@ def _watch(h, infos, label, progress):
 def _on_main(main, a, progress):
     a._on_main(main)
     if progress is not None:
-        progress.draw()
+        progress.update()
 
 
 def _exit_code(a):
@@ -239,76 +244,3 @@ def _exit_code(a):
     if a.status is None:  # it never ran to its finish
         return 1
     return exit_code(a.status) or (1 if a.exception else 0)
-
-
-_EDGE, _FULL = "\u2502", "\u2588"  # the bar's ends and its filled part
-
-
-class _Progress:
-    """``--progress``: a bar on the terminal's last line (kept out of the scrolling
-    region, so that output scrolls above it), redrawn at each event and every 0.25 s:
-    ``PD:n R:n CD:n F:n |bar| pct% elapsed`` (``--jps``: jobs/s instead of the time)."""
-
-    def __init__(self, h, t0, jps):
-        self.h = h
-        self.t0 = t0
-        self.jps = jps
-        self.watches = []
-        self.timer = None
-        self.lines = 0
-
-    def start(self, watches):
-        import shutil
-
-        self.watches = watches
-        self.lines = shutil.get_terminal_size().lines
-        # make room for the bar, then confine scrolling to the lines above it
-        sys.stdout.write(f"\n\0337\033[1;{self.lines - 1}r\0338\033[1A")
-        self.draw()
-        self.timer = self.h.timer_watcher_create(0.25, lambda *_: self.draw(), repeat=0.25)
-        self.timer.start()
-
-    def counts(self):
-        """Pending, running, complete and failed jobs."""
-        pd = r = cd = f = 0
-        for a in self.watches:
-            if a.status is not None:
-                cd, f = (cd + 1, f) if a.status == 0 else (cd, f + 1)
-            elif a.exception is not None and not a.started:
-                f += 1
-            elif a.started:
-                r += 1
-            else:
-                pd += 1
-        return pd, r, cd, f
-
-    def text(self, width):
-        pd, r, cd, f = self.counts()
-        done, total = cd + f, len(self.watches)
-        elapsed = max(time.time() - self.t0, 1e-3)
-        before = f"PD:{pd:<3} R:{r:<3} CD:{cd:<3} F:{f:<3} "
-        pct = 100.0 * done / total
-        if self.jps:
-            after = f"{pct:5.1f}% {done / elapsed:4.1f} job/s"
-        else:
-            secs = round(elapsed)
-            after = f"{pct:5.1f}% {secs // 3600}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
-        room = max(width - len(before) - len(after) - 2, 0)
-        fill = room * done // total
-        return f"{before}{_EDGE}{_FULL * fill}{' ' * (room - fill)}{_EDGE}{after}"
-
-    def draw(self):
-        import shutil
-
-        size = shutil.get_terminal_size()
-        sys.stdout.flush()
-        sys.stdout.write(f"\0337\033[{self.lines};1H\033[2K{self.text(size.columns)}\0338")
-        sys.stdout.flush()
-
-    def stop(self):
-        if self.timer is not None:
-            self.timer.stop()
-        import shutil
-
-        sys.stdout.write(f"\0337\033[{self.lines};1H\033[2K\033[r\0338{self.text(shutil.get_terminal_size().columns)}\n")
-        sys.stdout.flush()
