@@ -25,6 +25,10 @@ import time
 
 TICK = 0.25  # the bar's redraw period: the elapsed time moves, even when no job does
 PLAIN_INTERVAL = 1.0  # at most one plain line a second: a thousand jobs make minutes, not thousands, of lines
+# Counting is O(jobs) and events come several per job: between two counts at least
+# this long, so that a thousand jobs do not cost millions of steps (the last count
+# is always made, and the timer's ticks catch up with what was skipped).
+MIN_GAP = 0.05
 
 _EDGE, _FULL = "\u2502", "\u2588"  # the bar's ends and its filled part
 
@@ -63,7 +67,7 @@ class Progress:
         self.timer = None
         self.lines = 0
         self.shown = None  # the plain line's counts last printed
-        self.t_shown = 0.0
+        self.t_shown = self.t_polled = float("-inf")
 
     def start(self, h=None):
         if self.tty:
@@ -101,6 +105,10 @@ class Progress:
         return f"{counts} {done}/{self.total} {self._after(done)}", (fields, done)
 
     def update(self, last=False):
+        now = time.monotonic()
+        if not last and (now - self.t_polled < MIN_GAP or not self.tty and now - self.t_shown < PLAIN_INTERVAL):
+            return
+        self.t_polled = now
         if self.tty:
             import shutil
 
@@ -109,8 +117,7 @@ class Progress:
             sys.stdout.flush()
             return
         line, counts = self.plain()
-        now = time.monotonic()
-        if counts != self.shown and (last or self.shown is None or now - self.t_shown >= PLAIN_INTERVAL):
+        if counts != self.shown:
             self.shown, self.t_shown = counts, now
             sys.stderr.write(line + "\n")
             sys.stderr.flush()
