@@ -23,13 +23,19 @@ start-up).
   to the fan-in job's ``start``; the fan-in job's submit round trip (its
   jobspec carries N dependencies); and how many of the N were already inactive
   when it was submitted (those are met at once, the others as they end).
+- the same from the command line, alternating with the above run by run: a
+  chain of min(N, 100) jobs as a shell loop of ``id=$(flux submit
+  --dependency=afterok:$id true)``, and a fan-in as ``flux submit --cc=1-N true``
+  then one ``flux submit`` with N ``--dependency=afterok:ID`` options.
 
-Each figure is the median of REPEATS runs (default 3; 1 with ``--quick``, which
+A job that fails, or a shape that does not end within 600 s, is an error (a
+figure never counts failed jobs). Each figure is the median of REPEATS runs (default 3; 1 with ``--quick``, which
 also sets N to 20). ``make bench`` runs it as the ``workflow`` part of
 bench/run.py; bench/README.md explains the figures.
 """
 
 import argparse
+import datetime
 import json
 import os
 import statistics
@@ -311,12 +317,15 @@ def main():
     if args.jobs is not None and args.jobs < 2:
         p.error("--jobs: at least 2")
     cfg = sizes(args.quick, args.repeats, args.jobs)
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+            "load_average_before": os.getloadavg()[0], "config": cfg}
     with Instance(size=1, timeout=120) as inst:
         res = measure(inst, cfg)
+    meta["load_average_after"] = os.getloadavg()[0]
     print(table(res))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+            json.dump({"meta": meta, **res}, f, indent=1)
 
 
 if __name__ == "__main__":
