@@ -1,5 +1,5 @@
 """``flux job SUBCOMMAND``: attach, info, eventlog, wait-event, status, wait, last,
-kill, cancel, urgency, purge, id.
+submit (``cli/jobsubmit.py``), kill, cancel, urgency, purge, id.
 
 Every job id may be given in any encoding (f58, decimal, hex, dothex, kvs, words).
 An unknown job: ``flux-job: ƒXYZ: no such job``, exit 1.
@@ -57,6 +57,11 @@ def _parser():
     s.add_argument("--jps", action="store_true", help="with --progress, show jobs/s instead of the elapsed time")
     s.add_argument("id", nargs="?")
     s = sub.add_parser("last", help="print the id of your last submitted job")
+    s = sub.add_parser("submit", help="submit a jobspec (V1, or a JobSpec NG workflow) from FILE or stdin")
+    s.add_argument("-u", "--urgency", default="16", metavar="N", help="urgency 0-31 (default 16)")
+    s.add_argument("-f", "--flags", default="", metavar="FLAGS", help="waitable, debug, novalidate")
+    s.add_argument("--wait", action="store_true", help="wait for the jobs; exit with the highest exit code")
+    s.add_argument("file", nargs="?", metavar="FILE")
     s = sub.add_parser("kill", help="send a signal to a job's tasks")
     s.add_argument("-s", "--signal", default="SIGTERM")
     s.add_argument("ids", nargs="+", metavar="ID")
@@ -83,6 +88,12 @@ def main(cmd, argv):
     p = _parser()
     args = p.parse_args(argv)
     return globals()["_" + args.sub.replace("-", "_")](p, args)
+
+
+def _submit(p, args):
+    from flux_launch.cli.jobsubmit import main as submit_main
+
+    return submit_main(p, args)
 
 
 def _attach(p, args):

@@ -61,6 +61,15 @@ class Ingest:
     def __init__(self, jm):
         self.jm = jm
         Service(jm.broker, "job-ingest", {"submit": self._submit}).register()
+        Service(jm.broker, "feasibility", {"check": self._check}).register()
+
+    def _check(self, msg, p):
+        """``feasibility.check {jobspec}``: what submit would say, nothing submitted
+        (so a workflow can be checked whole before any of it is)."""
+        jm = self.jm
+        feasible = jm.sched.pool.feasible if jm.pool_ready else None
+        check({"urgency": 0, "flags": 0, **p}, msg.get("rolemask", 1) == 1, feasible)
+        jm.broker.respond(msg, {})
 
     def _submit(self, msg, p):
         jm = self.jm
