@@ -22,7 +22,7 @@ def test_name_targets_latest_earlier_job_of_that_name(jm):  # noqa: F811
     _run_to_end(jm, old)
     new = _sub(jm, "build")
     job = _sub(jm, deps=[{"scheme": "afterok", "value": "name=build"}])
-    assert job.state == "DEPEND" and job.deps == ["after-success=name=build"]
+    assert job.state == "DEPEND" and list(job.deps) == ["after-success=name=build"]
     _run_to_end(jm, new)
     assert job.state in ("SCHED", "RUN"), _events(jm, job)
     assert _events(jm, job)[2:5] == ["dependency-add", "dependency-remove", "depend"]
@@ -48,7 +48,7 @@ def test_singleton_runs_one_at_a_time_in_submit_order(jm):  # noqa: F811
     second = _sub(jm, "solo", deps=[{"scheme": "singleton", "value": ""}])
     third = _sub(jm, "solo", deps=[{"scheme": "singleton", "value": ""}])
     assert other.state in ("SCHED", "RUN")
-    assert second.state == third.state == "DEPEND" and second.deps == ["singleton"]
+    assert second.state == third.state == "DEPEND" and list(second.deps) == ["singleton"]
     _run_to_end(jm, first)
     assert second.state in ("SCHED", "RUN") and third.state == "DEPEND"
     _run_to_end(jm, second)
@@ -70,7 +70,7 @@ def test_singleton_alone_goes_at_once_and_cancel_releases_next(jm):  # noqa: F81
 
 def test_begin_time_future_waits_for_timer_past_goes(jm):  # noqa: F811
     later = _sub(jm, deps=[{"scheme": "begin-time", "value": f"{time.time() + 3600:.3f}"}])
-    assert later.state == "DEPEND" and later.deps[0].startswith("begin-time=")
+    assert later.state == "DEPEND" and list(later.deps)[0].startswith("begin-time=")
     assert 3500 < jm.broker.loop.timers[-1].delay <= 3600
     past = _sub(jm, deps=[{"scheme": "begin-time", "value": "1000.5"}])
     assert past.state in ("SCHED", "RUN") and "dependency-remove" in _events(jm, past)

@@ -73,7 +73,7 @@ class Depend:
         left = [d for d in deps if d[2] not in job.deps_done]  # not satisfied before a restart
         for _scheme, _value, desc in left:
             if desc not in job.deps:
-                job.deps.append(desc)
+                job.deps[desc] = None
                 self.jm.post(job, "dependency-add", {"description": desc})
         for scheme, value, desc in left:
             self._check(job, scheme, value, desc)
@@ -154,7 +154,7 @@ class Depend:
         self._remove(job, desc)
 
     def _remove(self, job, desc):
-        job.deps.remove(desc)
+        del job.deps[desc]
         job.deps_done.add(desc)
         self.jm.post(job, "dependency-remove", {"description": desc})
         if not job.deps and job.state == "DEPEND":

@@ -67,7 +67,7 @@ class Job:
         self.exec = None
         self.cwd = None
         self.queue = None
-        self.deps = []  # descriptions of the dependencies not yet satisfied (RFC 26)
+        self.deps = {}  # descriptions of the dependencies not yet satisfied (RFC 26), in order
         self.deps_done = set()  # and of those satisfied
 
     @property
@@ -98,12 +98,10 @@ class Job:
             self.t_depend = ts
             self.state = "DEPEND"
         elif name == "dependency-add":
-            if ctx.get("description") not in self.deps:
-                self.deps.append(ctx.get("description"))
+            self.deps.setdefault(ctx.get("description"))
         elif name == "dependency-remove":
             desc = ctx.get("description")
-            if desc in self.deps:
-                self.deps.remove(desc)
+            self.deps.pop(desc, None)
             self.deps_done.add(desc)
         elif name == "depend":
             self.state = "PRIORITY"
