@@ -34,7 +34,7 @@ def _read(args):
 
 def main(p, args):
     from flux_launch.cli import submitbase
-    from flux_launch.job.ng.plan import is_ng
+    from flux_launch.job.ng import is_ng
 
     urgency = submitbase.urgency(args)
     flags = submitbase.flags(args)

@@ -18,17 +18,45 @@ from flux_launch.cli.base import handle
 def main(cmd, argv):
     p = submitbase.make_parser(cmd, "Submit a job to the queue.")
     add_submit_options(p)
+    p.add_argument("--jobspec", metavar="FILE", help="submit FILE (a Jobspec V1 or a JobSpec NG workflow, "
+                   "YAML or JSON) instead of a COMMAND")
     args = p.parse_args(argv)
-    if not args.command:
+    if args.jobspec and args.command:
+        p.error("--jobspec=FILE takes the place of a COMMAND: give one or the other")
+    if not args.command and not args.jobspec:
         p.error("a COMMAND is required")
     flags = submitbase.flags(args)  # checked before --dry-run returns, as before any submit
     urgency = submitbase.urgency(args)
+    if args.jobspec:
+        return _jobspec_file(cmd, args, flags, urgency)
     specs = expand_cc(p, args, args.command)
     if args.dry_run:
         for js in specs:
             print(js.dumps())
         return 0
     return submit_and_report(cmd, specs, args, flags, urgency)
+
+
+def _jobspec_file(cmd, args, flags, urgency):
+    """``--jobspec=FILE``: a V1 jobspec as one job (``--cc``, ``--wait``, ``--watch``
+    apply), a NG workflow as ``flux job submit`` does."""
+    from flux_launch.job.ng import is_ng
+    from flux_launch.job.ng.run import base_dir, load
+
+    doc = load(args.jobspec)
+    if is_ng(doc):
+        if args.cc or args.bcc or args.dry_run:
+            raise ValueError("--jobspec: --cc, --bcc and --dry-run apply to one job, not to a JobSpec NG workflow")
+        from flux_launch.cli.jobsubmit import run_workflow
+
+        return run_workflow(handle(), doc, base_dir(args.jobspec), urgency, flags.get("waitable", False),
+                            args.wait or args.watch)
+    if args.dry_run:
+        from flux_launch.proto import fastjson
+
+        print(fastjson.dumps(doc))
+        return 0
+    return submit_and_report(cmd, [doc], args, flags, urgency)
 
 
 def add_submit_options(p):

@@ -90,6 +90,28 @@ def _io_property(iotype: str, stream: str):
                     " or None; setting a non-str, non-os.PathLike raises TypeError.")
 
 
+def _ng_one_job(doc):
+    """The Jobspec V1 of a JobSpec NG document that is one job (one task, no
+    replicas, local tasks or groups), with its first resource alternative.
+
+    Raises:
+        JobspecError: a workflow of several jobs (submit it whole instead), or a
+            document with an error (its NG path first).
+    """
+    from flux_launch.job.ng.plan import build
+    from flux_launch.job.ng.schema import NGError
+
+    try:
+        plan = build(doc)
+    except NGError as exc:
+        raise JobspecError(f"jobspec: {exc}") from None
+    units = [u for u in plan.units if u.kind != "stage"]
+    if len(units) != 1 or units[0].kind != "job" or units[0].replicas != 1:
+        raise JobspecError(f"jobspec: a JobSpec NG workflow of {len(units)} tasks is not one jobspec: submit it "
+                           "whole with flux.job.submit(h, doc) or flux job submit FILE")
+    return units[0].alternatives[0]
+
+
 class Jobspec:
     """A canonical jobspec (RFC 14), kept (not copied) as the dict :attr:`jobspec`.
 
@@ -118,6 +140,10 @@ class Jobspec:
 
     @classmethod
     def _from_obj(cls, obj):
+        from flux_launch.job.ng import is_ng
+
+        if is_ng(obj):
+            obj = _ng_one_job(obj)
         if not isinstance(obj, dict):
             raise JobspecError(f"jobspec: must be a mapping (got {type(obj).__name__})")
         for key in sorted(cls.top_level_keys.difference(obj)):

@@ -52,7 +52,32 @@ def submit_async(flux_handle, jobspec, urgency=URGENCY_DEFAULT, waitable=False, 
 def submit(flux_handle, jobspec, urgency=URGENCY_DEFAULT, waitable=False, debug=False, novalidate=False):
     """Submit a job and return its ``JobID``.
 
+    A JobSpec NG document (a dict, or its YAML/JSON text: ``job/ng``) is a
+    workflow: checked whole, submitted whole or not at all, its local tasks run
+    here; returns the ``JobID`` of its one job, or the list of its jobs' ids.
+
     Raises:
         OSError: the instance refused it (e.g. ``EOVERFLOW`` "unsatisfiable request").
+        ValueError: a NG document that cannot be submitted (``NGError``, one line).
     """
+    if not hasattr(jobspec, "jobspec"):
+        obj = jobspec
+        if isinstance(jobspec, (str, bytes)):
+            from flux_launch.proto.jobspec import parse
+
+            obj = parse(jobspec)
+        from flux_launch.job.ng import is_ng
+
+        if is_ng(obj):
+            return _submit_ng(flux_handle, obj, urgency, waitable)
     return submit_async(flux_handle, jobspec, urgency, waitable, debug, novalidate).get_id()
+
+
+def _submit_ng(flux_handle, doc, urgency, waitable):
+    from flux_launch.job.ng import plan as ngplan
+    from flux_launch.job.ng import run as ngrun
+
+    done = ngrun.submit(flux_handle, ngplan.build(doc), waitable=waitable, urgency=urgency)
+    ngrun.run_locals(flux_handle, done)
+    ids = done.jobids()
+    return ids[0] if len(ids) == 1 else ids

@@ -84,8 +84,9 @@ class Instance:
         except OSError:
             return ""
 
-    def run(self, *cmd, check=True, timeout=60, input=None, env=None, text=True):
-        """Run ``cmd`` inside the instance; returns a ``CompletedProcess`` (text, or
+    def run(self, *cmd, check=True, timeout=60, input=None, env=None, text=True, cwd=None):
+        """Run ``cmd`` inside the instance (in ``cwd``, default this directory);
+        returns a ``CompletedProcess`` (text, or
         byte-exact output with ``text=False``, of which failure messages show the
         first 2000 bytes).
 
@@ -95,7 +96,8 @@ class Instance:
         full_env = dict(self.env, **(env or {}))
         try:
             res = subprocess.run(list(cmd), capture_output=True, text=text, timeout=timeout,
-                                 input=input, env=full_env, stdin=None if input is not None else subprocess.DEVNULL)
+                                 input=input, env=full_env, stdin=None if input is not None else subprocess.DEVNULL,
+                                 cwd=cwd)
         except subprocess.TimeoutExpired as exc:
             raise CommandError(f"{cmd} timed out after {timeout}s\nstdout: {_shown(exc.stdout, text)}\n"
                                f"stderr: {_shown(exc.stderr, text)}\nbroker log:\n{self.log()}") from None

@@ -10,3 +10,16 @@
 Used by ``flux job submit FILE``, ``flux submit --jobspec=FILE`` and
 ``flux.job.submit(h, doc)``.
 """
+
+
+def is_ng(doc):
+    """Whether a parsed jobspec is a NG document rather than a Jobspec V1 (cheap:
+    on ``flux.job.submit``'s path)."""
+    if not isinstance(doc, dict):
+        return False
+    if "groups" in doc or isinstance(doc.get("resources"), dict) or "requires" in doc:
+        return True
+    tasks = doc.get("tasks")
+    if not isinstance(tasks, list):
+        return False
+    return "resources" not in doc or any(isinstance(t, dict) and "slot" not in t for t in tasks)

@@ -492,15 +492,3 @@ def build(doc, base_dir=None, env=None, cwd=None):
     return b.level(doc.get("tasks") or [], "", None, attrs, doc.get("requires") or {}, b.top_duration,
                    group_names=top)
 
-
-def is_ng(doc):
-    """Whether a parsed jobspec is a NG document rather than a Jobspec V1."""
-    if not isinstance(doc, dict):
-        return False
-    if "groups" in doc or isinstance(doc.get("resources"), dict) or "requires" in doc:
-        return True
-    tasks = doc.get("tasks")
-    if not isinstance(tasks, list):
-        return False
-    return "resources" not in doc or any(isinstance(t, dict) and "slot" not in t for t in tasks)
-
