@@ -169,13 +169,14 @@ def test_one_met_at_submit_does_not_release_the_others(inst):
     assert _ts(inst, c, "depend") >= _ts(inst, running, "clean")
 
 
-def test_unknown_and_invalid_job_ids(inst):
-    r = inst.flux("run", "--dependency=afterok:123456", "true", check=False)
-    assert r.returncode != 0 and "job not found" in r.stderr, r
-    jobid = inst.flux("job", "last").stdout.strip()
-    _dependency_exception(inst, jobid, "afterok: id 123456: job not found")
-    bad = _submit(inst, "--dependency=afterany:notajob", "true")
-    _dependency_exception(inst, bad, "is not a valid jobid")
+def test_unknown_and_invalid_job_ids_refused_at_submit(inst):
+    before = inst.flux("jobs", "-a", "-n", "-o", "{id}").stdout
+    for dep, why in (("afterok:123456", "afterok: id 123456: job not found"),
+                     ("afterany:notajob", 'afterany: "notajob" is not a valid jobid')):
+        for cmd in ("run", "submit"):
+            r = inst.flux(cmd, f"--dependency={dep}", "true", check=False)
+            assert r.returncode != 0 and r.stderr.strip() == f"flux-{cmd}: {why}", r
+    assert inst.flux("jobs", "-a", "-n", "-o", "{id}").stdout == before  # nothing submitted
 
 
 def test_bad_scheme_refused_at_submit(inst):

@@ -100,7 +100,7 @@ def test_locals_run_in_order_and_failures_propagate(inst, tmp_path):
     r = _submit(inst, path, "--wait", check=False)
     assert r.returncode == 3, r
     assert log.read_text().split() == ["start", "work", "broken"]
-    assert "tasks[4]: not run: after-broken did not succeed" in r.stderr
+    assert "tasks[4]: not run: broken did not succeed" in r.stderr
     never = r.stdout.split()[1]
     out = inst.flux("job", "eventlog", never).stdout
     assert 'type="dependency"' in out and "local task broken failed (exit 3)" in out, out
@@ -211,7 +211,7 @@ def test_submit_jobspec_option_and_python_api(inst, tmp_path):
 
 
 @pytest.mark.parametrize("text, want", [
-    ("- a\n- b\n", "wf.yaml: a jobspec must be a mapping (this file is a list)"),
+    ("- a\n- b\n", "wf.yaml: a jobspec must be a mapping (this file is a list: put a list of tasks under 'tasks:')"),
     ("tasks:\n- command: [a]\n  resources:\n    type: node\n     count: 1\n", "wf.yaml:5:11: invalid YAML"),
     ("tasks:\n- {name: a, command: x, depends_on: [b]}\n- {name: b, command: x, depends_on: [a]}\n",
      "tasks[1].depends_on[0]: a cycle: a -> b -> a"),

@@ -169,7 +169,7 @@ BROKEN = [
     ("14-stage-dir.yaml",
      "tasks[0].steps[0].path: cannot stage /tmp/path-for-workflow: No such file or directory"),
     ("14-stage-file.yaml",
-     "14-stage-file.yaml: a jobspec must be a mapping (this file is a list)"),
+     "14-stage-file.yaml: a jobspec must be a mapping (this file is a list: put a list of tasks under 'tasks:')"),
     ("15-services-ml-work.yaml",
      "15-services-ml-work.yaml:47:3: invalid YAML: expected <block end>, but found '<block sequence start>' "
      "(check the indentation)"),

@@ -2,6 +2,7 @@
 targets, ``singleton`` and ``begin-time``, on the fake broker of
 test_job_manager (timers fire by hand)."""
 
+import errno
 import time
 
 import pytest
@@ -28,11 +29,20 @@ def test_name_targets_latest_earlier_job_of_that_name(jm):  # noqa: F811
     assert _events(jm, job)[2:5] == ["dependency-add", "dependency-remove", "depend"]
 
 
-def test_name_later_job_and_other_users_are_not_targets(jm):  # noqa: F811
+def test_name_of_other_users_job_is_refused_at_submit(jm):  # noqa: F811
     _sub(jm, "build", userid=GUEST)
-    job = _sub(jm, deps=[{"scheme": "afterany", "value": "name=build"}])
-    assert job.state == "INACTIVE" and job.exception["type"] == "dependency"
-    assert job.exception["note"] == "afterany: no earlier job of yours is named 'build'"
+    before = len(jm.jobs)
+    js = _jobspec(dependencies=[{"scheme": "afterany", "value": "name=build"}], job={"name": "app"})
+    errnum, errstr = jm.broker.error("job-ingest.submit", {"jobspec": js})
+    assert (errnum, errstr) == (errno.ENOENT, "afterany: no job of yours is named 'build'")
+    assert len(jm.jobs) == before
+
+
+def test_name_resolves_only_to_earlier_jobs_after_restart(jm):  # noqa: F811
+    first = _sub(jm, "build")
+    job = _sub(jm, deps=[{"scheme": "afterok", "value": "name=build"}])
+    _sub(jm, "build")  # a later job of that name is not the target
+    assert jm.depend._named(job, "build") is first
 
 
 def test_name_target_that_failed_rejects(jm):  # noqa: F811
@@ -71,7 +81,7 @@ def test_singleton_alone_goes_at_once_and_cancel_releases_next(jm):  # noqa: F81
 def test_begin_time_future_waits_for_timer_past_goes(jm):  # noqa: F811
     later = _sub(jm, deps=[{"scheme": "begin-time", "value": f"{time.time() + 3600:.3f}"}])
     assert later.state == "DEPEND" and list(later.deps)[0].startswith("begin-time=")
-    assert 3500 < jm.broker.loop.timers[-1].delay <= 3600
+    assert 3500 < jm.broker.loop.timers[-1].delay <= 3600.01  # the value has 3 decimals
     past = _sub(jm, deps=[{"scheme": "begin-time", "value": "1000.5"}])
     assert past.state in ("SCHED", "RUN") and "dependency-remove" in _events(jm, past)
     jm.broker.loop.fire()

@@ -323,12 +323,14 @@ def _dep_submit(jm, scheme, target, userid=OWNER, **payload):
     return jm.jobs[out["id"]]
 
 
-def test_dependency_on_another_users_job_is_an_exception(jm):
+def test_dependency_on_another_users_job_is_refused_at_submit(jm):
     target = _submit(jm)
-    job = _dep_submit(jm, "afterany", target, userid=GUEST)
-    assert job.state == "INACTIVE" and job.exception["type"] == "dependency"
-    assert job.exception["note"] == f"afterany: Permission denied for job {target.id}"
-    assert _events(jm, job) == ["submit", "validate", "dependency-add", "exception", "clean"]
+    before = len(jm.jobs)
+    js = _jobspec(dependencies=[{"scheme": "afterany", "value": str(target.id)}])
+    for topic in ("job-ingest.submit", "feasibility.check"):
+        errnum, errstr = jm.broker.error(topic, {"jobspec": js}, userid=GUEST)
+        assert (errnum, errstr) == (errno.EPERM, f"afterany: Permission denied for job {target.id}")
+    assert len(jm.jobs) == before  # nothing submitted
 
 
 def test_job_in_depend_canceled_and_urgency(jm):

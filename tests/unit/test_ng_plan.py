@@ -244,3 +244,18 @@ tasks:
 ])
 def test_is_ng(doc, want):
     assert is_ng(doc) is want
+
+
+def test_a_local_task_holds_back_what_follows_it():
+    plan = _plan("""
+tasks:
+- {name: first, command: [a]}
+- {name: start, local: true, command: echo, depends_on: [later]}
+- {name: later, command: [b]}
+- {name: after, command: [c]}
+""")
+    by = {u.name: u for u in plan.units}
+    assert by["after"].deps == [by["start"]]  # held back by the local task before it
+    assert by["later"].deps == []  # the local task waits for it: no cycle
+    assert by["first"].deps == []
+    assert [u.name for u in plan.units] == ["first", "later", "start", "after"]

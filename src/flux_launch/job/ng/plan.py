@@ -20,7 +20,8 @@ resources gets the sum of its tasks' nodes. ``node[N]`` without a slot becomes
 environment, cwd, watch) and ``requires`` go from the top to the group to the
 task, the innermost winning; a task's duration may not exceed its group's.
 ``depends_on`` names tasks (or groups) of the same level: each dependency is an
-``afterok`` on every replica.
+``afterok`` on every replica. The tasks after a local task (in document order)
+wait for it too, as the seed's "tasks are run in the order provided".
 """
 
 import os
@@ -285,6 +286,7 @@ class _Builder:
                 if by_name[name] is unit:
                     raise NGError(f"{dep_where}: a task cannot depend on itself")
                 unit.deps.append(by_name[name])
+        _locals_block_what_follows(units)
         if stage_files:
             for unit in units:
                 for js in unit.alternatives:
@@ -455,6 +457,26 @@ class _Builder:
         if "user" in js["attributes"]:
             batch.jobspec["attributes"]["user"] = js["attributes"]["user"]
         return batch.jobspec
+
+
+def _locals_block_what_follows(units):
+    """Seed 002: tasks run (or are submitted) in the order given, and a local task
+    that blocks blocks the ones after it: each unit after a local task waits for
+    it, unless the local task itself waits for that unit."""
+    def ancestors(unit, seen):
+        for dep in unit.deps:
+            if id(dep) not in seen:
+                seen.add(id(dep))
+                ancestors(dep, seen)
+        return seen
+
+    before = []
+    for unit in units:
+        for local in before:
+            if local not in unit.deps and id(unit) not in ancestors(local, set()):
+                unit.deps.append(local)
+        if unit.kind == "local":
+            before.append(unit)
 
 
 def _toposort(units):

@@ -225,7 +225,8 @@ def load(path):
         problem = getattr(exc, "problem", None) or str(exc)
         raise NGError(f"{where}: invalid YAML: {' '.join(str(problem).split())} (check the indentation)") from None
     if not isinstance(doc, dict):
-        kind = {list: "a list", str: "a string", type(None): "empty"}.get(type(doc), type(doc).__name__)
+        kind = {list: "a list: put a list of tasks under 'tasks:'", str: "a string",
+                type(None): "empty"}.get(type(doc), type(doc).__name__)
         raise NGError(f"{path}: a jobspec must be a mapping (this file is {kind})")
     return doc
 

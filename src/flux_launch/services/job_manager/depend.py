@@ -22,6 +22,8 @@ the same user and name submitted before it is active (one at a time, in submit
 order, as Slurm's). ``begin-time`` (flux-core's) holds it until a timestamp
 (the value, seconds since the epoch; description ``begin-time=%.3f``).
 
+A target that is not a job id, does not exist or is another user's job refuses
+the submission itself (``precheck``: one clear error, nothing submitted).
 A restarted instance replays the events; a job still in DEPEND registers its
 remaining dependencies again (``restore``).
 """
@@ -80,6 +82,34 @@ class Depend:
             if job.state != "DEPEND":  # rejected (an exception ended it), or released
                 return False
         return not job.deps
+
+    def precheck(self, userid, jobspec):
+        """At submit: a target that does not exist, cannot be a job id, or is
+        another user's job refuses the submission (``ServiceError``), so nothing
+        is submitted; a dependency that can never be met on a real target is an
+        exception on the job later, as flux-core's."""
+        import errno
+
+        from flux_launch.services.base import ServiceError
+
+        deps = jobspec.get("attributes", {}).get("system", {}).get("dependencies") or ()
+        for d in deps:
+            scheme, value = d["scheme"], d["value"]
+            if scheme in ("singleton", "begin-time"):
+                continue
+            if value.startswith("name="):
+                name = value[5:]
+                if not any(j.name == name and j.userid == userid for j in reversed(self.jm.jobs.values())):
+                    raise ServiceError(errno.ENOENT, f"{scheme}: no job of yours is named {name!r}")
+                continue
+            try:
+                target = self.jm.jobs.get(parse_jobid(value))
+            except (ValueError, TypeError):
+                raise ServiceError(errno.EINVAL, f'{scheme}: "{value}" is not a valid jobid') from None
+            if target is None:
+                raise ServiceError(errno.ENOENT, f"{scheme}: id {value}: job not found")
+            if target.userid != userid:
+                raise ServiceError(errno.EPERM, f"{scheme}: Permission denied for job {value}")
 
     def _reject(self, job, note):
         self.jm.raise_exception(job, "dependency", 0, note)

@@ -68,12 +68,17 @@ class Ingest:
         (so a workflow can be checked whole before any of it is)."""
         jm = self.jm
         feasible = jm.sched.pool.feasible if jm.pool_ready else None
-        check({"urgency": 0, "flags": 0, **p}, msg.get("rolemask", 1) == 1, feasible)
+        jobspec = check({"urgency": 0, "flags": 0, **p}, msg.get("rolemask", 1) == 1, feasible)[0]
+        if "dependencies" in jobspec.get("attributes", {}).get("system", {}):
+            jm.depend.precheck(msg.get("userid", jm.broker.owner), jobspec)
         jm.broker.respond(msg, {})
 
     def _submit(self, msg, p):
         jm = self.jm
         feasible = jm.sched.pool.feasible if jm.pool_ready else None
         jobspec, summ, urgency, flags = check(p, msg.get("rolemask", 1) == 1, feasible)
-        job = jm.add(msg.get("userid", jm.broker.owner), jobspec, summ, urgency, flags)
+        userid = msg.get("userid", jm.broker.owner)
+        if "dependencies" in jobspec.get("attributes", {}).get("system", {}):
+            jm.depend.precheck(userid, jobspec)
+        job = jm.add(userid, jobspec, summ, urgency, flags)
         jm.broker.respond(msg, {"id": job.id})
