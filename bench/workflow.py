@@ -233,6 +233,30 @@ def cli_fanin_once(h, env, njobs):
             "submit_fanin_ms": 1000 * t_fan}
 
 
+def ng_once(h, env, njobs, shape):
+    """A JobSpec NG document of the shape (``depends_on`` by task name) through
+    ``flux job submit FILE``: jobs/s to the last job's clean, and the submit's
+    seconds (a chain is submitted link by link: each needs the previous id)."""
+    import tempfile
+
+    if shape == "chain":
+        tasks = [{"name": f"t{i}", "command": ["true"], **({"depends_on": [f"t{i - 1}"]} if i else {})}
+                 for i in range(njobs)]
+    else:
+        tasks = [{"name": f"t{i}", "command": ["true"]} for i in range(njobs)]
+        tasks.append({"name": "fan", "command": ["true"], "depends_on": [f"t{i}" for i in range(njobs)]})
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"version": 1, "tasks": tasks}, f)
+    try:
+        t0 = time.time()
+        t_sub, ids = _sh([FLUX, "job", "submit", f.name], env)
+    finally:
+        os.unlink(f.name)
+    _wait_clean(h, ids[-1])
+    (last,) = eventlogs(h, ids[-1:])
+    return {"jobs_per_s": len(tasks) / (last["clean"] - t0), "submit_s": t_sub}
+
+
 def measure(inst, cfg, progress=None):
     """Both shapes in ``inst`` (1 broker), from the Python API and from the command
     line, alternating run by run; ``cfg`` from ``sizes()``."""
@@ -242,7 +266,9 @@ def measure(inst, cfg, progress=None):
     env = {"PATH": inst.env["PATH"], "HOME": os.environ.get("HOME", "/")}
     shapes = {"chain": lambda h: chain_once(h, env, njobs), "fanin": lambda h: fanin_once(h, env, njobs),
               "cli chain": lambda h: cli_chain_once(h, inst.env, ncli),
-              "cli fanin": lambda h: cli_fanin_once(h, inst.env, njobs)}
+              "cli fanin": lambda h: cli_fanin_once(h, inst.env, njobs),
+              "ng chain": lambda h: ng_once(h, inst.env, njobs, "chain"),
+              "ng fanin": lambda h: ng_once(h, inst.env, njobs, "fanin")}
     runs = {name: [] for name in shapes}
     with Flux(inst.uri) as h:
         chain_once(h, env, 5)  # warm-up
@@ -265,7 +291,7 @@ def measure(inst, cfg, progress=None):
 
 
 def progress_steps(cfg):
-    return 4 * cfg["runs"]
+    return 6 * cfg["runs"]
 
 
 # ---- report --------------------------------------------------------------------
@@ -288,14 +314,19 @@ def table(res):
         f"{f['submit_fanin_ms']['median']:.1f} ms ({f['met_at_submit']['median']:.0f} of {n} met at submit)",
         f"  fan-in of {n} + 1, flux submit --cc=1-{n}, then {n} --dependency options: "
         f"{cf['jobs_per_s']['median']:7.0f} jobs/s; last clean -> fan-in start {cf['release_ms']['median']:.1f} ms,"
-        f" its flux submit {cf['submit_fanin_ms']['median']:.0f} ms"])
+        f" its flux submit {cf['submit_fanin_ms']['median']:.0f} ms",
+        f"  JobSpec NG (flux job submit FILE, depends_on by name): chain of {n} "
+        f"{res['ng chain']['jobs_per_s']['median']:7.0f} jobs/s (submit {res['ng chain']['submit_s']['median']:.2f} s)"
+        f"; fan-in of {n} + 1 {res['ng fanin']['jobs_per_s']['median']:7.0f} jobs/s "
+        f"(submit {res['ng fanin']['submit_s']['median']:.2f} s)"])
 
 
 def plot(res, plt):
     """A figure: jobs/s of each shape (matplotlib's pyplot passed in)."""
     n, k = res["jobs"], res["cli_chain_jobs"]
     bars = [(f"chain {n}\nAPI", res["chain"]), (f"chain {k}\nCLI loop", res["cli chain"]),
-            (f"fan-in {n}+1\nAPI", res["fanin"]), (f"fan-in {n}+1\nCLI", res["cli fanin"])]
+            (f"fan-in {n}+1\nAPI", res["fanin"]), (f"fan-in {n}+1\nCLI", res["cli fanin"]),
+            (f"chain {n}\nNG", res["ng chain"]), (f"fan-in {n}+1\nNG", res["ng fanin"])]
     fig, ax = plt.subplots(figsize=(6, 4))
     med = [b["jobs_per_s"]["median"] for _, b in bars]
     lo = [b["jobs_per_s"]["median"] - b["jobs_per_s"]["min"] for _, b in bars]

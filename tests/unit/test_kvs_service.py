@@ -452,3 +452,28 @@ def test_a_database_from_before_the_blob_file_is_migrated(tmp_path):
     raw_append(svc, "a", b"z" * 70000)
     assert get(svc, "a")["value"] == "xy" + "z" * 70000
     svc.store.db.close()
+
+
+def test_put_then_many_appends_in_one_commit_fold_in_order(tmp_path):
+    """A job's eventlog is put and appended to thousands of times in one commit
+    (a job with thousands of dependencies): the appends fold into one value, in
+    order, around other ops on the same key, and it survives a restart."""
+    state = str(tmp_path / "state")
+    svc = KVSService(Recorder(), state)
+    ops = [{"op": "put", "key": "ev", "value": "0\n"}]
+    ops += [{"op": "append", "key": "ev", "value": f"{i}\n"} for i in range(1, 5000)]
+    ops += [{"op": "put", "key": "other", "value": 1}, {"op": "append", "key": "ev", "value": "tail\n"},
+            {"op": "put", "key": "x", "value": "a"}, {"op": "append", "key": "x", "value": "b"},
+            {"op": "unlink", "key": "x"}, {"op": "put", "key": "y", "value": "c"},
+            {"op": "append", "key": "y", "value": "d"}, {"op": "put", "key": "y", "value": "e"},
+            {"op": "append", "key": "y", "value": "f"}]
+    call(svc, "kvs.commit", {"ops": ops})
+    last(svc)
+    want = "".join(f"{i}\n" for i in range(5000)) + "tail\n"
+    assert get(svc, "ev")["value"] == want and get(svc, "y")["value"] == "ef"
+    with pytest.raises(OSError):
+        get(svc, "x")
+    svc.close()
+    again = KVSService(Recorder(), state)
+    assert get(again, "ev")["value"] == want and get(again, "y")["value"] == "ef"
+    again.close()

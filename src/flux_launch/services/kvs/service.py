@@ -175,11 +175,21 @@ class KVSService(Watches):
         counted = {}  # key -> what this commit's limited appends count
         dropped = []
         fills = set()  # keys a limited append says are now full
+        folds = {}  # key -> (index of its put in changes, the parts of its value)
+
+        def unfold():
+            for k, (i, parts) in folds.items():
+                staged[k] = "".join(parts)
+                changes[i] = ("put", k, staged[k])
+            folds.clear()
+
         for op in ops:
             if not isinstance(op, dict):
                 raise KVSError(errno.EPROTO, "kvs.commit: each op must be an object")
             kind = op.get("op")
             key = normalize(op.get("key"))
+            if kind != "append" and folds:
+                unfold()
             if key == "." and kind != "unlink":
                 raise KVSError(errno.EINVAL, f"kvs.commit: cannot {kind} the root directory")
             if kind == "put":
@@ -200,12 +210,16 @@ class KVSService(Watches):
                     if op.get("full") is True:
                         fills.add(key)
                 if key in staged:  # put earlier in this commit: stage the whole value
+                    value = value if type(value) is str else value.decode()
+                    if key in folds:  # joined once at the end: n appends stay O(n)
+                        folds[key][1].append(value)
+                        continue
                     old = staged[key]
                     if not isinstance(old, str):
                         raise KVSError(errno.EINVAL, f"kvs.commit: cannot append to {key}: "
                                        "its value is not a string")
-                    staged[key] = old + (value if type(value) is str else value.decode())
-                    changes.append(("put", key, staged[key]))
+                    changes.append(("put", key, None))
+                    folds[key] = (len(changes) - 1, [old, value])
                     continue
                 if key in created:  # created by an earlier append of this commit
                     changes.append(("append", key, value))
@@ -233,6 +247,7 @@ class KVSService(Watches):
                 changes.append(("mkdir", key))
             else:
                 raise KVSError(errno.EPROTO, f"kvs.commit: unknown op {kind!r}")
+        unfold()
         changes = self._mark_simple(root, changes)
         blobs = {}
         for i, change in enumerate(changes):  # big appends go to the blob file first
