@@ -9,6 +9,16 @@ then ``{"type": "finished", "status"}`` (exit code, or 128+signal), then ``ENODA
 ``rexec.write {pid, data, eof}`` feeds the command's stdin; ``rexec.kill {pid,
 signum}`` signals its process group. A client that disconnects has its commands
 killed (SIGKILL to the process group): nothing outlives the client that asked.
+
+``rexec.exec`` with ``jobid`` (``flux exec --jobid``) runs a tool beside a job
+whose shell runs on this rank: with the job's environment (its jobspec's
+``attributes.system.environment``, ``FLUX_JOB_ID``, ``FLUX_JOB_TMPDIR`` of this
+node), in the job's cwd unless ``cwd`` is given, the client's ``env`` ignored.
+It is refused (ESRCH) when the job has no shell here. The instance owner may run
+tools in any job; anyone else only in their own (rank 0's ``job-manager.target``
+says whose it is), and may then write to and signal only their own tools. A
+tool is a process of its own: its crash is not the job's; the job's shell
+exiting here kills the tools still running beside it.
 """
 
 import asyncio
@@ -31,13 +41,15 @@ SEND_TIMEOUT = 5.0  # a blocked send holds the broker's loop: bounded, then the 
 
 
 class _Proc:
-    __slots__ = ("proc", "req", "owner", "streams_open")
+    __slots__ = ("proc", "req", "owner", "streams_open", "jobid", "userid")
 
-    def __init__(self, proc, req, owner):
+    def __init__(self, proc, req, owner, jobid=None):
         self.proc = proc
         self.req = req
         self.owner = owner
         self.streams_open = 2
+        self.jobid = jobid  # the job a tool runs beside (rexec.exec with jobid)
+        self.userid = req.get("userid")
 
 
 class ForkServerClient:
@@ -244,6 +256,7 @@ class RexecServer:
     def __init__(self, broker):
         self.broker = broker
         self.procs = {}
+        self.jobs = {}  # jobid -> the rexec.shell payload of a job whose shell runs here
         self.forkserver = None
         self.service = Service(broker, "rexec", {
             "exec": self._exec, "write": self._write, "kill": self._kill, "list": self._list,
@@ -252,8 +265,17 @@ class RexecServer:
 
     @staticmethod
     def _owner_only(msg, method):
-        if msg.get("rolemask", 1) != 1 and method != "disconnect":
-            raise ServiceError(errno.EPERM, "rexec: only the instance owner may run commands")
+        """A guest may only run tools in jobs (checked by ``_exec``) and write to or
+        signal their own (``_mine``)."""
+        if msg.get("rolemask", 1) == 1 or method in ("disconnect", "write", "kill"):
+            return
+        if method == "exec" and isinstance(msg.get("payload"), dict) and "jobid" in msg["payload"]:
+            return
+        raise ServiceError(errno.EPERM, "rexec: only the instance owner may run commands")
+
+    def _mine(self, msg, entry):
+        if msg.get("rolemask", 1) != 1 and entry.userid != msg.get("userid"):
+            raise ServiceError(errno.EPERM, "rexec: permission denied: not your process")
 
     def _shell(self, msg, p):
         """``rexec.shell {id, jobspec, R, ranks}``: start this rank's shell of a job."""
@@ -271,14 +293,24 @@ class RexecServer:
 
         def cb(kind, fields):
             if kind == "started":
+                self.jobs[p["id"]] = p
                 broker.respond(msg, {"type": "started", "pid": fields["pid"], "rank": broker.rank})
-            elif kind == "exited":
+                return
+            self._job_ended(p["id"])
+            if kind == "exited":
                 broker.respond(msg, {"type": "finished", "status": fields["status"], "rank": broker.rank})
                 broker.respond_error(msg, errno.ENODATA)
             else:
                 broker.respond_error(msg, errno.EIO, fields.get("errstr", "shell failed"))
 
         self.forkserver.start(p["id"], args, cb)
+
+    def _job_ended(self, jobid):
+        """A job's shell here is gone: so are the tools beside it."""
+        self.jobs.pop(jobid, None)
+        for pid, entry in list(self.procs.items()):
+            if entry.jobid == jobid:
+                self._signal(pid, signal.SIGKILL)
 
     def _shell_kill(self, msg, p):
         self.forkserver.kill(p.get("id"), p.get("signum", signal.SIGTERM), final=p.get("final") is True)
@@ -300,8 +332,12 @@ class RexecServer:
         cmd = p.get("cmd")
         if not isinstance(cmd, list) or not cmd or not all(isinstance(a, str) for a in cmd):
             raise ServiceError(errno.EPROTO, "rexec.exec: cmd must be a non-empty list of strings")
+        jobid = p.get("jobid")
         env = p.get("env")
         cwd = p.get("cwd") or None
+        if jobid is not None:
+            env, job_cwd = await self._job_context(msg, jobid)
+            cwd = cwd or job_cwd
         if env is not None and not (isinstance(env, dict) and all(isinstance(v, str) for v in env.values())):
             raise ServiceError(errno.EPROTO, "rexec.exec: env must map names to strings")
         if cwd is not None and not isinstance(cwd, str):
@@ -319,8 +355,10 @@ class RexecServer:
         except (TypeError, ValueError) as exc:
             raise ServiceError(errno.EPROTO, f"rexec.exec: {exc}") from None
         owner = tuple(msg.get("route", ()))
-        entry = _Proc(proc, msg, owner)
+        entry = _Proc(proc, msg, owner, jobid)
         self.procs[proc.pid] = entry
+        if jobid is not None and jobid not in self.jobs:  # the job ended while the tool started
+            self._signal(proc.pid, signal.SIGKILL)
         if getattr(broker, "_shutting_down", False):  # shutdown's kill_all ran while it started
             self._signal(proc.pid, signal.SIGKILL)
         broker.respond(msg, {"type": "started", "pid": proc.pid, "rank": broker.rank})
@@ -330,6 +368,46 @@ class RexecServer:
         broker.respond(msg, {"type": "finished", "pid": proc.pid, "rank": broker.rank,
                              "status": rc if rc >= 0 else 128 - rc})
         broker.respond_error(msg, errno.ENODATA)
+
+    async def _job_context(self, msg, jobid):
+        """``(env, cwd)`` of a tool beside job ``jobid``, once the requester may run it.
+
+        Raises:
+            ServiceError: EPROTO (a bad id), ESRCH (no shell of the job here),
+                EPERM (a guest's request about another user's job).
+        """
+        from flux_launch.core.jobid import JobID
+
+        if type(jobid) is not int or jobid < 0:
+            raise ServiceError(errno.EPROTO, "rexec.exec: jobid must be a job id (an integer)")
+        job = self.jobs.get(jobid)
+        if job is None:
+            raise ServiceError(errno.ESRCH, f"job {JobID(jobid)} is not running on rank {self.broker.rank}")
+        if msg.get("rolemask", 1) != 1:
+            _out, errnum, errstr = await self._ask("job-manager.target", {"id": jobid, "userid": msg.get("userid")})
+            if errnum:
+                raise ServiceError(errnum, errstr or "permission denied")
+        system = (job.get("jobspec") or {}).get("attributes", {}).get("system", {})
+        env = {k: v for k, v in (system.get("environment") or {}).items()
+               if isinstance(v, str) and not k.startswith(("PMI_", "SLURM_"))}
+        jid = JobID(jobid)
+        env["FLUX_JOB_ID"] = str(jid)
+        # the tmpdir plugin's path (shell/plugins/tmpdir.py)
+        env["FLUX_JOB_TMPDIR"] = os.path.join(self.broker.attrs["rundir"], f"jobtmp-{self.broker.rank}-{jid.f58plain}")
+        cwd = system.get("cwd")
+        return env, cwd if isinstance(cwd, str) and os.path.isdir(cwd) else None
+
+    def _ask(self, topic, payload, nodeid=0):
+        """An RPC of this broker's to another service: a future of ``(payload,
+        errnum, errstr)``."""
+        fut = asyncio.get_running_loop().create_future()
+
+        def cb(out, errnum, errstr):
+            if not fut.done():
+                fut.set_result((out, errnum, errstr))
+
+        self.broker.rpc(topic, payload, nodeid, cb)
+        return fut
 
     async def _pump(self, msg, stream, name):
         while True:
@@ -342,6 +420,7 @@ class RexecServer:
         entry = self.procs.get(p.get("pid"))
         if entry is None or entry.proc.stdin is None:
             raise ServiceError(errno.ENOENT, f"rexec.write: no process {p.get('pid')} with stdin")
+        self._mine(msg, entry)
         stdin = entry.proc.stdin
         try:
             if p.get("data"):
@@ -356,6 +435,7 @@ class RexecServer:
         pid = p.get("pid")
         if pid not in self.procs:
             raise ServiceError(errno.ESRCH, f"rexec.kill: no process {pid} on rank {self.broker.rank}")
+        self._mine(msg, self.procs[pid])
         self._signal(pid, int(p.get("signum", signal.SIGTERM)))
         self.broker.respond(msg, {})
 

@@ -1,5 +1,13 @@
-"""``flux exec [-r IDSET|all] [-l] [-n] [-d DIR] COMMAND...``: run a command on
-broker ranks, without the scheduler.
+"""``flux exec [-j JOBID] [-r IDSET|all] [-l] [-n] [-d DIR] COMMAND...``: run a
+command on broker ranks, without the scheduler.
+
+With ``-j/--jobid`` (as flux-core's) the command runs once on each node of a
+running job, beside its tasks: ``-r``/``-x`` then index the job's nodes (``-r 0``
+is the job's first node), and the command gets the job's environment, its
+``FLUX_JOB_ID`` and that node's ``FLUX_JOB_TMPDIR``, in the job's cwd unless
+``-d`` (``broker/rexec.py``). Only the job's owner or the instance owner may;
+a job that is unknown, not running or another user's, or a rank the job does
+not have, is one line on stderr and nothing is started.
 
 The command runs under each chosen rank's broker with this command's environment,
 ``FLUX_URI`` pointing at that broker. Its stdout and stderr come back here (with
@@ -26,6 +34,7 @@ def main(cmd, argv):
     p.add_argument("-n", "--noinput", action="store_true", help="do not send stdin to the commands")
     p.add_argument("-d", "--dir", help="run in this directory (default: the current one)")
     p.add_argument("-v", "--verbose", action="store_true", help="say when each command starts and ends")
+    p.add_argument("-j", "--jobid", help="run on the nodes of this running job, in its environment")
     p.add_argument("command", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     if not args.command:
@@ -33,6 +42,8 @@ def main(cmd, argv):
     from flux_launch.core.idset import IDset
 
     h = handle()
+    if args.jobid is not None:
+        return _run(h, _job_ranks(h, args), args)
     size = int(h.rpc("attr.get", {"name": "size"}).get()["value"])
     try:
         ranks = IDset(f"0-{size - 1}") if args.rank == "all" else IDset(args.rank)
@@ -43,6 +54,37 @@ def main(cmd, argv):
     if bad:
         p.error(f"rank {bad[0]} is not in this instance of size {size}")
     return _run(h, list(ranks), args)
+
+
+def _job_ranks(h, args):
+    """The broker ranks of the running job ``args.jobid`` that ``-r``/``-x`` pick
+    (indexes into the job's nodes); sets ``args.job`` to its id.
+
+    Raises:
+        ValueError: a bad job id or idset, an index the job does not have.
+        OSError: the job is unknown, not running, or not the requester's.
+    """
+    from flux_launch.core.idset import IDset
+    from flux_launch.core.jobid import JobID
+
+    try:
+        jid = JobID(args.jobid)
+    except ValueError:
+        raise ValueError(f"--jobid={args.jobid}: not a job id") from None
+    target = h.rpc("job-manager.target", {"id": int(jid)}).get()
+    nodes = target["ranks"]
+    n = len(nodes)
+    try:
+        index = IDset(f"0-{n - 1}") if args.rank == "all" else IDset(args.rank)
+        index = index - IDset(args.exclude)
+    except ValueError as exc:
+        raise ValueError(f"--rank/--exclude: {exc}") from None
+    bad = [i for i in index if i >= n]
+    if bad:
+        raise ValueError(f"job {jid} has no node {bad[0]}: its {n} node{'s' if n > 1 else ''} are 0-{n - 1} "
+                         "(-r indexes the job's nodes)")
+    args.job = int(jid)
+    return [nodes[i] for i in index]
 
 
 class _Task:
@@ -65,6 +107,8 @@ def _run(h, ranks, args):
 
     payload = {"cmd": args.command, "env": dict(os.environ), "cwd": args.dir or os.getcwd(),
                "stdin": not args.noinput}
+    if getattr(args, "job", None) is not None:  # the job's environment and cwd (rexec's)
+        payload = {"cmd": args.command, "jobid": args.job, "cwd": args.dir, "stdin": not args.noinput}
     tasks = [_Task(r, h.rpc("rexec.exec", payload, nodeid=r, flags=STREAMING)) for r in ranks]
     for t in tasks:
         t.prefix = f"{t.rank}: ".encode() if args.label_io else b""

@@ -3,7 +3,12 @@ output, forward stdin and signals), exiting with the job's exit code.
 
 ``--progress [--jps]`` (beyond flux-core's run): the job's state (PD, R, CD, F) as
 a bar below its output, or plain lines on stderr when stdout is not a terminal
-(``cli/progress.py``, imported only then)."""
+(``cli/progress.py``, imported only then).
+
+``--colocate=JOBID [--tasks-per-node=K | --per-task]`` (beyond flux-core): run a
+tool on the resources of the caller's running job JOBID, beside its tasks, one
+per node (K per node, or one per target task), with ``FLUX_TARGET_JOBID`` set;
+built on alloc-bypass (``submitbase.colocate``)."""
 
 import os
 import sys
@@ -19,14 +24,22 @@ def main(cmd, argv):
     p = submitbase.make_parser(cmd, "Run a parallel job interactively.")
     p.add_argument("--progress", action="store_true", help="show the job's state as a progress bar")
     p.add_argument("--jps", action="store_true", help="with --progress, show jobs/s instead of the elapsed time")
+    p.add_argument("--colocate", metavar="JOBID", help="run on the nodes of this running job of yours, beside it")
+    p.add_argument("--per-task", action="store_true", help="with --colocate, one task per task of the target")
     args = p.parse_args(argv)
     if not args.command:
         p.error("a COMMAND is required")
     h = None
-    if not args.dry_run and not submitbase.resource_options_given(args):
+    if args.colocate is not None:
         h = handle()
-        submitbase.whole_instance(args, h)
-    js = submitbase.jobspec(args)
+        js = submitbase.colocate(args, h)
+    elif args.per_task:
+        p.error("--per-task needs --colocate=JOBID")
+    else:
+        if not args.dry_run and not submitbase.resource_options_given(args):
+            h = handle()
+            submitbase.whole_instance(args, h)
+        js = submitbase.jobspec(args)
     flags = submitbase.flags(args)
     urgency = submitbase.urgency(args)
     ranks = "all"

@@ -442,3 +442,54 @@ def urgency(args):
     if not 0 <= number <= 31:
         raise ValueError(f"--urgency={value}: use an integer 0-31, default, hold or expedite")
     return number
+
+
+def colocate(args, h):
+    """``flux run --colocate=JOBID [--tasks-per-node=K | --per-task]`` (beyond
+    flux-core, built on its alloc-bypass): the tool's jobspec, on exactly the R of
+    the caller's running job JOBID, the scheduler bypassed. One task per node of
+    the target, K with ``--tasks-per-node``, or with ``--per-task`` as many on each
+    node as the target has there (its resources, task count and ``per-resource``
+    copied: the shell then computes the target's very task map). The tasks get
+    ``FLUX_TARGET_JOBID``.
+
+    Raises:
+        ValueError: a bad job id, resource options that cannot apply, a job of
+            another user.
+        OSError: the job is unknown or not running.
+    """
+    from flux_launch.core.jobid import JobID
+
+    for opt, dest in (("-n/--ntasks", "ntasks"), ("-N/--nodes", "nodes"), ("--cores", "cores"),
+                      ("-g/--gpus-per-task", "gpus_per_task"), ("--gpus-per-node", "gpus_per_node")):
+        if getattr(args, dest) is not None:
+            raise ValueError(f"--colocate: {opt} does not apply: the tool runs on the target's nodes "
+                             "(use --tasks-per-node=K or --per-task)")
+    if args.per_task and args.tasks_per_node is not None:
+        raise ValueError("--per-task and --tasks-per-node: use one or the other")
+    try:
+        jid = JobID(args.colocate)
+    except ValueError:
+        raise ValueError(f"--colocate={args.colocate}: not a job id") from None
+    target = h.rpc("job-manager.target", {"id": int(jid)}).get()
+    if target["userid"] != os.getuid():
+        raise ValueError(f"--colocate: job {jid} belongs to uid {target['userid']}: a tool may only join "
+                         "your own jobs")
+    nnodes = len(target["ranks"])
+    per_node = args.tasks_per_node or 1
+    args.tasks_per_node = None
+    args.nodes, args.ntasks = nnodes, nnodes
+    js = jobspec(args)
+    if args.per_task:
+        tjs = target["jobspec"]
+        js.jobspec["resources"] = tjs["resources"]
+        js.jobspec["tasks"][0]["count"] = tjs["tasks"][0]["count"]
+        per_resource = tjs.get("attributes", {}).get("system", {}).get("shell", {}).get("options", {}).get(
+            "per-resource")
+        if per_resource is not None:
+            js.setattr_shell_option("per-resource", per_resource)
+    else:
+        js.setattr_shell_option("per-resource", {"type": "node", "count": per_node})
+    js.setattr("system.alloc-bypass.R", target["R"])
+    js.environment = dict(js.environment or {}, FLUX_TARGET_JOBID=str(jid))
+    return js

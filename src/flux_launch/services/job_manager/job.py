@@ -37,7 +37,7 @@ class Job:
     __slots__ = ("id", "userid", "urgency", "priority", "flags", "state", "jobspec", "summary",
                  "alloc", "R", "t_submit", "t_depend", "t_run", "t_cleanup", "t_inactive", "status",
                  "exception", "result", "name", "waited", "kill_timer", "expiration", "has_started",
-                 "exec", "cwd", "queue", "memo", "deps", "deps_done")
+                 "exec", "cwd", "queue", "memo", "deps", "deps_done", "bypass")
 
     def __init__(self, jobid, userid, urgency=URGENCY_DEFAULT, flags=0, jobspec=None, t_submit=0.0):
         self.id = jobid
@@ -69,6 +69,7 @@ class Job:
         self.queue = None
         self.deps = {}  # descriptions of the dependencies not yet satisfied (RFC 26), in order
         self.deps_done = set()  # and of those satisfied
+        self.bypass = None  # the ResourceSet of an alloc-bypass job's R: it runs there, unscheduled
 
     @property
     def waitable(self):

@@ -32,6 +32,7 @@ import time
 from flux_launch.core.jobid import JobID
 from flux_launch.proto.job import PENDING, URGENCY_EXPEDITE, describe_status, exception_context
 from flux_launch.services.base import Service, ServiceError
+from flux_launch.services.job_manager.bypass import Bypass, bypass_R
 from flux_launch.services.job_manager.depend import Depend, dependencies
 from flux_launch.services.job_manager.info import Info
 from flux_launch.services.job_manager.ingest import Ingest
@@ -69,6 +70,7 @@ class JobManager:
         self._sched_scheduled = False
         self.purge = Purge(self)  # inactive jobs: their limits, purge and stats RPCs
         self.depend = Depend(self)  # jobs held in DEPEND (RFC 26)
+        self.bypass = Bypass(self)  # jobs run on the R they name (alloc-bypass), tools' targets
         epoch, last = self._restore()
         self.fluid = FluidGenerator(0, epoch_ms=epoch, start_timestamp=last)
         Ingest(self)
@@ -76,7 +78,7 @@ class JobManager:
         Service(broker, "job-manager", {
             "raise": self._raise, "kill": self._kill, "urgency": self._urgency, "wait": self._wait,
             "drain": self._drain, "memo": self._memo, "disconnect": self._disconnect,
-            **self.purge.methods()}).register()
+            **self.purge.methods(), **self.bypass.methods()}).register()
         Service(broker, "sched", {"resource-status": self._resource_status}).register()
         broker.on_run.append(self._fetch_resources)
         broker.subscribers.append(("overlay.lost", self._ranks_lost))
@@ -170,12 +172,14 @@ class JobManager:
 
     # ---- submission -----------------------------------------------------------------
 
-    def add(self, userid, jobspec, summary, urgency, flags):
+    def add(self, userid, jobspec, summary, urgency, flags, bypass=None):
         """A new job, accepted by ingest: its FLUID, its jobspec and ``submit`` event,
-        then DEPEND -> PRIORITY -> SCHED, queued unless held. Returns the Job."""
+        then DEPEND -> PRIORITY -> SCHED, queued unless held (``bypass``: the
+        ResourceSet of its alloc-bypass R, run without the scheduler). Returns the Job."""
         now = time.time()
         job = Job(self.fluid.next(), userid, urgency, flags, t_submit=now)
         job.set_jobspec(jobspec, summary)
+        job.bypass = bypass
         self.jobs[job.id] = job
         ops = [{"op": "put", "key": f"{kvs_dir(job.id)}.jobspec", "value": jobspec}]
         if not self._epoch_saved:  # FLUIDs of a restarted instance count from the same epoch
@@ -200,7 +204,22 @@ class JobManager:
         job.priority = priority_of(job.urgency)
         self.post(job, "priority", {"priority": job.priority})
         job.state = "SCHED"
-        if self.sched is not None and job.priority > 0:  # priority 0: held
+        if job.priority > 0:  # priority 0: held
+            self.enqueue(job)
+
+    def enqueue(self, job):
+        """A job in SCHED with a priority: an alloc-bypass job runs now on its R,
+        another goes to the scheduler (once there is one)."""
+        if job.bypass is None and bypass_R(job.jobspec) is not None:  # restored from the KVS
+            from flux_launch.proto import rv1
+
+            job.bypass = rv1.decode(bypass_R(job.jobspec))
+        if job.bypass is not None:
+            try:
+                self.bypass.start(job)
+            except Exception as exc:  # noqa: BLE001 - as a scheduled start's failure
+                self._start_failed(job, None, exc)
+        elif self.sched is not None:
             self.sched.submit(job.id, job.summary, job.priority, job.t_submit)
             self.schedule()
 
@@ -247,7 +266,7 @@ class JobManager:
                 self.sched.pool.set_down(r)
         self.pool_ready = True
         for job in sorted(self.jobs.values(), key=lambda j: j.id):
-            if job.state == "SCHED" and job.priority and self._check_feasible(job):
+            if job.state == "SCHED" and job.priority and bypass_R(job.jobspec) is None and self._check_feasible(job):
                 self.sched.submit(job.id, job.summary, job.priority, job.t_submit)
         self.schedule()
 
@@ -284,7 +303,8 @@ class JobManager:
         log.debug("job-manager: %s: start failed", JobID(job.id), exc_info=exc)
         note = f"start failed: {type(exc).__name__}: {exc}"
         if job.state == "SCHED":  # failed before the alloc event: the scheduler still holds alloc
-            self.sched.release(job.id, alloc, time.time())
+            if job.bypass is None:
+                self.sched.release(job.id, alloc, time.time())
             self.raise_exception(job, "exec", 0, note)
             self.schedule()
         elif job.state == "RUN":
@@ -359,7 +379,7 @@ class JobManager:
         job.status = status
         self.post(job, "finish", {"status": status})
         self.post(job, "release", {"ranks": "all", "final": True})
-        if self.sched is not None and job.alloc:
+        if self.sched is not None and job.alloc and job.bypass is None:  # a bypass job held nothing
             self.sched.release(job.id, job.alloc, time.time())
         self.post(job, "free")
         self._cleanup(job)
@@ -462,11 +482,11 @@ class JobManager:
         self.post(job, "urgency", {"urgency": urgency, "userid": msg.get("userid")})
         if job.state != "DEPEND":  # a job in DEPEND gets its priority once released
             self.post(job, "priority", {"priority": job.priority})
-        if job.state == "SCHED" and self.sched is not None:
-            self.sched.cancel(job.id)
+        if job.state == "SCHED":
+            if self.sched is not None:
+                self.sched.cancel(job.id)
             if job.priority > 0:
-                self.sched.submit(job.id, job.summary, job.priority, job.t_submit)
-                self.schedule()
+                self.enqueue(job)
         self.broker.respond(msg, {"old_urgency": old})
 
     def _wait(self, msg, p):
