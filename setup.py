@@ -54,5 +54,12 @@ try:
     ext_modules.append(topo_builder.distutils_extension(tmpdir="build/cffi"))
 except Exception as exc:  # noqa: BLE001
     sys.stderr.write(f"WARNING: cannot prepare the C accelerations ({exc}); using the Python twins\n")
+try:
+    # the MPIR symbols of flux job attach --debug (a debugger reads them): optional too
+    from build_mpir import ffibuilder as mpir_builder
+
+    ext_modules.append(mpir_builder.distutils_extension(tmpdir="build/cffi"))
+except Exception as exc:  # noqa: BLE001
+    sys.stderr.write(f"WARNING: cannot prepare the MPIR library ({exc}); flux job attach --debug won't work\n")
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalBuildExt})

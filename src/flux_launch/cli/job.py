@@ -1,5 +1,10 @@
 """``flux job SUBCOMMAND``: attach, info, eventlog, wait-event, status, wait, last,
-submit (``cli/jobsubmit.py``), kill, cancel, urgency, purge, id.
+submit (``cli/jobsubmit.py``), kill, cancel, urgency, purge, id, hostpids.
+
+``attach --debug`` exposes the job's tasks to a parallel debugger through the
+MPIR interface before it attaches as usual (``job/mpir.py``; ``--debug-emulate``,
+hidden, does the same without a debugger, for tests). ``hostpids`` prints the
+tasks' ``host:pid`` pairs (``job/proctable.py``).
 
 Every job id may be given in any encoding (f58, decimal, hex, dothex, kvs, words).
 An unknown job: ``flux-job: ƒXYZ: no such job``, exit 1.
@@ -24,10 +29,19 @@ def _jobid(p, text):
 
 
 def _parser():
+    from argparse import SUPPRESS
+
     p = Parser("job")
     sub = p.add_subparsers(dest="sub", required=True, metavar="SUBCOMMAND")
     s = sub.add_parser("attach", help="print a job's output and wait for it")
     s.add_argument("-l", "--label-io", action="store_true")
+    s.add_argument("--debug", action="store_true", help="enable a parallel debugger to attach to the running job")
+    s.add_argument("--debug-emulate", action="store_true", help=SUPPRESS)
+    s.add_argument("id")
+    s = sub.add_parser("hostpids", help="print host:pid of every task of a running job")
+    s.add_argument("-d", "--delimiter", default=",", metavar="STRING", help="output delimiter (default ',')")
+    s.add_argument("-r", "--ranks", default="all", metavar="IDSET", help="only the tasks of these ranks")
+    s.add_argument("-t", "--timeout", metavar="FSD", help="give up after this long")
     s.add_argument("id")
     s = sub.add_parser("info", help="print jobspec, R or an eventlog of a job")
     s.add_argument("id")
@@ -100,7 +114,39 @@ def _attach(p, args):
     from flux_launch.cli.attach import attach
 
     jobid = _jobid(p, args.id)
-    return attach(handle(), jobid, cmd="job", label=args.label_io)
+    h = handle()
+    if args.debug or args.debug_emulate:
+        from flux_launch.job import mpir
+
+        mpir.setup(h, jobid, emulate=args.debug_emulate)
+    return attach(h, jobid, cmd="job", label=args.label_io)
+
+
+def _hostpids(p, args):
+    """flux-core's flux job hostpids: waits for the job's tasks to start."""
+    from flux_launch.core import fsd
+    from flux_launch.job.proctable import proctable
+
+    ranks = None
+    if args.ranks != "all":
+        from flux_launch.core.idset import decode
+
+        try:
+            ranks = set(decode(args.ranks))
+        except ValueError as exc:
+            p.error(f"--ranks={args.ranks}: {exc}")
+    timeout = None
+    if args.timeout is not None:
+        try:
+            timeout = fsd.parse(args.timeout)
+        except ValueError as exc:
+            p.error(f"--timeout: {exc}")
+    delim = "\n" if args.delimiter == "\\n" else args.delimiter
+    table = proctable(handle(), _jobid(p, args.id), timeout, what="hostpids")
+    if not table.entries:
+        raise OSError(2, "hostpids: the job's shells report no task")
+    print(delim.join(f"{e['host']}:{e['pid']}" for e in table.entries if ranks is None or e["rank"] in ranks))
+    return 0
 
 
 def _info(p, args):

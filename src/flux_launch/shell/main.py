@@ -27,7 +27,9 @@ their own state (``aux_set``/``aux_get``), messages (``log``; a plugin that keep
 them registers ``add_log_sink``), the exec eventlog (``emit_event``; its writer
 registers ``add_event_sink``), ``add_completion_ref``/``remove_completion_ref``,
 the loop (``watch_fd``, ``unwatch_fd``, ``timer``), the broker (``rpc``,
-``service_register``, ``respond``), ``raise_exception`` and ``kill_tasks``.
+``service_register``, ``respond``), ``raise_exception``, ``kill_tasks`` (and
+``add_signal_hook``: called after it) and ``start_context`` (what they add to the
+leader's ``shell.start`` event, e.g. ``sync``).
 """
 
 import errno
@@ -132,6 +134,8 @@ class Shell:
         self._refs = {}  # completion reference name -> count
         self._waited = []  # RPCs whose answers the shell waits for before it exits
         self._services = {}  # method of the shell's service -> callback(request)
+        self._signal_hooks = []  # called with each signal kill_tasks sent
+        self.start_context = {}  # plugins' additions to the shell.start event
         self._draining = False
         self._exit_timer = None
 
@@ -242,13 +246,21 @@ class Shell:
             self.rpc("job-manager.raise", raise_payload(self.jobid, etype, note))
 
     def kill_tasks(self, sig):
-        """Send ``sig`` to every running task's process group."""
+        """Send ``sig`` to every running task's process group, then call the signal
+        hooks with it."""
         for task in self.tasks:
             if task.pid is not None and task.status is None:
                 try:
                     os.killpg(task.pid, sig)
                 except ProcessLookupError:
                     pass
+        for hook in self._signal_hooks:
+            hook(sig)
+
+    def add_signal_hook(self, hook):
+        """Call ``hook(sig)`` each time ``kill_tasks`` has sent ``sig`` (the ptrace
+        plugin continues the tasks it holds stopped)."""
+        self._signal_hooks.append(hook)
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -283,7 +295,7 @@ class Shell:
                 self.plugins.call("task.fork", self, task)
         self.plugins.call("shell.start", self)
         if self.leader:
-            self.emit_event("shell.start", {"taskmap": self.taskmap.rfc34()})
+            self.emit_event("shell.start", {"taskmap": self.taskmap.rfc34(), **self.start_context})
         while self._refs:
             self.loop.run_once()
         if self._exit_timer is not None:
