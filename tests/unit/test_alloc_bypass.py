@@ -6,10 +6,18 @@ what a tool learns of its target (and what it is refused)."""
 import errno
 
 import pytest
-from test_job_manager import GUEST, OWNER, _events, _jobspec, _run_to_end, _shells, jm  # noqa: F401
+from test_job_manager import GUEST, OWNER, _events, _jobspec, _run_to_end, _shells, make_manager
 
 from flux_launch.proto import eventlog
 from flux_launch.services.job_manager.job import kvs_dir
+
+
+@pytest.fixture
+def jm(tmp_path):
+    """A job manager of two ranks of two cores each."""
+    manager, kvs = make_manager(tmp_path)
+    yield manager
+    kvs.close()
 
 
 def _submit_as(jm, jobspec, userid=OWNER):
