@@ -13,7 +13,9 @@ timestamps), ``throughput`` (``flux submit --cc=1-N true`` to drained), ``io``
 -N1`` side by side in the 2-broker instance, and jobs/s flat versus through 2
 batch jobs), ``workflow`` (bench/workflow.py: a chain of 1,000 jobs, each
 ``afterok`` on the previous, and a fan-in of 1,000 jobs plus one that depends on
-all of them, jobs/s) and ``start`` (``flux start --test-size=N true``).
+all of them, jobs/s), ``colocate`` (bench/colocate.py: a tool of ``true`` launched
+beside a running 16-task job on 4 brokers, ``flux exec --jobid`` and ``flux run
+--colocate``, wall time) and ``start`` (``flux start --test-size=N true``).
 
 Launchers alternate run by run (a slow spell of the machine spreads over all of
 them); each figure is the median of the repeats, with the spread (min, max,
@@ -52,12 +54,13 @@ def _load(name):
 bio = _load("io")  # the I/O part, and ``run``
 nested = _load("nested")  # the nested part
 workflow = _load("workflow")  # the workflow part
+colocate = _load("colocate")  # the colocate part
 run = bio.run
 
 FLUX = os.path.join(os.path.dirname(sys.executable), "flux")
 HELLO = os.path.join(HERE, "..", "tests", "mpi", "hello.c")
 OMPI_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
-PARTS = ("latency", "split", "throughput", "io", "nested", "workflow", "start")
+PARTS = ("latency", "split", "throughput", "io", "nested", "workflow", "colocate", "start")
 # A launch that takes longer hangs (Open MPI 4.1's mpirun sometimes does with many
 # short-lived processes): it is killed and recorded as a failure.
 LATENCY_TIMEOUT = {"true": 10, "hello": 40}
@@ -69,10 +72,10 @@ def config(quick, repeats):
     if quick:  # the smoke test: every part, tiny
         return dict(ns=[1, 2], brokers=[1, 2], repeats=repeats or 1, jobs=[10], io_mb=4, io_tasks=[2],
                     io_check_mb=1, start_sizes=[1, 2], split_runs=2, nested=nested.sizes(True),
-                    workflow=workflow.sizes(True))
+                    workflow=workflow.sizes(True), colocate=colocate.sizes(True))
     return dict(ns=[1, 2, 8, 16, 32, 64], brokers=[1, 2, 4], repeats=repeats or 5, jobs=[100, 1000],
                 io_mb=200, io_tasks=[2, 8], io_check_mb=20, start_sizes=[1, 4, 16], split_runs=9,
-                nested=nested.sizes(False), workflow=workflow.sizes(False))
+                nested=nested.sizes(False), workflow=workflow.sizes(False), colocate=colocate.sizes(False))
 
 
 def stats(ts):
@@ -353,6 +356,8 @@ def table(results):
         lines.append(nested.table(results["nested"]))
     if results.get("workflow"):
         lines.append(workflow.table(results["workflow"]))
+    if results.get("colocate"):
+        lines.append(colocate.table(results["colocate"]))
     if results.get("start"):
         lines.append("flux start --test-size=N true (median s)")
         for n, s in results["start"].items():
@@ -433,6 +438,8 @@ def plots(results, prefix):
         save(nested.plot(results["nested"], plt), "nested")
     if results.get("workflow"):
         save(workflow.plot(results["workflow"], plt), "workflow")
+    if results.get("colocate"):
+        save(colocate.plot(results["colocate"], plt), "colocate")
     if results.get("split"):
         fig, ax = plt.subplots(figsize=(9, 2.4 + 0.6 * len(results["split"])))
         colors = plt.get_cmap("tab20").colors
@@ -478,6 +485,7 @@ def main():
              + ("io" in parts) * len(cfg["io_tasks"]) * cfg["repeats"] * 3
              + ("nested" in parts) * nested.progress_steps(cfg["nested"])
              + ("workflow" in parts) * workflow.progress_steps(cfg["workflow"])
+             + ("colocate" in parts) * colocate.progress_steps(cfg["colocate"])
              + ("start" in parts) * len(cfg["start_sizes"]) * cfg["repeats"])
     progress = Progress(total)
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(),
@@ -493,6 +501,8 @@ def main():
             need.append(1)
         if "nested" in parts and 2 not in need:
             need.append(2)
+        if "colocate" in parts and colocate.BROKERS not in need:
+            need.append(colocate.BROKERS)
         for b in need:
             instances[b] = Instance(size=b, timeout=120).start()
         if "latency" in parts:
@@ -507,6 +517,9 @@ def main():
             results["nested"] = nested.measure(instances[2], cfg["nested"], progress=progress.tick)
         if "workflow" in parts:
             results["workflow"] = workflow.measure(instances[1], cfg["workflow"], progress=progress.tick)
+        if "colocate" in parts:
+            results["colocate"] = colocate.measure(instances[colocate.BROKERS], cfg["colocate"],
+                                                   progress=progress.tick)
     finally:
         for inst in instances.values():
             inst.close()
