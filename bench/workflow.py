@@ -257,6 +257,46 @@ def ng_once(h, env, njobs, shape):
     return {"jobs_per_s": len(tasks) / (last["clean"] - t0), "submit_s": t_sub}
 
 
+_PYAPI = {
+    "executor": """
+import sys, time, concurrent.futures, flux.job
+js = flux.job.JobspecV1.from_command(["true"])
+t0 = time.time()
+with flux.job.FluxExecutor() as ex:
+    futs = [ex.submit(js) for _ in range({n})]
+    bad = sum(f.result() != 0 for f in concurrent.futures.as_completed(futs))
+print({n} / (time.time() - t0), bad)
+""",
+    "asyncio": """
+import asyncio, time, flux.asyncio, flux.job
+js = flux.job.JobspecV1.from_command(["true"])
+async def main():
+    t0 = time.time()
+    ids = await asyncio.gather(*(flux.asyncio.submit(js) for _ in range({n})))
+    infos = await asyncio.gather(*(flux.asyncio.result(i) for i in ids))
+    print({n} / (time.time() - t0), sum(i.returncode != 0 for i in infos))
+asyncio.run(main())
+""",
+}
+
+
+def pyapi_once(env, njobs, kind):
+    """N ``true`` jobs submitted and awaited from Python (``FluxExecutor``, or
+    ``flux.asyncio``), or by ``flux submit --cc=1-N --wait`` (``kind`` "cli"):
+    jobs/s from the first submit to the last result."""
+    if kind == "cli":
+        t, _ids = _sh([FLUX, "submit", "--quiet", f"--cc=1-{njobs}", "--wait", "true"], env)
+        return {"jobs_per_s": njobs / t}
+    proc = subprocess.run([sys.executable, "-c", _PYAPI[kind].format(n=njobs)], env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT_S)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench: {kind} failed: {proc.stderr[-300:]}")
+    rate, bad = proc.stdout.split()
+    if int(bad):
+        raise RuntimeError(f"bench: {kind}: {bad} jobs failed")
+    return {"jobs_per_s": float(rate)}
+
+
 def measure(inst, cfg, progress=None):
     """Both shapes in ``inst`` (1 broker), from the Python API and from the command
     line, alternating run by run; ``cfg`` from ``sizes()``."""
@@ -268,7 +308,10 @@ def measure(inst, cfg, progress=None):
               "cli chain": lambda h: cli_chain_once(h, inst.env, ncli),
               "cli fanin": lambda h: cli_fanin_once(h, inst.env, njobs),
               "ng chain": lambda h: ng_once(h, inst.env, njobs, "chain"),
-              "ng fanin": lambda h: ng_once(h, inst.env, njobs, "fanin")}
+              "ng fanin": lambda h: ng_once(h, inst.env, njobs, "fanin"),
+              "executor": lambda h: pyapi_once(inst.env, njobs, "executor"),
+              "asyncio": lambda h: pyapi_once(inst.env, njobs, "asyncio"),
+              "cli wait": lambda h: pyapi_once(inst.env, njobs, "cli")}
     runs = {name: [] for name in shapes}
     with Flux(inst.uri) as h:
         chain_once(h, env, 5)  # warm-up
@@ -291,7 +334,7 @@ def measure(inst, cfg, progress=None):
 
 
 def progress_steps(cfg):
-    return 6 * cfg["runs"]
+    return 9 * cfg["runs"]
 
 
 # ---- report --------------------------------------------------------------------
@@ -318,7 +361,10 @@ def table(res):
         f"  JobSpec NG (flux job submit FILE, depends_on by name): chain of {n} "
         f"{res['ng chain']['jobs_per_s']['median']:7.0f} jobs/s (submit {res['ng chain']['submit_s']['median']:.2f} s)"
         f"; fan-in of {n} + 1 {res['ng fanin']['jobs_per_s']['median']:7.0f} jobs/s "
-        f"(submit {res['ng fanin']['submit_s']['median']:.2f} s)"])
+        f"(submit {res['ng fanin']['submit_s']['median']:.2f} s)",
+        f"  {n} independent jobs submitted and awaited: FluxExecutor {res['executor']['jobs_per_s']['median']:7.0f}"
+        f" jobs/s, flux.asyncio {res['asyncio']['jobs_per_s']['median']:7.0f} jobs/s, flux submit --cc --wait "
+        f"{res['cli wait']['jobs_per_s']['median']:7.0f} jobs/s"])
 
 
 def plot(res, plt):
@@ -326,7 +372,9 @@ def plot(res, plt):
     n, k = res["jobs"], res["cli_chain_jobs"]
     bars = [(f"chain {n}\nAPI", res["chain"]), (f"chain {k}\nCLI loop", res["cli chain"]),
             (f"fan-in {n}+1\nAPI", res["fanin"]), (f"fan-in {n}+1\nCLI", res["cli fanin"]),
-            (f"chain {n}\nNG", res["ng chain"]), (f"fan-in {n}+1\nNG", res["ng fanin"])]
+            (f"chain {n}\nNG", res["ng chain"]), (f"fan-in {n}+1\nNG", res["ng fanin"]),
+            (f"{n} jobs\nExecutor", res["executor"]), (f"{n} jobs\nasyncio", res["asyncio"]),
+            (f"{n} jobs\nCLI --wait", res["cli wait"])]
     fig, ax = plt.subplots(figsize=(6, 4))
     med = [b["jobs_per_s"]["median"] for _, b in bars]
     lo = [b["jobs_per_s"]["median"] - b["jobs_per_s"]["min"] for _, b in bars]
