@@ -1,17 +1,24 @@
-"""``flux.job``: the job API of flux_launch under flux-core's name."""
+"""``flux.job``: the job API of flux_launch under flux-core's name (see
+``flux_launch.job``; its lazily imported names are lazy here too)."""
 
-from flux_launch.job import (FLUX_JOBID_ANY, EventLogEvent, JobException, JobID, JobInfo, Jobspec, JobspecV1,
-                             cancel, event_wait, event_watch, kill, result, result_async, submit, submit_async,
-                             wait)
+import flux_launch.job as _impl
+from flux_launch.job import (FLUX_JOBID_ANY, EventLogEvent, JobException, JobID, Jobspec, JobspecV1, cancel,
+                             cancel_async, event_wait, event_watch, event_watch_async, kill, kill_async, result,
+                             result_async, submit, submit_async, wait, wait_async)
 
-__all__ = ["JobID", "Jobspec", "JobspecV1", "submit", "submit_async", "result", "result_async", "wait", "event_watch",
-           "event_wait", "kill", "cancel", "EventLogEvent", "JobException", "JobInfo", "JobWaitResult",
-           "FLUX_JOBID_ANY"]
+__all__ = ["JobID", "Jobspec", "JobspecV1", "submit", "submit_async", "result", "result_async", "wait",
+           "wait_async", "event_watch", "event_watch_async", "event_wait", "kill", "kill_async", "cancel",
+           "cancel_async", "EventLogEvent", "JobException", "FLUX_JOBID_ANY",
+           # made on first use (flux_launch.job._LAZY)
+           "JobWaitResult", "JobInfo", "JobList", "job_list", "job_list_inactive", "job_list_id", "get_job",
+           "JobListRPC", "JobListIdRPC", "output_watch", "output_event_watch", "output_watch_lines", "job_output",
+           "JobOutput", "OutputEvent", "LogEvent", "OutputHeaderEvent", "RedirectEvent", "JobExceptionEvent"]
+# FluxExecutor, FluxExecutorFuture: added with flux_launch.job.executor
 
 
 def __getattr__(name):
-    if name == "JobWaitResult":  # made on first use (flux_launch.job.wait)
-        from flux_launch.job.wait import JobWaitResult
-
-        return JobWaitResult
+    if name in _impl._LAZY:
+        value = getattr(_impl, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

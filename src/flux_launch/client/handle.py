@@ -170,6 +170,15 @@ class Future:
         self.handle._reactor_get().then(self, callback, args)
         return self
 
+    def get_str(self, timeout=None):
+        """``get()``, as JSON text (flux-core's ``RPC.get_str``); ``None`` for no payload."""
+        payload = self.get(timeout)
+        if payload is None:
+            return None
+        from flux_launch.proto import fastjson
+
+        return fastjson.dumps(payload)
+
     def reset(self):
         """Nothing to do (flux-core's streaming futures need it between responses;
         here each response is queued on its own). Returns the future."""
@@ -267,7 +276,18 @@ class Flux:
             raise ConnectionError(f"the broker at {self.uri} closed the connection") from None
 
     def rpc(self, topic, payload=None, nodeid=NODEID_ANY, flags=0):
-        """Send a request and return its ``Future`` (``None`` with ``NORESPONSE``)."""
+        """Send a request and return its ``Future`` (``None`` with ``NORESPONSE``).
+
+        ``payload``: a dict, or its JSON text (as flux-core's ``rpc`` takes it; text
+        that is not JSON goes as it is, and the service refuses it with EPROTO).
+        """
+        if isinstance(payload, (str, bytes)):
+            from flux_launch.proto import fastjson
+
+            try:
+                payload = fastjson.loads(payload)
+            except ValueError:
+                pass
         tag = 0
         fut = None
         if not flags & NORESPONSE:

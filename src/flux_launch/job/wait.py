@@ -21,32 +21,11 @@ def __getattr__(name):
         global JobWaitResult
         JobWaitResult = namedtuple("JobWaitResult", ["jobid", "success", "errstr"])
         return JobWaitResult
+    if name == "JobInfo":  # job/info.py, imported when a result is read
+        from flux_launch.job.info import JobInfo
+
+        return JobInfo
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class JobInfo:
-    """What ``flux jobs`` knows of a job: attributes of the job-list record, plus
-    ``id`` (a ``JobID``), ``result`` ("COMPLETED", "FAILED", ...) and ``returncode``."""
-
-    def __init__(self, info):
-        self._info = info
-        self.id = JobID(info["id"])
-
-    def __getattr__(self, name):
-        try:
-            return self._info[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def result(self):
-        return self._info.get("result_str", "")
-
-    def get_info(self):
-        return dict(self._info, id=self.id, result=self.result)
-
-    def __repr__(self):
-        return f"JobInfo(id={self.id}, result={self.result}, returncode={self._info.get('returncode')})"
 
 
 def result(flux_handle, jobid, flags=0):
@@ -62,7 +41,36 @@ def result(flux_handle, jobid, flags=0):
         if event.name == "clean":
             watch.cancel()
             break
+    from flux_launch.job.info import JobInfo
+
     return JobInfo(flux_handle.rpc("job-list.list-id", {"id": int(jobid)}).get()["job"])
+
+
+class JobWaitFuture:
+    """The pending answer of ``wait_async``: ``get_status()`` (a ``JobWaitResult``),
+    ``then(cb, *args)``; ``get_status()`` raises what ``wait`` raises."""
+
+    def __init__(self, fut):
+        self._fut = fut
+
+    def get_status(self):
+        resp = self._fut.get()
+        return __getattr__("JobWaitResult")(JobID(resp["id"]), resp["success"], resp["errstr"])
+
+    def get(self):
+        return self.get_status()
+
+    def is_ready(self):
+        return self._fut.is_ready()
+
+    def then(self, callback, *args):
+        self._fut.then(lambda _f: callback(self, *args))
+        return self
+
+
+def wait_async(flux_handle, jobid=FLUX_JOBID_ANY):
+    """``wait`` without waiting: a ``JobWaitFuture``."""
+    return JobWaitFuture(flux_handle.rpc("job-manager.wait", {"id": int(jobid)}))
 
 
 def wait(flux_handle, jobid=FLUX_JOBID_ANY):
@@ -72,14 +80,14 @@ def wait(flux_handle, jobid=FLUX_JOBID_ANY):
         OSError: ECHILD (no waitable job left, or already waited), EINVAL (not
             waitable), ENOENT (no such job).
     """
-    resp = flux_handle.rpc("job-manager.wait", {"id": int(jobid)}).get()
-    return __getattr__("JobWaitResult")(JobID(resp["id"]), resp["success"], resp["errstr"])
+    return wait_async(flux_handle, jobid).get_status()
 
 
 class ResultFuture:
     """The pending outcome of a job (``result_async``): ``then(cb, *args)`` calls
     ``cb(future, *args)`` from ``Flux.reactor_run()`` once the job is inactive;
-    ``get_info()`` (a dict) and ``get()`` (a ``JobInfo``) block until then.
+    ``get_info()`` and ``get()`` (a ``JobInfo``, flux-core's) and ``get_dict()`` (its
+    record, a dict) block until then.
 
     Raises (from ``get``, or out of ``reactor_run``): ``OSError`` for an unknown job.
     """
@@ -134,10 +142,15 @@ class ResultFuture:
         while not self._consume():
             self._watch.wait_for()
         if self._info is None:
+            from flux_launch.job.info import JobInfo
+
             self._info = JobInfo(self.handle.rpc("job-list.list-id", {"id": int(self.jobid)}).get()["job"])
         return self._info
 
     def get_info(self):
+        return self.get()
+
+    def get_dict(self):
         return self.get().get_info()
 
 
