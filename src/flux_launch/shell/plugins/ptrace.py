@@ -107,12 +107,15 @@ def _stop_at_exec(pt, pid):
         info = os.waitid(os.P_PID, pid, os.WEXITED | os.WSTOPPED | os.WNOWAIT)
         if info is None or info.si_code != os.CLD_TRAPPED:
             return  # it exited (or was killed) before its exec: a zombie for the shell
-        if info.si_status == signal.SIGTRAP:
-            pt.call(PTRACE_DETACH, pid, signal.SIGSTOP)
-            pt.held.add(pid)
-            return
-        # a signal that came before the exec: delivered as it would have been
-        pt.call(PTRACE_CONT, pid, info.si_status)
+        try:
+            if info.si_status == signal.SIGTRAP:
+                pt.call(PTRACE_DETACH, pid, signal.SIGSTOP)
+                pt.held.add(pid)
+                return
+            # a signal that came before the exec: delivered as it would have been
+            pt.call(PTRACE_CONT, pid, info.si_status)
+        except ProcessLookupError:  # SIGKILLed meanwhile: its exit comes next
+            continue
 
 
 def _forwarded(shell, pt, sig):
