@@ -162,6 +162,19 @@ def test_hostpids_of_a_running_job(inst, tmp_path):
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "not running" in r.stderr, r.stderr
 
 
+def test_hostpids_waits_for_a_pending_job_up_to_its_timeout(inst):
+    jobid = submit(inst, "--urgency=hold", "true")
+    try:
+        r = inst.flux("job", "hostpids", "-t", "0.3", jobid, check=False)
+        assert r.returncode == 1 and r.stdout == "", r
+        assert r.stderr.count("\n") == 1 and "timed out waiting" in r.stderr, r.stderr
+        r = inst.flux("job", "hostpids", "-r", "nope", jobid, check=False)
+        assert r.returncode == 2 and "--ranks=nope" in r.stderr, r.stderr
+    finally:
+        inst.flux("cancel", jobid)
+    wait_clean(inst, jobid)
+
+
 @pytest.mark.parametrize("how", ["cancel", "SIGKILL"])
 def test_a_held_job_can_be_cancelled_or_killed(inst, prog, how):
     jobid = submit(inst, "-N2", "-n2", "-o", "stop-tasks-in-exec", prog, "300")
