@@ -75,3 +75,32 @@ def test_gdb_reads_the_mpich_proctable(inst4, mpich, tmp_path):
     assert all(t[2] in "tT" and t[3] == mpich["hello"] for t in tasks), out  # held until gdb continued
     assert _ranks(res.stdout, 4), out  # then MPI_Init wired the four up
     assert "exited normally" in out, out
+
+
+def test_tools_colocated_one_per_node_see_the_mpich_tasks(inst4, mpich):
+    """Issue 15's acceptance: an MPICH job on 2 of 4 brokers (held in exec, so its
+    tasks stay put); a tool started one per node with flux run --colocate, and one
+    with flux exec --jobid, finds each task of hostpids on its host in /proc; then
+    the job is continued and completes."""
+    jobid = inst4.flux("submit", "-N2", "-n4", "-o", "stop-tasks-in-exec", mpich["hello"]).stdout.strip()
+    pairs = inst4.flux("job", "hostpids", jobid, timeout=60).stdout.strip().split(",")
+    assert len(pairs) == 4, pairs
+    # the test's brokers share one hostname: each tool checks every pid of its host
+    check = ('echo "tool $FLUX_TARGET_JOBID $(flux getattr rank)"; for hp in $PAIRS; do h=${hp%%:*}; '
+             'p=${hp##*:}; [ "$h" = "$(hostname)" ] || continue; '
+             'test -d /proc/$p && echo "seen $p" || echo "missing $p"; done')
+    env = {"PAIRS": " ".join(pairs)}
+    tool = inst4.flux("run", f"--colocate={jobid}", "--env=PAIRS", "sh", "-c", check, env=env, timeout=60)
+    lines = tool.stdout.splitlines()
+    R = json.loads(inst4.flux("job", "info", jobid, "R").stdout)
+    job_ranks = sorted(rv1.decode(R).ranks)
+    tools = sorted(int(line.split()[2]) for line in lines if line.startswith("tool "))
+    assert tools == job_ranks and all(line.split()[1] == jobid for line in lines if line.startswith("tool ")), lines
+    seen = sorted(line.split()[1] for line in lines if line.startswith("seen "))
+    assert not any(line.startswith("missing") for line in lines), lines
+    pids = [p.rpartition(":")[2] for p in pairs]
+    assert set(seen) == set(pids) and len(seen) in (len(pids), len(pids) * len(tools)), (seen, pairs)
+    ranks = inst4.flux("exec", f"--jobid={jobid}", "sh", "-c", 'echo "$FLUX_JOB_ID"', timeout=60).stdout.split()
+    assert ranks == [jobid, jobid], ranks  # one per node of the job
+    res = inst4.flux("job", "attach", "--debug-emulate", jobid, timeout=120)
+    assert _ranks(res.stdout, 4), res.stdout
