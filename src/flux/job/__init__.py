@@ -16,7 +16,15 @@ __all__ = ["JobID", "Jobspec", "JobspecV1", "submit", "submit_async", "result", 
 # FluxExecutor, FluxExecutorFuture: added with flux_launch.job.executor
 
 
+# flux-core's submodules (flux.job.output...): these names are flux_launch.job's modules
+_SUBMODULES = ("output", "list", "info", "event", "kill", "wait", "submit")
+
+
 def __getattr__(name):
+    if name in _SUBMODULES:
+        from importlib import import_module
+
+        return import_module(f"flux.job.{name}")
     if name in _impl._LAZY:
         value = getattr(_impl, name)
         globals()[name] = value

@@ -96,7 +96,8 @@ class Future:
     the stream, or give it a continuation with ``then``.
 
     ``done`` becomes true once the last response (of a streaming RPC: the error
-    that ends the stream) has been taken with ``get()``.
+    that ends the stream) has been taken with ``get()``; a plain RPC's ``get()``
+    then returns (or raises) that response again, as flux-core's futures do.
     """
 
     def __init__(self, handle, matchtag, topic, streaming):
@@ -109,6 +110,7 @@ class Future:
         self._ended = False  # the last response was received (no more will come)
         self._then = None  # (callback, args) of the continuation
         self._due = 0  # responses received that the continuation was not called for yet
+        self._last = None  # a plain RPC's response once taken: get() returns it again
 
     def is_ready(self):
         """True when a response is waiting: ``get()`` returns or raises without blocking."""
@@ -136,14 +138,19 @@ class Future:
             ConnectionError: the broker went away.
         """
         q = self._queue
-        while not q:
-            self.handle._recv_one(timeout)
-        resp = q.popleft()
+        if not q and self.done and not self.streaming:
+            resp = self._last  # a plain RPC's answer, again (as flux-core's futures keep it)
+        else:
+            while not q:
+                self.handle._recv_one(timeout)
+            resp = q.popleft()
         errnum = resp.get("errnum")
         if errnum:
+            self._last = resp
             self._finish()  # an error ends a stream too (RFC 6), not only ENODATA
             raise OSError(errnum, resp.get("errstr") or os.strerror(errnum))
         if not self.streaming:
+            self._last = resp
             self._finish()
         return resp.get("payload")
 

@@ -159,8 +159,7 @@ class JobInfo:
         if name == "result_id":
             return rec.get("result", "")
         if name == "returncode":
-            code = rec.get("returncode", "")
-            return "" if rec.get("result_str", "") == "" and code in (None, "") else code
+            return _returncode(rec)
         if name == "exception":
             return ExceptionInfo(rec.get("exception_occurred", ""), rec.get("exception_severity", ""),
                                  rec.get("exception_type", ""), rec.get("exception_note", ""))
@@ -222,6 +221,21 @@ class JobInfo:
 
     def __repr__(self):
         return f"JobInfo(id={self.id}, result={self.result}, returncode={self._record.get('returncode')})"
+
+
+def _returncode(rec):
+    """flux-core's: "" while active; from the wait status (``-signum`` when the
+    shell was signaled); -128 for a job canceled before it ran, 1 for one that
+    failed before it ran."""
+    result = rec.get("result_str", "")
+    if not result:
+        return ""
+    status = rec.get("waitstatus")
+    if not isinstance(status, int):
+        return -128 if result == "CANCELED" else (1 if result == "FAILED" else rec.get("returncode", ""))
+    if status & 0x7F:  # WIFSIGNALED (a stopped status never ends a job)
+        return -(status & 0x7F)
+    return (status >> 8) & 0xFF
 
 
 def _state(info, rec):
