@@ -25,7 +25,7 @@ _LAZY = {
     "output_watch": "output", "output_event_watch": "output", "output_watch_lines": "output",
     "job_output": "output", "JobOutput": "output", "OutputEvent": "output", "LogEvent": "output",
     "OutputHeaderEvent": "output", "RedirectEvent": "output", "JobExceptionEvent": "output",
-    # FluxExecutor, FluxExecutorFuture: flux_launch.job.executor (added by its author)
+    "FluxExecutor": "executor", "FluxExecutorFuture": "executor",
 }
 
 __all__ = ["JobID", "Jobspec", "JobspecV1", "submit", "submit_async", "result", "result_async", "wait",

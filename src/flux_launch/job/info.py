@@ -220,7 +220,10 @@ class JobInfo:
         return dict(self._record, id=self.id, result=self.result)
 
     def __repr__(self):
-        return f"JobInfo(id={self.id}, result={self.result}, returncode={self._record.get('returncode')})"
+        """``JobInfo({...})`` with what ``to_dict()`` gives (the id in its f58 form)."""
+        d = self.to_dict()
+        d["id"] = self.id.f58
+        return f"JobInfo({d!r})"
 
 
 def _returncode(rec):
