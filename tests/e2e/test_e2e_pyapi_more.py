@@ -297,3 +297,42 @@ def test_exec_eventlog_watch_of_finished_and_never_run_jobs_ends(inst, tmp_path)
     assert sorted(r["finished"]) == ["shell.init", "shell.start", "shell.task-exit", "shell.task-exit"]
     assert r["done_wait"] == "shell.start"
     assert r["never_ran"] == 2
+
+
+def test_output_watch_async_forms(inst, tmp_path):
+    out = _script(inst, tmp_path, """
+        j = flux.job.submit(h, spec("sh", "-c", "echo a$FLUX_TASK_RANK; echo b >&2", num_tasks=2))
+        r = {"lines": [], "events": []}
+
+        def on_line(fut, tag):
+            r["lines"].append([tag, *fut.getline()])
+
+        def on_event(fut):
+            ev = fut.get_event()
+            r["events"].append(ev.name if ev is not None else None)
+
+        flux.job.output_watch_lines_async(h, j, labelio=True).then(on_line, "t")
+        flux.job.output_event_watch_async(h, j).then(on_event)
+        h.reactor_run()
+        w = flux.job.output_watch_async(h, j)
+        chunks = []
+        while (item := w.get_output()) != (None, None):
+            chunks.append(list(item))
+        r["chunks"] = sorted(chunks)
+        held = flux.job.submit(h, spec("true"), urgency=0)
+        flux.job.cancel(h, held)
+        w = flux.job.output_event_watch_async(h, held)
+        r["first"] = w.get_event().name
+        try:
+            w.get_event()
+        except OSError as exc:
+            r["never"] = exc.errno
+        print(json.dumps(r))
+    """)
+    r = json.loads(out)
+    assert sorted(r["lines"][:-1]) == [["t", "stderr", "0: b"], ["t", "stderr", "1: b"],
+                                       ["t", "stdout", "0: a0"], ["t", "stdout", "1: a1"]]
+    assert r["lines"][-1] == ["t", None, None]
+    assert r["events"][0] == "header" and r["events"][-1] is None and r["events"].count("data") == 8
+    assert r["chunks"] == [["stderr", "b\n"], ["stderr", "b\n"], ["stdout", "a0\n"], ["stdout", "a1\n"]]
+    assert r["first"] == "exception" and r["never"] == 5

@@ -13,7 +13,8 @@ __all__ = ["JobID", "Jobspec", "JobspecV1", "submit", "submit_async", "result", 
            "JobWaitResult", "JobInfo", "JobList", "job_list", "job_list_inactive", "job_list_id", "get_job",
            "JobListRPC", "JobListIdRPC", "output_watch", "output_event_watch", "output_watch_lines", "job_output",
            "JobOutput", "OutputEvent", "LogEvent", "OutputHeaderEvent", "RedirectEvent", "JobExceptionEvent",
-           "FluxExecutor", "FluxExecutorFuture"]
+           "output_event_watch_async", "output_watch_async", "output_watch_lines_async", "FluxExecutor",
+           "FluxExecutorFuture"]
 
 
 # flux-core's submodules (flux.job.output...): these names are flux_launch.job's modules

@@ -25,6 +25,7 @@ _LAZY = {
     "output_watch": "output", "output_event_watch": "output", "output_watch_lines": "output",
     "job_output": "output", "JobOutput": "output", "OutputEvent": "output", "LogEvent": "output",
     "OutputHeaderEvent": "output", "RedirectEvent": "output", "JobExceptionEvent": "output",
+    "output_event_watch_async": "output", "output_watch_async": "output", "output_watch_lines_async": "output",
     "FluxExecutor": "executor", "FluxExecutorFuture": "executor",
 }
 

@@ -8,7 +8,9 @@
 ``(stream, line)``; ``job_output`` waits for the job's end and returns a
 ``JobOutput(stdout, stderr, log)``. Each waits for the job to start (the output
 eventlog exists from then) unless ``nowait``, and ends once the job finished and
-its output eventlog is complete (the job is inactive).
+its output eventlog is complete (the job is inactive). Their ``_async`` forms
+(``output_event_watch_async``, ``output_watch_async``, ``output_watch_lines_async``)
+are fulfilled from the reactor: ``then(cb)`` once per item and once at the end.
 
 Failures: an unknown job raises ``OSError(ENOENT)``; a job that never started
 (canceled while pending, an exception before it ran) raises ``OSError(EIO, "job
@@ -317,3 +319,182 @@ def job_output(flux_handle, jobid, tasks="*", labelio=False, nowait=False, log_s
                 raise JobException(ev) from None
         raise
     return JobOutput(*("".join(streams[k]) for k in ("stdout", "stderr", "log")))
+
+
+class _OutputFuture:
+    """A stream of items fulfilled from the reactor (flux-core's multiply fulfilled
+    futures): ``then(cb, *args)`` calls ``cb(future, *args)`` once per item and once
+    at the end; the getter (``get_event``, ``get_output``, ``getline``) returns the
+    next item, running the reactor until there is one, and the end marker after
+    the last. An error (no such job, never started) is raised by the getter."""
+
+    _END = None
+
+    def __init__(self, flux_handle, jobid):
+        from _collections import deque
+
+        self.handle = flux_handle
+        self.jobid = JobID(jobid)
+        self._items = deque()
+        self._ended = False
+        self._error = None
+        self._then = None
+
+    def get_flux(self):
+        return self.handle
+
+    def _push(self, item):
+        self._items.append(item)
+        self._call()
+
+    def _fail(self, exc):
+        if not self._ended:
+            self._error = exc
+            self._end()
+
+    def _end(self):
+        if not self._ended:
+            self._ended = True
+            self._call()
+
+    def _call(self):
+        if self._then is not None:
+            callback, args = self._then
+            callback(self, *args)
+
+    def then(self, callback, *args):
+        self._then = (callback, args)
+        return self
+
+    def _next(self):
+        from flux_launch.client.handle import REACTOR_ONCE
+
+        while not self._items and not self._ended:
+            self.handle.reactor_run(REACTOR_ONCE)
+        if self._items:
+            return self._items.popleft()
+        if self._error is not None:
+            raise self._error
+        return self._END
+
+    def get(self):
+        return self._next()
+
+
+class JobOutputEventWatch(_OutputFuture):
+    """``output_event_watch_async``: ``get_event()`` returns the next output event,
+    ``None`` at the end."""
+
+    def __init__(self, flux_handle, jobid, labelio=False, nowait=False):
+        from flux_launch.job.event import event_watch_async
+
+        super().__init__(flux_handle, jobid)
+        self.labelio = labelio
+        self.started = self.finished = nowait
+        self.closed = False
+        if nowait:
+            self._watch_output()
+        else:
+            event_watch_async(flux_handle, self.jobid).then(self._on_main)
+
+    def get_event(self, autoreset=True):
+        return self._next()
+
+    def _watch_output(self):
+        from flux_launch.job.event import event_watch_async
+
+        event_watch_async(self.handle, self.jobid, "guest.output").then(self._on_output)
+
+    def _on_main(self, fut):
+        try:
+            ev = fut.get_event()
+        except OSError as exc:
+            self._fail(exc)
+            return
+        if ev is None:
+            if not self.started:
+                self._fail(OSError(errno.EIO, f"job {self.jobid} never started"))
+        elif ev.name == "exception":
+            self._push(JobExceptionEvent(ev))
+        elif ev.name == "start":
+            self.started = True
+            self._watch_output()
+        elif ev.name == "finish":
+            self.finished = True
+            fut.cancel(stop=True)  # exceptions after finish are not reported
+            if self.closed:
+                self._end()
+
+    def _on_output(self, fut):
+        try:
+            ev = fut.get_event()
+        except OSError as exc:
+            self._fail(exc)
+            return
+        if ev is not None:
+            self._push(_parse(ev, self.labelio))
+        else:
+            self.closed = True
+            if self.finished:
+                self._end()
+
+
+class JobOutputWatch(_OutputFuture):
+    """``output_watch_async``: ``get_output()`` returns ``(stream, text)``, then
+    ``(None, None)`` at the end."""
+
+    _END = (None, None)
+
+    def __init__(self, flux_handle, jobid, labelio=False, log_stderr_level=LOG_TRACE, nowait=False, lines=False,
+                 keepends=False):
+        super().__init__(flux_handle, jobid)
+        self.log_stderr_level = log_stderr_level
+        self._lines = lines
+        self._keepends = keepends
+        JobOutputEventWatch(flux_handle, jobid, labelio, nowait).then(self._on_event)
+
+    def get_output(self):
+        return self._next()
+
+    def getline(self):
+        return self._next()
+
+    def _on_event(self, fut):
+        try:
+            event = fut.get_event()
+        except OSError as exc:
+            self._fail(exc)
+            return
+        if event is None:
+            self._end()
+            return
+        if event.name == "data":
+            if event.data is None:
+                return
+            stream, text = event.stream, event.render()
+        elif event.name in ("log", "redirect", "exception"):
+            stream = "log" if event.name == "log" and event.level > self.log_stderr_level else "stderr"
+            text = event.render() + "\n"
+        else:
+            return
+        if not self._lines:
+            self._push((stream, text))
+            return
+        for line in text.splitlines(keepends=self._keepends):
+            self._push((stream, line))
+
+
+def output_event_watch_async(flux_handle, jobid, labelio=False, nowait=False):
+    """Output events from the reactor: a ``JobOutputEventWatch`` (``then``, ``get_event``)."""
+    return JobOutputEventWatch(flux_handle, jobid, labelio=labelio, nowait=nowait)
+
+
+def output_watch_async(flux_handle, jobid, labelio=False, log_stderr_level=LOG_TRACE, nowait=False):
+    """Output from the reactor: a ``JobOutputWatch`` (``then``, ``get_output``)."""
+    return JobOutputWatch(flux_handle, jobid, labelio, log_stderr_level, nowait)
+
+
+def output_watch_lines_async(flux_handle, jobid, labelio=False, log_stderr_level=LOG_TRACE, nowait=False,
+                             keepends=False):
+    """Output lines from the reactor: a ``JobOutputWatch`` (``then``, ``getline``)."""
+    return JobOutputWatch(flux_handle, jobid, labelio, log_stderr_level, nowait, lines=True, keepends=keepends)
