@@ -186,3 +186,15 @@ def test_kvs_exists_isdir_and_namespace(monkeypatch):
     monkeypatch.setenv("FLUX_KVS_NAMESPACE", "ns1")
     kvs.get(h, "a")
     assert h.sent[-1] == ("kvs.get", {"key": "a", "namespace": "ns1"})
+
+
+def test_flux_constants_are_what_the_calls_take():
+    import flux.constants as c
+
+    assert c.FLUX_JOB_STATE_PENDING == joblist.JobList.STATES["pending"]
+    assert c.FLUX_JOB_STATE_ACTIVE == joblist.JobList.STATES["active"]
+    assert c.FLUX_JOB_RESULT_CANCELED == joblist.JobList.RESULTS["canceled"]
+    assert c.FLUX_USERID_UNKNOWN == joblist.FLUX_USERID_UNKNOWN
+    from flux_launch.client.handle import STREAMING
+
+    assert c.FLUX_RPC_STREAMING == STREAMING
