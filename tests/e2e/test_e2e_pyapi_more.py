@@ -336,3 +336,24 @@ def test_output_watch_async_forms(inst, tmp_path):
     assert r["events"][0] == "header" and r["events"][-1] is None and r["events"].count("data") == 8
     assert r["chunks"] == [["stderr", "b\n"], ["stderr", "b\n"], ["stdout", "a0\n"], ["stdout", "a1\n"]]
     assert r["first"] == "exception" and r["never"] == 5
+
+
+def test_job_kvs_lookup_and_job_kvs(inst, tmp_path):
+    out = _script(inst, tmp_path, """
+        j = flux.job.submit(h, spec("true"))
+        flux.job.result(h, j)
+        d = flux.job.job_kvs_lookup(h, j, keys=["jobspec", "R", "eventlog"])
+        raw = flux.job.job_kvs_lookup(h, j, decode=False)
+        many = flux.job.JobKVSLookup(h, ids=[j, 123456])
+        print(json.dumps({
+            "keys": sorted(d), "id": d["id"] == j, "cmd": d["jobspec"]["tasks"][0]["command"],
+            "eventlog": d["eventlog"].splitlines()[0].startswith("{"), "raw": type(raw["jobspec"]).__name__,
+            "none": [flux.job.job_kvs_lookup(h, 123456), flux.job.job_kvs_lookup(h, j, keys=["nope"])],
+            "many": [len(many.data()), len(many.errors)],
+            "dir": sorted(flux.job.job_kvs(h, j)), "guest": sorted(flux.job.job_kvs_guest(h, j)),
+        }))
+    """)
+    r = json.loads(out)
+    assert r == {"keys": ["R", "eventlog", "id", "jobspec"], "id": True, "cmd": ["true"], "eventlog": True,
+                 "raw": "str", "none": [None, None], "many": [1, 1], "dir": ["R", "eventlog", "guest", "jobspec"],
+                 "guest": ["exec", "output"]}

@@ -13,12 +13,13 @@ __all__ = ["JobID", "Jobspec", "JobspecV1", "submit", "submit_async", "result", 
            "JobWaitResult", "JobInfo", "JobList", "job_list", "job_list_inactive", "job_list_id", "get_job",
            "JobListRPC", "JobListIdRPC", "output_watch", "output_event_watch", "output_watch_lines", "job_output",
            "JobOutput", "OutputEvent", "LogEvent", "OutputHeaderEvent", "RedirectEvent", "JobExceptionEvent",
-           "output_event_watch_async", "output_watch_async", "output_watch_lines_async", "FluxExecutor",
+           "output_event_watch_async", "output_watch_async", "output_watch_lines_async", "job_kvs_lookup",
+           "JobKVSLookup", "job_kvs", "job_kvs_guest", "FluxExecutor",
            "FluxExecutorFuture"]
 
 
 # flux-core's submodules (flux.job.output...): these names are flux_launch.job's modules
-_SUBMODULES = ("output", "list", "info", "event", "kill", "wait", "submit")
+_SUBMODULES = ("output", "list", "info", "event", "kill", "wait", "submit", "kvslookup")
 
 
 def __getattr__(name):

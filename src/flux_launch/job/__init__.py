@@ -26,6 +26,8 @@ _LAZY = {
     "job_output": "output", "JobOutput": "output", "OutputEvent": "output", "LogEvent": "output",
     "OutputHeaderEvent": "output", "RedirectEvent": "output", "JobExceptionEvent": "output",
     "output_event_watch_async": "output", "output_watch_async": "output", "output_watch_lines_async": "output",
+    "job_kvs_lookup": "kvslookup", "JobKVSLookup": "kvslookup", "job_kvs": "kvslookup",
+    "job_kvs_guest": "kvslookup",
     "FluxExecutor": "executor", "FluxExecutorFuture": "executor",
 }
 
