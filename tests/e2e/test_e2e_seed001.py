@@ -123,7 +123,7 @@ def test_executor_results_exceptions_callbacks_attach(inst, tmp_path):
         except RuntimeError:
             print("after-shutdown refused")
     """)
-    assert out == ["exit 3", "killed -9", "cancel JobException cancel", "attach True JobException",
+    assert out == ["exit 3", "killed 137", "cancel JobException cancel", "attach True JobException",
                    "bad OSError", "badid True", "valueerror", "nojob ValueError", "seen ['jobid', 'start']",
                    "after-shutdown refused"], out
 
