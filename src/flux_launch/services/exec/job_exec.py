@@ -7,6 +7,26 @@ every shell has started; ``finish`` when every shell has exited, with the highes
 wait status. A shell that cannot start, or a rank lost while the job runs, raises
 an ``exec`` exception; that rank counts as exited with status 1.
 
+The exec eventlog (``guest.exec.eventlog``) has flux-core's job-exec events
+around the shells' own (``shell.init``, ``shell.start``, ``shell.task-exit``...):
+``init`` and ``starting`` when the shells are asked to start, ``complete
+{status}`` (the ``finish`` status) and ``done`` (the last entry: tools wait for
+it) when the last shell has exited; a job that fails before it starts (testexec's
+``mock_exception=init``) gets ``init`` and ``done``. They are committed with the
+job manager's events of the same loop turn (``alloc``, ``finish``): no commit or
+round trip of their own. ``init`` and ``starting`` are committed before any shell
+exists, ``complete`` and ``done`` after every shell has exited, and a shell
+exits only once its commits are answered: nothing of a shell comes before the
+first two or after the last two.
+
+The shells append their events themselves, each with its output batches, so a
+remote shell's event (a fast task's ``shell.task-exit``) can be committed before
+the leader's ``shell.init``. flux-core avoids it in the shell: every shell waits
+at an ``init`` barrier, the leader then commits ``shell.init`` and waits for the
+answer before it starts its tasks, and only the leader writes shell events (other
+shells send it their first task exit). Nothing in this service can order the
+shells' own commits.
+
 Killing: SIGTERM to every shell (SIGALRM for a time limit), which signals its
 tasks; SIGKILL to the tasks ``kill-timeout`` (5 s) later; if a shell still has
 not reported another kill-timeout later (stopped, hung), SIGKILL to the shell,
@@ -15,14 +35,16 @@ whose job then ends with an exec exception: no job stays in RUN for ever.
 
 import errno
 import logging
+import time
 
 from flux_launch.core.jobid import JobID
 from flux_launch.proto.job import exit_code, term_signal
-from flux_launch.services.job_manager.job import FAILED
+from flux_launch.services.job_manager.job import FAILED, kvs_dir
 
 log = logging.getLogger("flux_launch.job-exec")
 
 KILL_TIMEOUT = 5.0
+EXEC_EVENTLOG = "guest.exec.eventlog"  # under the job's KVS directory, as the shells write it
 
 
 class _Exec:
@@ -49,6 +71,7 @@ class JobExec:
             return
         ranks = sorted(int(r) for r in job.alloc)
         job.exec = state = _Exec(ranks)
+        self._exec_events(job, "init", "starting")
         payload = {"id": job.id, "jobspec": job.jobspec, "R": job.R, "ranks": ranks}
         for rank in ranks:
             self.broker.rpc("rexec.shell", payload, rank, self._callback(job, state, rank), streaming=True)
@@ -60,22 +83,20 @@ class JobExec:
         from flux_launch.core import fsd
 
         if job.userid != self.broker.owner:
-            self.jm.raise_exception(job, "exec", 0, "only the instance owner may use the test exec method")
-            self.jm.finish(job, FAILED)
+            self._init_failed(job, "only the instance owner may use the test exec method")
             return
         if not isinstance(test, dict):
             test = {}
         try:
             duration = fsd.parse(str(test.get("run_duration", "0")))
         except ValueError as exc:
-            self.jm.raise_exception(job, "exec", 0, f"testexec: {exc}")
-            self.jm.finish(job, FAILED)
+            self._init_failed(job, f"testexec: {exc}")
             return
         status = test.get("wait_status", 0) if isinstance(test.get("wait_status", 0), int) else 0
         if test.get("mock_exception") == "init":
-            self.jm.raise_exception(job, "exec", 0, "mock initialization exception generated")
-            self.jm.finish(job, FAILED)
+            self._init_failed(job, "mock initialization exception generated")
             return
+        self._exec_events(job, "init", "starting")
         job.has_started = True
         self.jm.post(job, "start")
         state = job.exec = _Exec([])
@@ -84,12 +105,41 @@ class JobExec:
             state.kill_handle = None
             if job.exec is state:
                 job.exec = None
-                self.jm.finish(job, status)
+                self._finish(job, status)
 
         if test.get("mock_exception") == "run":
             self.broker.loop.call_soon(self.jm.raise_exception, job, "exec", 0, "mock run exception generated")
         state.kill_handle = self.broker.loop.call_later(duration, done) if duration != float("inf") else None
         state.test = done
+
+    def _init_failed(self, job, note):
+        """The job ends before it starts (flux-core: an exec initialization error):
+        its exec eventlog is ``init`` then ``done``, no ``complete``."""
+        self._exec_events(job, "init", "done")
+        self.jm.raise_exception(job, "exec", 0, note)
+        self.jm.finish(job, FAILED)
+
+    def _finish(self, job, status):
+        """Every shell has exited: ``complete`` and ``done`` to the exec eventlog,
+        committed with the job manager's ``finish`` (same status)."""
+        self._exec_events(job, ("complete", {"status": status}), "done")
+        self.jm.finish(job, status)
+
+    def _exec_events(self, job, *events):
+        """Append ``events`` (names, or ``(name, context)``) to the job's exec
+        eventlog in the job manager's commit of this loop turn, the one of the
+        ``alloc`` or ``finish`` event posted with them: no commit of their own (the
+        manager has no public call that adds an op without an event)."""
+        from flux_launch.proto.eventlog import encode_event
+
+        now = time.time()
+        lines = [encode_event(*((ev, None) if isinstance(ev, str) else ev), now) for ev in events]
+        jm = self.jm
+        jm._pending_ops.append({"op": "append", "key": f"{kvs_dir(job.id)}.{EXEC_EVENTLOG}",
+                                "value": "".join(lines)})
+        if not jm._flush_scheduled:  # nothing posted this turn (never so today): a commit of its own
+            jm._flush_scheduled = True
+            self.broker.loop.call_soon(jm.flush)
 
     def _callback(self, job, state, rank):
         def cb(payload, errnum, errstr):
@@ -139,7 +189,7 @@ class JobExec:
             if state.kill_handle is not None:
                 state.kill_handle.cancel()
             job.exec = None
-            self.jm.finish(job, max(state.status.values(), key=exit_code))  # a signal above any exit code
+            self._finish(job, max(state.status.values(), key=exit_code))  # a signal above any exit code
 
     def _exit_timeout(self, job, state, rank):
         state.kill_handle = None
@@ -157,7 +207,7 @@ class JobExec:
             if state.kill_handle is not None:
                 state.kill_handle.cancel()
             job.exec = None
-            self.jm.finish(job, signum)
+            self._finish(job, signum)
             return
         for rank in state.ranks:
             if rank not in state.status:
