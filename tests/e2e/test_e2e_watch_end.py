@@ -49,7 +49,8 @@ def test_event_watch_of_a_finished_job_ends(inst, path):
     if path == "eventlog":
         assert names[0] == "submit" and names[-1] == "clean", names
     elif path == "guest.exec.eventlog":
-        assert names[0] == "shell.init" and "shell.task-exit" in names, names
+        assert names[:2] == ["init", "starting"] and names[-2:] == ["complete", "done"], names
+        assert "shell.init" in names and "shell.task-exit" in names, names
 
 
 def test_raw_eventlog_watch_of_a_finished_job_ends_without_a_cancel(inst):
@@ -76,7 +77,8 @@ def test_guest_watch_of_a_running_job_ends_when_it_ends(inst):
     inst.flux("job", "wait-event", jobid, "start")
     r = inst.flux("job", "eventlog", "-F", "-p", "exec", jobid, timeout=30)
     names = [line.split()[1] for line in r.stdout.splitlines()]
-    assert names[0] == "shell.init" and names[-1] == "shell.task-exit", r.stdout
+    assert names[:3] == ["init", "starting", "shell.init"] and names[-3:] == ["shell.task-exit", "complete", "done"], \
+        r.stdout
 
 
 def test_guest_watch_of_a_job_that_never_ran_ends_with_an_error(inst):
