@@ -17,8 +17,11 @@
    for, ``shell.exit``; exit with the highest task code (128+N for a task killed
    by signal N).
 
-Signals sent to the shell (SIGTERM, SIGINT, SIGHUP, SIGALRM, SIGUSR1/2) are
-forwarded to every running task's process group.
+Signals sent to the shell (SIGTERM, SIGINT, SIGHUP, SIGALRM, SIGUSR1/2, SIGCONT)
+are forwarded to every running task's process group; so are SIGKILL and SIGSTOP,
+which the fork server writes in the shell's signal pipe. One that arrives before
+the tasks exist waits in the pipe (the loop reads it once they run), or, read
+earlier, is sent to each task as it starts.
 
 What plugins get from the shell (flux-core's ``flux_shell_*`` in spirit): the job
 (``jobid``, ``jobspec``, ``R``, ``rank``, ``options``, ``taskmap``, ``node_index``,
@@ -138,6 +141,8 @@ class Shell:
         self.start_context = {}  # plugins' additions to the shell.start event
         self._draining = False
         self._exit_timer = None
+        self._spawned = False  # every local task was spawned (or failed to)
+        self._early_signals = []  # kill_tasks's signals before then, for each task as it starts
 
     # ---- services for plugins -------------------------------------------------------
 
@@ -247,7 +252,10 @@ class Shell:
 
     def kill_tasks(self, sig):
         """Send ``sig`` to every running task's process group, then call the signal
-        hooks with it."""
+        hooks with it. Before every task is spawned, ``sig`` is also kept for the
+        tasks still to come: each gets it as it starts."""
+        if not self._spawned:
+            self._early_signals.append(sig)
         for task in self.tasks:
             if task.pid is not None and task.status is None:
                 try:
@@ -293,6 +301,7 @@ class Shell:
             self.plugins.call("task.init", self, task)
             if self._spawn(task, pre_exec):
                 self.plugins.call("task.fork", self, task)
+        self._spawned = True
         self.plugins.call("shell.start", self)
         if self.leader:
             self.emit_event("shell.start", {"taskmap": self.taskmap.rfc34(), **self.start_context})
@@ -350,6 +359,11 @@ class Shell:
             try:
                 os.write(self.task_fd, f"{pid}\n".encode())
             except OSError:
+                pass
+        for sig in self._early_signals:
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
                 pass
         task.pidfd = os.pidfd_open(pid)
         self.loop.watch_fd(task.pidfd, READ, lambda _fd, _ev, t=task: self._task_exited(t))
@@ -461,10 +475,11 @@ def _ignore(_arg):
     pass
 
 
-def catch_signals():
-    """Catch the forwarded signals into a pipe; returns its read end. Signals that
-    arrive before the tasks exist wait there and are forwarded once they run."""
-    r, w = os.pipe()
+def catch_signals(pipe=None):
+    """Catch the forwarded signals into a pipe (``pipe``: ``(r, w)``, else a new
+    one); returns its read end. Signals that arrive before the tasks exist wait
+    there and are forwarded once they run."""
+    r, w = pipe or os.pipe()
     os.set_blocking(r, False)
     os.set_blocking(w, False)
     signal.set_wakeup_fd(w, warn_on_full_buffer=False)

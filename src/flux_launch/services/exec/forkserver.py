@@ -14,7 +14,10 @@ framing:
   "id", "pids"}`` (task pids as the shell reports them), ``{"topic": "exited",
   "id", "status"}`` (a wait status), ``{"topic": "error", "id", "errstr"}``
 
-Shell exits are seen through pidfds. If the broker goes away (EOF), every shell
+A kill is sent to the shell, which forwards it to its tasks; SIGKILL and SIGSTOP,
+which it cannot catch, go to the tasks it reported and are also written in its
+signal pipe (where its caught signals land), so that tasks it has not spawned or
+reported yet get them from the shell. Shell exits are seen through pidfds. If the broker goes away (EOF), every shell
 gets SIGTERM, then SIGKILL a second later, and the server exits. If this server
 dies, the broker kills the shells and tasks it was told of and starts another
 (``python -m flux_launch.services.exec.forkserver FD``).
@@ -54,6 +57,7 @@ def serve(sock):
     decoder = _msg.Decoder()
     shells = {}  # jobid -> pid
     tasks = {}  # jobid -> (read end of the task-pid pipe, pids read so far)
+    relays = {}  # jobid -> write end of its shell's signal pipe
 
     def send(**fields):
         sock.sendall(_msg.frame({"type": "ctl", **fields}))
@@ -77,17 +81,25 @@ def serve(sock):
                         # dies by a signal, its tasks (each in its own session) are
                         # killed here instead of being left behind.
                         task_r, task_w = os.pipe()
+                        # The shell's signal pipe: its caught signals are written there, and
+                        # so are the ones it cannot catch, relayed by this server.
+                        sig_r, sig_w = os.pipe()
                         # Signals stay blocked across the fork until the shell catches
                         # them: a kill right after "started" reaches the tasks, not the shell.
                         mask = signal.pthread_sigmask(signal.SIG_BLOCK, shell_main.FORWARDED_SIGNALS)
                         pid = os.fork()
                         if pid == 0:
                             os.close(task_r)
+                            for fd in relays.values():
+                                os.close(fd)
                             args = m.get("args") or {}
                             args["task_fd"] = task_w
-                            _child(sock, sel, shell_main, args, mask)
+                            _child(sock, sel, shell_main, args, mask, (sig_r, sig_w))
                         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                         os.close(task_w)
+                        os.close(sig_r)
+                        os.set_blocking(sig_w, False)
+                        relays[jobid] = sig_w
                         os.set_blocking(task_r, False)
                         pidfd = os.pidfd_open(pid)
                         shells[jobid] = pid
@@ -109,8 +121,11 @@ def serve(sock):
                             except ProcessLookupError:
                                 pass
                         elif pid is not None and signum in (signal.SIGKILL, signal.SIGSTOP):
-                            # uncatchable: it goes to the tasks, the shell lives on to report
+                            # uncatchable: it goes to the tasks, the shell lives on to report.
+                            # Tasks the shell has not spawned (or reported) yet get it from the
+                            # shell, which reads it in its signal pipe as if it had caught it.
                             _signal_tasks(tasks[jobid], signum)
+                            _relay(relays.get(jobid), signum)
                         elif pid is not None:
                             try:
                                 os.kill(pid, signum)
@@ -139,6 +154,7 @@ def serve(sock):
                 except KeyError:
                     pass
                 os.close(task_r)
+                os.close(relays.pop(jobid))
                 send(topic="exited", id=jobid, status=status)
 
 
@@ -194,13 +210,23 @@ def _signal_tasks(entry, signum):
             pass
 
 
-def _child(sock, sel, shell_main, args, mask):
+def _relay(sig_w, signum):
+    """Write ``signum`` in a shell's signal pipe (dropped if the pipe is full: the
+    shell has thousands of signals left to read)."""
+    if sig_w is not None:
+        try:
+            os.write(sig_w, bytes((signum,)))
+        except OSError:
+            pass
+
+
+def _child(sock, sel, shell_main, args, mask, pipe):
     code = 1
     try:
         sel.close()
         sock.close()
         os.setsid()
-        args["signal_fd"] = shell_main.catch_signals()
+        args["signal_fd"] = shell_main.catch_signals(pipe)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         import gc
 
