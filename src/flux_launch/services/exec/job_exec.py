@@ -15,9 +15,9 @@ it) when the last shell has exited; a job that fails before it starts (testexec'
 ``mock_exception=init``) gets ``init`` and ``done``. They are committed with the
 job manager's events of the same loop turn (``alloc``, ``finish``): no commit or
 round trip of their own. ``init`` and ``starting`` are committed before any shell
-exists, ``complete`` and ``done`` after every shell has exited, and a shell
-exits only once its commits are answered: nothing of a shell comes before the
-first two or after the last two.
+exists, ``complete`` and ``done`` after every shell has exited, and a shell waits
+for its commits' answers before it exits: nothing of a shell comes before the
+first two or after the last two (but from a shell that was killed or lost).
 
 The shells append their events themselves, each with its output batches, so a
 remote shell's event (a fast task's ``shell.task-exit``) can be committed before
@@ -25,7 +25,10 @@ the leader's ``shell.init``. flux-core avoids it in the shell: every shell waits
 at an ``init`` barrier, the leader then commits ``shell.init`` and waits for the
 answer before it starts its tasks, and only the leader writes shell events (other
 shells send it their first task exit). Nothing in this service can order the
-shells' own commits.
+shells' own commits without starting the other shells after the leader's
+``shell.init``, which would slow every multi-node launch; the shells can: a
+shell other than the leader holds its exec events (not its tasks or output)
+until it has seen the leader's ``shell.init`` in the eventlog.
 
 Killing: SIGTERM to every shell (SIGALRM for a time limit), which signals its
 tasks; SIGKILL to the tasks ``kill-timeout`` (5 s) later; if a shell still has
