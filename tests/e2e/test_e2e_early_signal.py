@@ -71,3 +71,15 @@ def test_cli_kill_right_after_submit(inst, signame):
         inst.flux("job", "wait-event", "-t", "30", jobid, "start")
         inst.flux("job", "kill", "-s", signame, jobid)
         _ended(inst, jobid)
+
+
+def test_any_signal_goes_to_the_tasks_not_the_shell(inst):
+    """A signal the shell has no handler for (SIGQUIT) is forwarded to the tasks,
+    as flux-core's shell does with every signal: the job ends with its task's
+    status, without an exec exception from a shell killed by it."""
+    jobid = inst.flux("submit", "-N2", "-n2", "sleep", "300").stdout.strip()
+    inst.flux("job", "wait-event", "-t", "30", "-p", "exec", jobid, "shell.start")
+    inst.flux("job", "kill", "-s", "QUIT", jobid)
+    status = _ended(inst, jobid)["status"]
+    events = inst.flux("job", "eventlog", jobid).stdout
+    assert status >> 8 == 128 + 3 and "exception" not in events, (status, events)

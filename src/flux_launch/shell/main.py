@@ -18,10 +18,11 @@
    by signal N).
 
 Signals sent to the shell (SIGTERM, SIGINT, SIGHUP, SIGALRM, SIGUSR1/2, SIGCONT)
-are forwarded to every running task's process group; so are SIGKILL and SIGSTOP,
-which the fork server writes in the shell's signal pipe. One that arrives before
-the tasks exist waits in the pipe (the loop reads it once they run), or, read
-earlier, is sent to each task as it starts.
+are forwarded to every running task's process group; so is any signal sent to
+the job, which the fork server writes in the shell's signal pipe (SIGKILL and
+SIGSTOP included). One that arrives before the tasks exist waits in the pipe
+(the loop reads it once they run), or, read earlier, is sent to each task as it
+starts.
 
 What plugins get from the shell (flux-core's ``flux_shell_*`` in spirit): the job
 (``jobid``, ``jobspec``, ``R``, ``rank``, ``options``, ``taskmap``, ``node_index``,

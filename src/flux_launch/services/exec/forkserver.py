@@ -14,10 +14,12 @@ framing:
   "id", "pids"}`` (task pids as the shell reports them), ``{"topic": "exited",
   "id", "status"}`` (a wait status), ``{"topic": "error", "id", "errstr"}``
 
-A kill is sent to the shell, which forwards it to its tasks; SIGKILL and SIGSTOP,
-which it cannot catch, go to the tasks it reported and are also written in its
-signal pipe (where its caught signals land), so that tasks it has not spawned or
-reported yet get them from the shell. Shell exits are seen through pidfds. If the broker goes away (EOF), every shell
+A kill is written in the shell's signal pipe (where the signals it catches land,
+and which the server made before the fork), and the shell forwards it to its
+tasks, also to those it has not spawned yet; SIGKILL and SIGSTOP also go at once
+to the tasks it reported, in case the shell is stopped or hung.
+
+Shell exits are seen through pidfds. If the broker goes away (EOF), every shell
 gets SIGTERM, then SIGKILL a second later, and the server exits. If this server
 dies, the broker kills the shells and tasks it was told of and starts another
 (``python -m flux_launch.services.exec.forkserver FD``).
@@ -120,17 +122,15 @@ def serve(sock):
                                 os.killpg(pid, signal.SIGKILL)
                             except ProcessLookupError:
                                 pass
-                        elif pid is not None and signum in (signal.SIGKILL, signal.SIGSTOP):
-                            # uncatchable: it goes to the tasks, the shell lives on to report.
-                            # Tasks the shell has not spawned (or reported) yet get it from the
-                            # shell, which reads it in its signal pipe as if it had caught it.
-                            _signal_tasks(tasks[jobid], signum)
-                            _relay(relays.get(jobid), signum)
                         elif pid is not None:
-                            try:
-                                os.kill(pid, signum)
-                            except ProcessLookupError:
-                                pass
+                            if signum in (signal.SIGKILL, signal.SIGSTOP):
+                                # uncatchable by the shell: to the tasks it reported (even if
+                                # it is stopped or hung), and it lives on to report their end
+                                _signal_tasks(tasks[jobid], signum)
+                            # Every signal goes in the shell's signal pipe, in the order sent:
+                            # the shell forwards it as one it caught, also to the tasks it has
+                            # not spawned or reported yet.
+                            _relay(relays[jobid], signum)
             elif key.data[0] == "tasks":
                 entry = tasks.get(key.data[1])
                 if entry is None or entry[0] != key.fd:  # its shell was reaped in this same batch
@@ -213,11 +213,10 @@ def _signal_tasks(entry, signum):
 def _relay(sig_w, signum):
     """Write ``signum`` in a shell's signal pipe (dropped if the pipe is full: the
     shell has thousands of signals left to read)."""
-    if sig_w is not None:
-        try:
-            os.write(sig_w, bytes((signum,)))
-        except OSError:
-            pass
+    try:
+        os.write(sig_w, bytes((signum,)))
+    except (OSError, ValueError):  # ValueError: not a signal number (0..255)
+        pass
 
 
 def _child(sock, sel, shell_main, args, mask, pipe):
