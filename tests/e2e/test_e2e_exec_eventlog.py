@@ -55,8 +55,9 @@ def test_exec_eventlog_has_job_exec_events_in_order(inst, nodes):
         assert middle == ["shell.init", "shell.start", "shell.task-exit"], _why(inst, jobid, events)
 
 
-@pytest.mark.xfail(reason="a remote shell's events can be committed before the leader's shell.init: the "
-                          "shell needs flux-core's init barrier (see services/exec/job_exec.py)", strict=False)
+@pytest.mark.xfail(reason="a remote shell's events can be committed before the leader's shell.init, until "
+                          "shells other than the leader hold theirs back (see services/exec/job_exec.py)",
+                   strict=False)
 def test_leader_shell_init_comes_before_every_shell_event(inst):
     # rank 1's task ends at once, the leader's later: rank 1's shell.task-exit races the
     # leader's shell.init (about 4 jobs in 10 lose here)
