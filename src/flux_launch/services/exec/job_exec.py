@@ -131,18 +131,12 @@ class JobExec:
     def _exec_events(self, job, *events):
         """Append ``events`` (names, or ``(name, context)``) to the job's exec
         eventlog in the job manager's commit of this loop turn, the one of the
-        ``alloc`` or ``finish`` event posted with them: no commit of their own (the
-        manager has no public call that adds an op without an event)."""
+        ``alloc`` or ``finish`` event posted with them: no commit of their own."""
         from flux_launch.proto.eventlog import encode_event
 
         now = time.time()
         lines = [encode_event(*((ev, None) if isinstance(ev, str) else ev), now) for ev in events]
-        jm = self.jm
-        jm._pending_ops.append({"op": "append", "key": f"{kvs_dir(job.id)}.{EXEC_EVENTLOG}",
-                                "value": "".join(lines)})
-        if not jm._flush_scheduled:  # nothing posted this turn (never so today): a commit of its own
-            jm._flush_scheduled = True
-            self.broker.loop.call_soon(jm.flush)
+        self.jm.stage([{"op": "append", "key": f"{kvs_dir(job.id)}.{EXEC_EVENTLOG}", "value": "".join(lines)}])
 
     def _callback(self, job, state, rank):
         def cb(payload, errnum, errstr):

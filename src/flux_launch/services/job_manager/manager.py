@@ -163,6 +163,14 @@ class JobManager:
             self._flush_scheduled = True
             self.broker.loop.call_soon(self.flush)
 
+    def stage(self, ops):
+        """Add KVS ``ops`` to this turn's commit (with the events posted in it): e.g.
+        the exec eventlog's entries that go with ``alloc`` or ``finish``."""
+        self._pending_ops.extend(ops)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.broker.loop.call_soon(self.flush)
+
     def flush(self):
         """Commit the events posted so far (the loop runs it once per turn)."""
         self._flush_scheduled = False
