@@ -15,17 +15,18 @@ pytestmark = pytest.mark.e2e
 
 ROUNDS = 5
 
-# Submit ``sleep 300`` jobs and signal each right after its start event; print
-# their ids (the test then waits for each to end).
+# Submit ``sleep 300`` jobs and signal each right after its ``alloc`` (the job is
+# in RUN, its shells are being started) or ``start`` event; print their ids (the
+# test then waits for each to end).
 SCRIPT = """
 import sys
 import flux, flux.job
 h = flux.Flux()
-sig, nodes, rounds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+sig, nodes, rounds, event = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 for _ in range(rounds):
     spec = flux.job.JobspecV1.from_command(["sleep", "300"], num_tasks=nodes, num_nodes=nodes)
     jobid = flux.job.submit(h, spec)
-    flux.job.event_wait(h, jobid, "start")
+    flux.job.event_wait(h, jobid, event)
     flux.job.kill(h, jobid, sig)
     print(int(jobid), flush=True)
 """
@@ -49,12 +50,13 @@ def _ended(inst, jobid):
     return json.loads(r.stdout)["context"]
 
 
+@pytest.mark.parametrize("event", ["alloc", "start"])
 @pytest.mark.parametrize("nodes", [1, 2])
 @pytest.mark.parametrize("signum", [9, 15, 2])
-def test_signal_right_after_start_ends_the_job(inst, tmp_path, signum, nodes):
+def test_signal_right_after_start_ends_the_job(inst, tmp_path, signum, nodes, event):
     path = tmp_path / "early.py"
     path.write_text(textwrap.dedent(SCRIPT))
-    r = inst.run(sys.executable, str(path), str(signum), str(nodes), str(ROUNDS), timeout=120)
+    r = inst.run(sys.executable, str(path), str(signum), str(nodes), str(ROUNDS), event, timeout=120)
     jobids = r.stdout.split()
     assert len(jobids) == ROUNDS
     for jobid in jobids:
