@@ -347,27 +347,9 @@ class Job:
 
 def _inactive_reason(info):
     """Why an inactive job ended, in flux-core's words (``Canceled: NOTE``, ``Exit 2``...)."""
-    result, exc = info.get("result_str", ""), _Exception(info)
-    code = info.get("returncode")
-    if not isinstance(code, int):
-        code = 1 if result == "FAILED" else ""
-    if result == "CANCELED":
-        return f"Canceled: {exc.note}" if exc.occurred and exc.type == "cancel" and exc.note else "Canceled"
-    if result == "TIMEOUT":
-        return "Timeout"
-    if result == "FAILED":
-        if exc.occurred and exc.type != "exec" and exc.severity == 0:
-            return f"Exception: type={exc.type}" + (f" note={exc.note}" if exc.note else "")
-        if code > 128:
-            import signal
+    from flux_launch.job.info import inactive_reason
 
-            try:
-                return signal.strsignal(code - 128) or f"Signaled {code - 128}"
-            except ValueError:
-                return f"Signaled {code - 128}"
-        return {126: "Command invoked cannot execute", 127: "command not found",
-                128: "Invalid argument to exit"}.get(code, f"Exit {code}")
-    return f"Exit {code}"
+    return inactive_reason(info.get("result_str", ""), info.get("returncode"), _Exception(info))
 
 
 # ---- formats ------------------------------------------------------------------------
