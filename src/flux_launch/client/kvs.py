@@ -57,30 +57,27 @@ def get_key_direct(flux_handle, key, namespace=None):
     return flux_handle.rpc("kvs.get", {"key": key, **_ns(namespace)}).get()["value"]
 
 
-def exists(flux_handle, key, namespace=None):
-    """Whether ``key`` exists (a value or a directory)."""
+def _kind(flux_handle, key, namespace):
+    """``None`` (no such key), ``"dir"`` or ``"value"``."""
     try:
         get_key_direct(flux_handle, key, namespace)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            return False
+            return None
         if exc.errno == errno.EISDIR:
-            return True
+            return "dir"
         raise
-    return True
+    return "value"
+
+
+def exists(flux_handle, key, namespace=None):
+    """Whether ``key`` exists (a value or a directory)."""
+    return _kind(flux_handle, key, namespace) is not None
 
 
 def isdir(flux_handle, key, namespace=None):
     """Whether ``key`` is a directory (False if it does not exist)."""
-    try:
-        get_key_direct(flux_handle, key, namespace)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return False
-        if exc.errno == errno.EISDIR:
-            return True
-        raise
-    return False
+    return _kind(flux_handle, key, namespace) == "dir"
 
 
 def get_dir(flux_handle, key=".", namespace=None, _kvstxn=None):
