@@ -223,3 +223,31 @@ def test_bad_documents_one_line_nothing_submitted(inst, tmp_path, text, want):
     r = _submit(inst, path, check=False)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and want in r.stderr, r
     assert _count(inst) == before
+
+
+def test_submitting_command_killed_leaves_nothing_held(inst, tmp_path):
+    """SIGTERM to flux job submit while it runs a local task: the job that waited
+    for that task is not left held forever, it ends with a dependency exception."""
+    import signal
+    import subprocess
+    import time
+
+    path = _write(tmp_path, """
+        tasks:
+        - {name: slow, local: true, command: ["sleep", "30"]}
+        - {name: after, command: ["true"], depends_on: [slow]}
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "flux_launch.cli.main", "job", "submit", str(path)],
+                            env=inst.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        jobid = proc.stdout.readline().strip()
+        assert jobid, proc.stderr.read()
+        time.sleep(0.5)  # the local task runs
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    r = inst.flux("job", "wait-event", "-t", "30", jobid, "clean", check=False, timeout=40)
+    assert r.returncode == 0, r
+    out = inst.flux("job", "eventlog", jobid).stdout
+    assert 'type="dependency"' in out and "the submitting command ended" in out, out

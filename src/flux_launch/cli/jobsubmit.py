@@ -60,6 +60,13 @@ def run_workflow(h, doc, where, urgency=16, waitable=False, wait=False):
     from flux_launch.job.ng import run as ngrun
 
     plan = ngplan.build(doc, base_dir=where)
+    import signal
+
+    def ended(signum, _frame):  # SIGTERM/SIGHUP as SIGINT: what is held for us is cancelled, not left held
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, ended)
 
     def on_id(_unit, jobid):
         print(jobid.f58, flush=True)
