@@ -161,7 +161,7 @@ def test_proxy_into_an_allocation(tutorial):
 
         def running():
             seen[:] = [_cell(inst, work, f"flux proxy {jobid} flux jobs").stdout]
-            return "sleep" in seen[0]
+            return re.search(r"\ssleep\s+R\s", seen[0]) is not None  # listed in S first, for a moment
 
         poll(running, timeout=60)
         inner = seen[0].splitlines()

@@ -306,7 +306,7 @@ class FluxExecutor(concurrent.futures.Executor):
         for w in self._workers:
             w.start()
 
-    def _enqueue(self, kind, payload):
+    def _enqueue(self, kind, payload, jobid=None):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -315,6 +315,8 @@ class FluxExecutor(concurrent.futures.Executor):
             worker = self._workers[self._next % len(self._workers)]
             self._next += 1
             fut = FluxExecutorFuture(worker.ident)
+            if jobid is not None:  # before the worker can see it (it may fail it at once)
+                fut._set_jobid(jobid)
             if self._exception_callback is not None:
                 fut.add_done_callback(self._report)
             worker.queue.append((kind, fut, payload))
@@ -338,9 +340,7 @@ class FluxExecutor(concurrent.futures.Executor):
         """A ``FluxExecutorFuture`` for a job submitted elsewhere."""
         from flux_launch.core.jobid import JobID
 
-        fut = self._enqueue("attach", JobID(jobid))
-        fut._set_jobid(JobID(jobid))
-        return fut
+        return self._enqueue("attach", JobID(jobid), jobid=JobID(jobid))
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         """No new submissions; with ``wait``, return once every future is done.
