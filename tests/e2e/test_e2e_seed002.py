@@ -387,7 +387,9 @@ def test_04_mini_mummi_runs_in_dependency_order(seed):
     assert len(apply) == len(delete) == 1 and apply[0].job == delete[0].job != "-", str(res)  # in the batch
     assert len(train) == len(save) == 2 and len(jobs(train)) == 1 and jobs(train) == jobs(save)  # mummi-gpu: 2 nodes
     assert len(jobs(test)) == 20 and len(test) == 40, str(res)  # 20 replicas of mummi-cpu (2 nodes)
-    before(train, save, res)
+    for s in save:  # one script per task: each task's save after its own train (the 2 tasks run side by side)
+        t = next(r for r in train if (r.job, r.rank) == (s.job, s.rank))
+        assert s.start >= t.end, f"{s!r} started before {t!r} ended\n{res}"
     before(save, test, res)  # test depends on the group train
     before(test, delete, res)
 
