@@ -42,6 +42,19 @@ def interface_address(hint):
         return "127.0.0.1"
 
 
+def _unsupported_launcher():
+    """Open MPI's mpirun serves no PMI-1 (PMIx only): each broker it starts would be
+    an instance of size 1, silently. Refuse with how to start one instead."""
+    try:
+        n = int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))
+    except ValueError:
+        n = 1
+    if n > 1:
+        raise BootError(f"started by Open MPI's mpirun ({n} processes), which serves no PMI-1: each would be an "
+                        "instance of size 1; start the brokers with MPICH's mpiexec.hydra (mpiexec -n N flux start)"
+                        " or, on one host, flux start --test-size=N")
+
+
 def boot(broker, attrs):
     """Bootstrap ``broker`` (sets rank, size, overlay); returns ``(rank, size)``.
 
@@ -49,6 +62,7 @@ def boot(broker, attrs):
         BootError: the PMI exchange failed or the overlay cannot bind or connect.
     """
     if "PMI_FD" not in os.environ:
+        _unsupported_launcher()
         return 0, 1
     from flux_launch.client.pmi_client import PMIClient
 
