@@ -61,14 +61,15 @@ def boot(broker, attrs):
     Raises:
         BootError: the PMI exchange failed or the overlay cannot bind or connect.
     """
-    if "PMI_FD" not in os.environ:
-        _unsupported_launcher()
-        return 0, 1
-    from flux_launch.client.pmi_client import PMIClient
+    from flux_launch.client.pmi_boot import open_boot_pmi
 
     try:
-        pmi = PMIClient.from_env()
-        pmi.init()
+        pmi = open_boot_pmi()
+        if pmi is None:
+            _unsupported_launcher()
+            return 0, 1
+    except BootError:
+        raise
     except Exception as exc:  # noqa: BLE001 - whatever the launcher's PMI did, one line and exit 1
         raise BootError(f"PMI bootstrap failed: {exc}") from None
     rank, size = pmi.rank, pmi.size
