@@ -1,0 +1,69 @@
+"""Slurm as the outer launcher: a private one-node cluster (conftest.py) whose
+``srun --mpi=pmi2`` starts MPI programs and ``flux start`` the way a cluster's
+users do. The first tests prove the cluster itself (so a failure further down is
+ours, not the harness's): tasks run, the pmi2 plugin serves PMI-2 on ``PMI_FD``,
+MPICH boots from it. Then brokers started by srun form one instance."""
+
+import os
+import sys
+
+import pytest
+
+from flux_launch.testing import BIN
+
+pytestmark = [pytest.mark.slurm, pytest.mark.e2e]
+FLUX = os.path.join(BIN, "flux")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _ok(r, slurm):
+    assert r.returncode == 0, f"{r.args} exited {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}\n" \
+                              f"{slurm.logs()}"
+    return r.stdout.splitlines()
+
+
+def test_srun_runs_two_tasks(slurm):
+    lines = _ok(slurm.run(["srun", "-N1", "-n2", "hostname"]), slurm)
+    assert lines == [slurm.node, slurm.node]
+
+
+def test_srun_pmi2_sets_pmi_environment(slurm):
+    r = slurm.run(["srun", "-n2", "--mpi=pmi2", "sh", "-c",
+                   'echo "$SLURM_PROCID $PMI_RANK $PMI_SIZE ${PMI_FD:+fd} ${PMI_JOBID:+jobid}"'])
+    assert sorted(_ok(r, slurm)) == ["0 0 2 fd jobid", "1 1 2 fd jobid"]
+
+
+def test_srun_pmi2_serves_pmi2_wire(slurm):
+    r = slurm.run(["srun", "-n2", "--mpi=pmi2", sys.executable, os.path.join(HERE, "pmi2_probe.py")])
+    lines = sorted(_ok(r, slurm))
+    assert [line.split(" mapping=")[0] for line in lines] == \
+        ["rank=0 size=2 pmi-version=2", "rank=1 size=2 pmi-version=2"], lines
+    # both tasks on one node: the block (start node 0, 1 node, 2 per node)
+    assert all("mapping=(vector,(0,1,2))" in line for line in lines), lines
+    assert lines[0].endswith("neighbour=v=1,tcp://127.0.0.1:1/x"), lines
+    assert lines[1].endswith("neighbour=v=0,tcp://127.0.0.1:1/x"), lines
+
+
+def test_mpich_hello_under_srun_pmi2(slurm, mpi_hello):
+    lines = _ok(slurm.run(["srun", "-n2", "--mpi=pmi2", mpi_hello]), slurm)
+    assert sorted(line.split(" on ")[0] for line in lines) == \
+        ["hello from rank 0 of 2", "hello from rank 1 of 2"], lines
+
+
+def test_flux_start_under_srun_is_one_instance(slurm):
+    """Two brokers started by srun form one instance of size 2: the initial
+    program runs once, on rank 0."""
+    r = slurm.run(["srun", "-N1", "-n2", "--mpi=pmi2", FLUX, "start", "sh", "-c",
+                   "echo size=$(flux getattr size)"])
+    assert _ok(r, slurm) == ["size=2"]
+
+
+@pytest.mark.parametrize("shape", [["-n2"], ["-N2", "-n2"]], ids=["n2", "N2n2"])
+def test_flux_run_mpi_hello_in_instance_under_srun(slurm, mpi_hello, shape):
+    """The acceptance: ``srun -N1 -n2 --mpi=pmi2 flux start flux run -n2 mpi_hello``;
+    with -N2 the job needs both brokers, so it cannot pass on a size-1 instance."""
+    r = slurm.run(["srun", "-N1", "-n2", "--mpi=pmi2", FLUX, "start", FLUX, "run", *shape, mpi_hello])
+    lines = _ok(r, slurm)
+    assert sorted(line.split(" on ")[0] for line in lines) == \
+        ["hello from rank 0 of 2", "hello from rank 1 of 2"], r
+    assert all(line.endswith("sum 1") for line in lines), lines
