@@ -3,7 +3,7 @@
 import pytest
 
 from flux_launch.client.handle import Flux
-from flux_launch.testing import flux
+from flux_launch.testing import BIN, flux
 
 pytestmark = pytest.mark.e2e
 
@@ -122,3 +122,16 @@ def test_tcp_start_race():
         assert r.returncode == 0, r.stderr
         assert sorted(r.stdout.splitlines()) == ["0: 0", "1: 1", "2: 2", "3: 3"], r.stderr
         assert "quorum not reached" not in r.stderr and "parent broker was closed" not in r.stderr, r.stderr
+
+
+def test_nested_instance_on_one_host_links_over_ipc(instance4):
+    """The job shells of one host report one node in PMI_process_mapping: the
+    brokers of a nested instance see they share a host and use ipc, not TCP."""
+    out = instance4.flux("run", "-N2", "-n2", "flux", "start", "sh", "-c",
+                         "flux getattr size; flux getattr tbon.endpoint").stdout.split()
+    assert out[0] == "2" and out[1].startswith("ipc://"), out
+    mapping = instance4.flux("run", "-N2", "-n4", f"{BIN}/python", "-c",
+                             "from flux_launch.client.pmi_client import PMIClient as C; "
+                             "p = C.from_env(); p.init(); print(p.get('PMI_process_mapping')); p.finalize()",
+                             timeout=60)
+    assert mapping.stdout.split() == ["(vector,(0,1,4))"] * 4, mapping

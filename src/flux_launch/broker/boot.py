@@ -1,6 +1,7 @@
 """How a broker learns its rank, size and parent.
 
 - **singleton**: no ``PMI_FD`` in the environment: rank 0 of a size-1 instance.
+- **config**: the configuration has ``[bootstrap] hosts`` (``boot_config.py``).
 - **PMI**: started by a process manager that serves PMI-1 (``flux start
   --test-size``, a job shell, ``mpiexec``...). Each broker binds its overlay socket
   if it has children, puts ``{uri, pubkey, host}`` under ``flux.tbon.<rank>``, enters
@@ -24,22 +25,69 @@ class BootError(RuntimeError):
     """The broker cannot join its instance; the message says why."""
 
 
-def default_endpoint(attrs):
-    """The ``tbon.endpoint`` template when none is configured."""
-    if attrs.get("tbon.prefertcp", "0") not in ("0", ""):
+def default_endpoint(attrs, spans_hosts=False):
+    """The ``tbon.endpoint`` template when none is configured: TCP when the
+    instance spans hosts (or ``tbon.prefertcp`` is set), else ipc in the rundir."""
+    if spans_hosts or attrs.get("tbon.prefertcp", "0") not in ("0", ""):
         return f"tcp://{interface_address(attrs.get('tbon.interface-hint'))}:*"
     return "ipc://%B/tbon-%r"
 
 
+def spans_hosts(pmi, size):
+    """Whether the launcher put the brokers on more than one host: its
+    ``PMI_process_mapping`` (as flux-core's clique check). A launcher that gives
+    none may have put them anywhere: TCP then."""
+    from flux_launch.proto.pmi1 import mapping_nodes
+
+    try:
+        return len(set(mapping_nodes(pmi.get("PMI_process_mapping"), size))) > 1
+    except (KeyError, ValueError):
+        return True
+
+
 def interface_address(hint):
-    """The address to bind a TCP endpoint on, from ``tbon.interface-hint``: an
-    address, or ``hostname`` (the address the host name resolves to, the default)."""
-    if hint and hint != "hostname":
-        return hint
+    """The address to bind a TCP endpoint on, from ``tbon.interface-hint`` (as
+    flux-core): ``default-router`` (the address of the interface that holds the
+    default route; the default), ``hostname`` (what the host name resolves to),
+    an interface name, or an address. Falls back from the first to the second,
+    and to 127.0.0.1 when neither gives one."""
+    if hint and hint not in ("hostname", "default-router"):
+        return _ifaddr(hint) or hint
+    if hint != "hostname":
+        addr = _ifaddr(_default_route_interface())
+        if addr:
+            return addr
     try:
         return socket.gethostbyname(socket.gethostname())
     except OSError:
         return "127.0.0.1"
+
+
+def _default_route_interface():
+    try:
+        with open("/proc/net/route") as f:
+            for line in f.read().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == "00000000":
+                    return fields[0]
+    except OSError:
+        pass
+    return None
+
+
+def _ifaddr(name):
+    """The IPv4 address of interface ``name``, or None (no such interface or none)."""
+    if not name or "." in name or ":" in name:
+        return None
+    import fcntl
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            req = struct.pack("256s", name.encode()[:15])
+            return socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])  # SIOCGIFADDR
+        except OSError:
+            return None
 
 
 def _unsupported_launcher():
@@ -61,6 +109,13 @@ def boot(broker, attrs):
     Raises:
         BootError: the PMI exchange failed or the overlay cannot bind or connect.
     """
+    conf = getattr(broker, "config", None) or {}
+    if "bootstrap" in conf:
+        from flux_launch.broker.boot_config import boot_from_config
+
+        booted = boot_from_config(broker, attrs, conf)
+        if booted is not None:
+            return booted
     from flux_launch.client.pmi_boot import open_boot_pmi
 
     try:
@@ -84,7 +139,7 @@ def boot(broker, attrs):
     overlay = Overlay(broker, rank, size, fanout,
                       keepalive=float(attrs.get("tbon.keepalive", "1")),
                       timeout=float(attrs.get("tbon.timeout", "30")))
-    template = attrs.get("tbon.endpoint") or default_endpoint(attrs)
+    template = attrs.get("tbon.endpoint") or default_endpoint(attrs, spans_hosts(pmi, size))
     pubkey = overlay.make_keys() if template.startswith("tcp://") else None
     try:
         uri = None

@@ -33,7 +33,7 @@ log = logging.getLogger("flux_launch.broker")
 # Attributes that only the broker sets (flux setattr on them fails with EPERM).
 READONLY = {"rank", "size", "broker.pid", "rundir", "statedir", "tbon.fanout", "tbon.endpoint",
             "tbon.parent-endpoint", "local-uri", "instance-level", "broker.starttime", "hostname",
-            "version", "security.owner", "broker.quorum", "parent-uri", "parent-kvs-namespace", "jobid"}
+            "version", "security.owner", "broker.quorum", "parent-uri", "parent-kvs-namespace", "jobid", "hostlist"}
 
 
 class Broker(Router):
@@ -76,6 +76,10 @@ class Broker(Router):
         loop = self.loop = asyncio.get_running_loop()
         self._done = loop.create_future()
         self.rank, self.size = boot(self, self.attrs)
+        if self.rank != 0:
+            self.command = None  # booted from a config, every broker was given it
+        if str(self.rank) != os.environ.get("PMI_RANK", "0"):
+            setup_logging(self.attrs, self.rank)
         self._init_attrs()
         if self.rank == 0 and "parent-uri" in self.attrs:
             self._parent_R()
@@ -171,9 +175,18 @@ class Broker(Router):
 
     def _quorum_timeout(self):
         if not self._quorum_done:
+            from flux_launch.core.idset import encode
+
             missing = sorted(set(range(self.size)) - self.online)
-            log.error("broker: quorum not reached after %ss; going on without ranks %s",
-                      self.attrs.get("broker.quorum-timeout", "60"), missing)
+            names = ""
+            if "hostlist" in self.attrs:
+                from flux_launch.core.hostlist import Hostlist
+
+                hosts = list(Hostlist(self.attrs["hostlist"]))
+                names = f" ({Hostlist([hosts[r] for r in missing if r < len(hosts)])})"
+            log.error("broker: quorum not reached after %ss: rank%s %s%s never came up; going on without them",
+                      self.attrs.get("broker.quorum-timeout", "60"), "s" if len(missing) > 1 else "",
+                      encode(missing), names)
             self._quorum_done = True
             self._enter_run()
 
@@ -431,6 +444,7 @@ def run_broker(attrs, command=None, topology=None, config_path=None):
     setup_logging(attrs, os.environ.get("PMI_RANK", "0"))
     nested_context(attrs)
     config = {}
+    config_path = config_path or attrs.pop("config.path", None)
     if config_path:  # -c: its tunables under the -S attributes, checked as theirs
         from flux_launch.broker import config as _config
 

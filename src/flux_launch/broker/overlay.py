@@ -27,6 +27,8 @@ from flux_launch.broker.tree import children_of, parent_of
 from flux_launch.proto import message as _msg
 
 log = logging.getLogger("flux_launch.broker")
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 
 
 class Overlay:
@@ -63,6 +65,7 @@ class Overlay:
         self._monitors = []
         self._loop = None
         self._closing = False
+        self._refused_logged = -1e9
 
     # ---- setup -----------------------------------------------------------------
 
@@ -106,10 +109,18 @@ class Overlay:
         self._allowed = set(k.encode() if isinstance(k, str) else k for k in keys)
         allowed = self._allowed
 
+        refused = set()
+
         class _Keys:
             @staticmethod
             def callback(domain, key):
-                return key in allowed
+                if key in allowed:
+                    return True
+                if key not in refused and len(refused) < 64:  # once per key: a peer retries every 100 ms
+                    refused.add(key)
+                    log.error("overlay: refused a connection with CURVE key %s...: not a key of this instance "
+                              "(is the peer using another curve_cert?)", key[:8].decode(errors="replace"))
+                return False
 
         self.auth = ThreadAuthenticator(self.ctx, log=log)
         self.auth.start()
@@ -148,7 +159,7 @@ class Overlay:
         self._drain_all()
 
     def _watch(self, sock, handler):
-        mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_ACCEPTED)
+        mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_ACCEPTED | _HANDSHAKE_FAILED)
         self._monitors.append((sock, mon))
         self._loop.add_reader(mon.getsockopt(zmq.FD), self._drain_monitor, mon, handler)
         self._drain_monitor(mon, handler)
@@ -273,10 +284,21 @@ class Overlay:
     def _router_event(self, event):
         if event == zmq.EVENT_DISCONNECTED and not self._closing:
             self._probe_children()
+        elif event & _HANDSHAKE_FAILED:
+            now = time.monotonic()
+            if now - self._refused_logged > 60:  # a peer retries every 100 ms: once a minute
+                self._refused_logged = now
+                log.error("overlay: refused a connection on %s: it failed the CURVE handshake (a peer with "
+                          "another key or curve_cert, or not a broker)", self.endpoint)
 
     def _dealer_event(self, event):
-        if event == zmq.EVENT_DISCONNECTED and not self._closing:
+        if self._closing:
+            return
+        if event == zmq.EVENT_DISCONNECTED:
             self.broker.parent_lost("the connection to the parent broker was closed")
+        elif event & _HANDSHAKE_FAILED:
+            self.broker.parent_lost("the parent broker refused this broker's CURVE key (is curve_cert the "
+                                    "instance's?)")
 
     # ---- liveness --------------------------------------------------------------
 

@@ -34,6 +34,7 @@ COMMANDS = {
     "pstree": "pstree",
     "watch": "watch",
     "config": "config",
+    "keygen": "keygen",
     "bulksubmit": "bulksubmit",
 }
 
@@ -70,6 +71,7 @@ Commands:
   pstree     show the tree of jobs, through nested instances
   watch      print the output of jobs (running or inactive) and wait for them
   config     print the instance's configuration (flux broker -c)
+  keygen     make the CURVE certificate of a config-booted instance
 """
 
 

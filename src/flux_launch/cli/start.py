@@ -26,6 +26,8 @@ def _parser():
                                     "(default: an interactive shell).")
     p.add_argument("-S", "--setattr", action="append", default=[], metavar="ATTR=VAL",
                    help="set a broker attribute")
+    p.add_argument("-c", "--config-path", metavar="PATH",
+                   help="read the broker configuration from PATH (a TOML file or a directory of them)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="say what is being done")
     p.add_argument("--test-size", type=int, metavar="N", help="start N brokers on this machine")
     p.add_argument("--test-exit-timeout", type=float, default=10.0, metavar="SECONDS",
@@ -64,6 +66,8 @@ def main(cmd, argv):
         p.error("--test-size must be at least 1")
     if args.test_rundir:
         attrs["rundir"] = args.test_rundir
+    if args.config_path:
+        attrs["config.path"] = args.config_path
     if size is None or size == 1:
         if size == 1:
             for var in _PMI_VARS:

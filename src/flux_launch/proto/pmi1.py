@@ -246,3 +246,61 @@ def process_mapping_from_counts(tasks_per_node):
                 continue
         blocks.append((node, 1, count))
     return process_mapping(blocks)
+
+
+def process_mapping_by_host(counts, hosts):
+    """``PMI_process_mapping`` for shells with ``counts`` tasks each, on ``hosts``
+    (one name per shell, in order): shells that share a host are one node, as
+    they share its memory. ``[2, 2]`` on ``["a", "a"]`` -> ``"(vector,(0,1,4))"``.
+    Without host names (``hosts`` shorter than ``counts``) each shell is a node.
+    """
+    if len(hosts) < len(counts):
+        return process_mapping_from_counts(counts)
+    node_of = {}
+    blocks = []
+    for count, host in zip(counts, hosts):
+        if count <= 0:
+            continue
+        node = node_of.setdefault(host, len(node_of))
+        blocks.append((node, 1, count))
+    # a host's consecutive shells are one block; then equal neighbours merge
+    merged = []
+    for node, _, count in blocks:
+        if merged and merged[-1][0] == node:
+            merged[-1] = (node, 1, merged[-1][2] + count)
+        else:
+            merged.append((node, 1, count))
+    out = []
+    for node, _, count in merged:
+        if out and out[-1][2] == count and out[-1][0] + out[-1][1] == node:
+            out[-1] = (out[-1][0], out[-1][1] + 1, count)
+        else:
+            out.append((node, 1, count))
+    return process_mapping(out)
+
+
+def mapping_nodes(text, size):
+    """The node of each of ``size`` ranks under ``PMI_process_mapping`` ``text``
+    (``(vector,(node,nnodes,ppn),...)``, blocks repeated until every rank has one).
+
+    Raises:
+        ValueError: text that is not a process mapping.
+    """
+    body = text.replace(" ", "")
+    if not body.startswith("(vector,") or not body.endswith(")"):
+        raise ValueError(f"not a PMI process mapping: {text!r}")
+    blocks = []
+    for part in body[len("(vector,"):-1].split("),"):
+        fields = part.strip("()").split(",")
+        if len(fields) != 3 or not all(f.isdigit() for f in fields):
+            raise ValueError(f"not a PMI process mapping: {text!r}")
+        node, nnodes, ppn = map(int, fields)
+        if nnodes < 1 or ppn < 1:
+            raise ValueError(f"not a PMI process mapping: {text!r}")
+        blocks.append((node, nnodes, ppn))
+    nodes = []
+    while len(nodes) < size:
+        for node, nnodes, ppn in blocks:
+            for n in range(node, node + nnodes):
+                nodes.extend([n] * ppn)
+    return nodes[:size]

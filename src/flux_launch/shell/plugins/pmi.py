@@ -61,7 +61,8 @@ class _Ops:
 
 class PMI:
     def __init__(self, shell):
-        from flux_launch.proto.pmi1 import Maxes, process_mapping_from_counts
+        from flux_launch.proto import rv1
+        from flux_launch.proto.pmi1 import Maxes, process_mapping_by_host
         from flux_launch.proto.pmi1_server import SimpleServer
 
         self.shell = shell
@@ -72,7 +73,9 @@ class PMI:
         self.engine = SimpleServer(tm.ntasks, _Ops(self), nlocal=len(local), kvsname=f"kvs_{int(shell.jobid)}",
                                    maxes=Maxes(kvsname_max=256, keylen_max=64, vallen_max=1024),
                                    trace=shell.verbose >= 2)
-        mapping = process_mapping_from_counts(tm.counts)
+        # shells on one host are one node (brokers among the tasks then link over ipc, not TCP)
+        hosts = rv1.decode(shell.R).hosts()
+        mapping = process_mapping_by_host(tm.counts, [hosts.get(r) for r in tm.ranks] if hosts else [])
         if len(mapping) < 1024:
             self.engine.preput("PMI_process_mapping", mapping)
         taskmap = json.dumps(tm.rfc34(), separators=(",", ":"))
