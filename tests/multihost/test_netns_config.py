@@ -1,0 +1,116 @@
+"""An instance of brokers on 4 hosts (network namespaces with their own address,
+host name and /tmp), booted from one config file as flux-core's system instance
+is: ``[bootstrap] hosts = [{host = "node[0-3]"}]``, ``default_bind`` on the
+interface, ``default_connect`` by host name, one ``curve_cert``. Then MPICH across
+the 4 hosts, a host that never comes up, and a host with another certificate."""
+
+import os
+import subprocess
+
+import pytest
+
+from flux_launch.testing import BIN
+
+pytestmark = [pytest.mark.e2e, pytest.mark.multihost]
+FLUX = os.path.join(BIN, "flux")
+HELLO_C = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mpi", "hello.c")
+
+
+@pytest.fixture(scope="module")
+def hosts4():
+    from flux_launch.testing.netns import Hosts, HostsUnavailable
+
+    hosts = Hosts(4)
+    try:
+        hosts.start()
+    except HostsUnavailable as exc:
+        pytest.skip(f"no network namespaces here: {exc}")
+    try:
+        yield hosts
+    finally:
+        hosts.close()
+
+
+def _config(hosts, name, cert=None, port=8050):
+    """A config directory in the hosts' shared directory; returns its path."""
+    d = os.path.join(hosts.shared, name)
+    os.makedirs(d, exist_ok=True)
+    if cert is None:
+        cert = os.path.join(d, "curve.cert")
+        subprocess.run([FLUX, "keygen", cert], check=True, capture_output=True)
+    with open(os.path.join(d, "bootstrap.toml"), "w") as f:
+        f.write(f'[bootstrap]\ncurve_cert = "{cert}"\ndefault_port = {port}\n'
+                f'default_bind = "tcp://eth0:%p"\ndefault_connect = "tcp://%h:%p"\n'
+                f'hosts = [ {{ host = "node[0-{hosts.n - 1}]" }} ]\n')
+    return d
+
+
+def _start(hosts, i, conf, *args):
+    return hosts.popen(i, [FLUX, "start", "-c", conf, *args, "sleep", "inf"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stop(procs):
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, 9)
+            except ProcessLookupError:
+                pass
+        p.communicate()
+
+
+@pytest.fixture(scope="module")
+def hello(hosts4):
+    out = os.path.join(hosts4.shared, "hello")
+    subprocess.run(["mpicc.mpich", "-O1", "-o", out, HELLO_C], check=True, capture_output=True)
+    return out
+
+
+def test_config_booted_instance_on_4_hosts_runs_mpich(hosts4, hello):
+    conf = _config(hosts4, "good")
+    procs = [_start(hosts4, i, conf) for i in (1, 2, 3)]
+    try:
+        r = hosts4.run(0, [FLUX, "start", "-c", conf, "sh", "-c",
+                           "flux overlay status; flux getattr tbon.endpoint; flux run -N4 hostname | sort; "
+                           f"flux run -N4 -n8 {hello} | sort"], timeout=90)
+    finally:
+        _stop(procs)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:4] == ["0 node0: full", "├─ 1 node1: full", "│  └─ 3 node3: full", "└─ 2 node2: full"], r.stdout
+    assert lines[4] == f"tcp://{hosts4.addrs[0]}:8050", lines[4]
+    assert lines[5:9] == ["node0", "node1", "node2", "node3"]
+    hello_lines = lines[9:]
+    assert len(hello_lines) == 8 and all(line.endswith("sum 28") for line in hello_lines), r.stdout
+    assert {line.split(" on ")[1].split(",")[0] for line in hello_lines} == set(hosts4.names), r.stdout
+
+
+def test_host_that_never_comes_up_is_named(hosts4):
+    conf = _config(hosts4, "late", port=8051)
+    procs = [_start(hosts4, i, conf) for i in (1, 2)]
+    try:
+        r = hosts4.run(0, [FLUX, "start", "-c", conf, "-Sbroker.quorum-timeout=1", "sh", "-c",
+                           "flux uptime; flux run -N3 hostname | sort"], timeout=60)
+    finally:
+        _stop(procs)
+    assert r.returncode == 0, r.stderr
+    assert "quorum not reached after 1s: rank 3 (node3) never came up; going on without them" in r.stderr
+    assert "1 offline" in r.stdout and r.stdout.splitlines()[1:] == ["node0", "node1", "node2"], r.stdout
+
+
+def test_host_with_another_certificate_is_refused(hosts4):
+    conf = _config(hosts4, "cert", port=8052)
+    other = _config(hosts4, "othercert", port=8052)  # same hosts and ports, a new certificate
+    procs = [_start(hosts4, 1, conf), _start(hosts4, 2, other, "-Stbon.timeout=5"), _start(hosts4, 3, conf)]
+    try:
+        r = hosts4.run(0, [FLUX, "start", "-c", conf, "-Sbroker.quorum-timeout=2", "sh", "-c",
+                           "flux overlay status; flux run -N3 hostname | sort"], timeout=60)
+        bad_out, bad_err = procs[1].communicate(timeout=20)
+    finally:
+        _stop(procs)
+    assert r.returncode == 0, r.stderr
+    assert "overlay: refused a connection on tcp://" in r.stderr and "CURVE handshake" in r.stderr, r.stderr
+    assert r.stdout.splitlines() == ["0 node0: partial", "├─ 1 node1: full", "│  └─ 3 node3: full",
+                                     "└─ 2: offline", "node0", "node1", "node3"], r.stdout
+    assert "the parent broker refused this broker's CURVE key" in bad_err, bad_err
