@@ -67,3 +67,19 @@ def test_flux_run_mpi_hello_in_instance_under_srun(slurm, mpi_hello, shape):
     assert sorted(line.split(" on ")[0] for line in lines) == \
         ["hello from rank 0 of 2", "hello from rank 1 of 2"], r
     assert all(line.endswith("sum 1") for line in lines), lines
+
+
+@pytest.mark.xfail(strict=False, reason="the broker does not yet notice srun without PMI (SLURM_STEP_NUM_TASKS > 1, "
+                                        "no PMI_FD): each task becomes an instance of size 1")
+def test_flux_start_under_srun_without_pmi_is_never_n_singletons(slurm):
+    """``srun --mpi=none`` serves no PMI_FD: the brokers either find another way
+    to form one instance (Slurm's libpmi through srun) or refuse in one line that
+    says to use ``--mpi=pmi2``; never two silent instances of size 1."""
+    r = slurm.run(["srun", "-N1", "-n2", "--mpi=none", FLUX, "start", "sh", "-c",
+                   "echo size=$(flux getattr size)"])
+    if r.returncode == 0:
+        assert r.stdout.split() == ["size=2"], r
+    else:
+        assert "size=" not in r.stdout, r
+        lines = [line for line in r.stderr.splitlines() if line.startswith("flux-broker:")]
+        assert lines and all("--mpi=pmi2" in line for line in lines), r.stderr
