@@ -36,10 +36,6 @@ START_TIMEOUT = 30  # seconds for the node to be idle; slurmd registers in about
 INSTALL_TIMEOUT = 600
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slurm: runs a private Slurm cluster (slurmctld, slurmd, munged)")
-
-
 def _log_reason(path, default):
     """A daemon's first error line (the cause; its last one appended when it
     differs), or its last line, else ``default``."""
