@@ -144,7 +144,6 @@ class SlurmCluster:
         self.node = None
         self.install_s = 0.0
         self.start_s = 0.0
-        self.stepds_before = set()
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -252,7 +251,6 @@ class SlurmCluster:
         if os.geteuid() != 0:
             pytest.skip("the private Slurm cluster needs root (slurmd starts every task as its user)")
         t0 = time.monotonic()
-        self.stepds_before = _system_daemon_pids(("slurmstepd",))
         # munged wants every directory above its socket searchable by all
         self.dir = tempfile.mkdtemp(prefix="flux-slurm-", dir="/tmp")
         os.chmod(self.dir, 0o755)
@@ -298,12 +296,26 @@ class SlurmCluster:
         except (OSError, subprocess.TimeoutExpired):
             pass
 
+    def _own_stepds(self):
+        """This cluster's slurmstepd processes: those with its SLURM_CONF (slurmd's
+        environment), whatever other cluster runs beside it."""
+        mark = f"SLURM_CONF={self.path('slurm.conf')}".encode()
+        own = set()
+        for pid in _system_daemon_pids(("slurmstepd",)):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if mark in f.read().split(b"\0"):
+                        own.add(pid)
+            except OSError:
+                pass
+        return own
+
     def _reap_stepds(self):
-        """SIGKILL to the slurmstepd processes this cluster started that are still
-        there 5 s after the daemons stopped."""
+        """SIGKILL to this cluster's slurmstepd processes still there 5 s after the
+        daemons stopped."""
         deadline = time.monotonic() + 5
         while True:
-            left = _system_daemon_pids(("slurmstepd",)) - self.stepds_before
+            left = self._own_stepds()
             if not left or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
