@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from flux_launch.testing import BIN, clean_env, flux
+from flux_launch.testing import BIN, clean_env, flux, poll
 
 pytestmark = pytest.mark.e2e
 FLUX = os.path.join(BIN, "flux")
@@ -203,3 +203,27 @@ def test_keygen(tmp_path):
     assert r.returncode == 1 and "exists: remove it first" in r.stderr
     out = flux("keygen").stdout
     assert "secret-key" in out and out != text
+
+
+def test_a_host_that_comes_up_late_joins_with_its_resources(cluster):
+    """Missing at the quorum timeout, then started: it goes online, its cores
+    become schedulable (it was never seen, so its resources were unknown)."""
+    c = cluster(3)
+    c.start(1)
+    err = c.dir / "rank0.err"
+    with open(err, "w") as errf:
+        rank0 = subprocess.Popen(
+            [FLUX, "start", "-c", c.conf, "-Sbroker.quorum-timeout=0.5", "sh", "-c",
+             "flux uptime; while flux uptime | grep -q offline; do sleep 0.1; done; "
+             "flux resource list -s free -n; flux run -N3 flux getattr rank | sort"],
+            env=clean_env({"FLUX_FAKE_HOSTNAME": "fake0", "TMPDIR": str(c.dir)}), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=errf, text=True, start_new_session=True)
+        c.procs.append(rank0)
+        assert poll(lambda: "never came up" in err.read_text(), timeout=30), err.read_text()
+        c.start(2)
+        out, _ = rank0.communicate(timeout=60)
+    assert rank0.returncode == 0, err.read_text()
+    lines = out.splitlines()
+    assert "1 offline" in lines[0], out
+    assert lines[1].split()[:2] == ["free", "3"], out
+    assert lines[2:] == ["0", "1", "2"], out + err.read_text()

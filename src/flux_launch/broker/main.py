@@ -57,6 +57,7 @@ class Broker(Router):
         self.state = "join"
         self.online = set()
         self.lost = set()
+        self.late = set()  # ranks missing at the quorum timeout that have not joined since
         self.exit_code = 0
         self.initial_proc = None
         self.rexec = None
@@ -178,6 +179,7 @@ class Broker(Router):
             from flux_launch.core.idset import encode
 
             missing = sorted(set(range(self.size)) - self.online)
+            self.late.update(missing)  # they may still come: then their resources join
             names = ""
             if "hostlist" in self.attrs:
                 from flux_launch.core.hostlist import Hostlist
@@ -376,7 +378,8 @@ class Broker(Router):
     def _subtree_change(self, what, ranks):
         if self.rank == 0:
             if what == "online":
-                back = self.lost.intersection(ranks)
+                back = self.lost.union(self.late).intersection(ranks)
+                self.late.difference_update(ranks)
                 self.online.update(ranks)
                 self.lost.difference_update(ranks)
                 self._check_quorum()

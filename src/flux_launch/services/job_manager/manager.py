@@ -334,9 +334,29 @@ class JobManager:
         if self.sched is None:
             return
         for rank in (ev.get("payload") or {}).get("ranks", ()):
-            if rank in self.sched.pool.ranks and self.hostnames.get(rank):
+            if rank not in self.sched.pool.ranks:
+                continue
+            if self.hostnames.get(rank):
                 self.sched.pool.set_up(rank)
+            else:  # a broker that joined after the quorum timeout: learn what it has
+                self.broker.rpc("resource.info", None, rank, self._late_rank(rank))
         self.schedule()
+
+    def _late_rank(self, rank):
+        def cb(p, errnum, errstr):
+            if errnum or not p or rank in self.broker.lost:
+                return
+            gpus = list(range(len(p.get("gpus", ()))))
+            try:
+                self.sched.pool.set_resources(rank, list(range(p["ncores"])), gpus, p["hostname"])
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("job-manager: rank %d joined late with resources that cannot be used: %s", rank, exc)
+                return
+            self.rank_info[rank] = p
+            self.hostnames[rank] = p["hostname"]
+            self.sched.pool.set_up(rank)
+            self.schedule()
+        return cb
 
     def _start(self, job, alloc):
         from flux_launch.proto import rv1

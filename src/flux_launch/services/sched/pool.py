@@ -347,6 +347,16 @@ class Pool:
         """Mark ``rank`` up again.  Raises ValueError if it is unknown."""
         self._get(rank).up = True
 
+    def set_resources(self, rank: int, cores: list[int], gpus: list[int], hostname: str) -> None:
+        """Give ``rank`` the resources it reported late (a broker that joined after
+        the quorum timeout): only a rank that has nothing allocated; ValueError else."""
+        r = self._get(rank)
+        if not r.idle():
+            raise ValueError(f"rank {rank} has resources allocated")
+        r.cores, r.gpus = _id_list(cores, f"rank {rank} cores"), _id_list(gpus, f"rank {rank} gpus")
+        r.free_cores, r.free_gpus = list(r.cores), list(r.gpus)
+        r.hostname = hostname
+
     # -- allocation -------------------------------------------------------
 
     def _entries(self, req: Request) -> Iterator[tuple[int, int, int]]:

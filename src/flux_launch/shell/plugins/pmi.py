@@ -74,7 +74,7 @@ class PMI:
                                    maxes=Maxes(kvsname_max=256, keylen_max=64, vallen_max=1024),
                                    trace=shell.verbose >= 2)
         # shells on one host are one node (brokers among the tasks then link over ipc, not TCP)
-        hosts = rv1.decode(shell.R).hosts()
+        hosts = rv1.decode(shell.R).hosts() if getattr(shell, "R", None) else {}
         mapping = process_mapping_by_host(tm.counts, [hosts.get(r) for r in tm.ranks] if hosts else [])
         if len(mapping) < 1024:
             self.engine.preput("PMI_process_mapping", mapping)
