@@ -1,7 +1,11 @@
 """PMI-1 server engine (Flux RFC 13) for the local processes of one job, without I/O.
 
 The glue feeds :class:`SimpleServer` the lines each client sends and writes the
-lines it returns. Local put visibility: a put is stored in the KVS at once, so local
+lines it returns. With ``pmi2=True`` a client whose ``cmd=init`` asks for
+version 2 switches to the PMI-2 wire (:mod:`flux_launch.proto.pmi2`): the glue
+then feeds it frame bodies instead of lines (:meth:`SimpleServer.wire` says
+which), and its requests share the KVS and barrier with PMI-1 clients
+(``kvs-fence`` is ``barrier_in``), so both kinds can be mixed in one job. Local put visibility: a put is stored in the KVS at once, so local
 gets see it before the barrier (PMI-1 only promises it after the barrier). Keys of
 other nodes arrive with :meth:`SimpleServer.barrier_complete`. The wire format
 (parsing, formatting, limits) is in :mod:`flux_launch.proto.pmi1`.
@@ -9,6 +13,7 @@ other nodes arrive with :meth:`SimpleServer.barrier_complete`. The wire format
 
 from types import MappingProxyType
 
+from .pmi2 import init_response
 from .pmi1 import (
     PMI_FAIL,
     PMI_ERR_INVALID_ARG,
@@ -60,13 +65,21 @@ class Ops:
     def trace(self, client, direction, line):
         """A line in (direction "C") or out ("S"), without newline, when tracing."""
 
+    def send(self, client, data):
+        """Write ``data`` (bytes) to a client other than the one whose request is
+        being handled: a PMI-2 ``info-getnodeattr`` that waited for a key another
+        local client has just put. Required when the engine serves PMI-2."""
+        raise NotImplementedError("Ops.send must be implemented to serve PMI-2")
+
 
 class _Client:
-    __slots__ = ("initialized", "finalized", "in_barrier", "in_mcmd", "gone")
+    __slots__ = ("initialized", "finalized", "in_barrier", "in_mcmd", "gone", "version", "thrid")
 
     def __init__(self):
         self.initialized = self.finalized = self.in_barrier = False
         self.in_mcmd = self.gone = False
+        self.version = 1
+        self.thrid = None  # PMI-2: the thrid of the kvs-fence now waiting
 
 
 class SimpleServer:
@@ -84,13 +97,15 @@ class SimpleServer:
         universe_size: answered to ``get_universe_size``; defaults to ``size``.
         maxes: :class:`Maxes` to announce and enforce.
         trace: call ``ops.trace`` for every line in and out.
+        pmi2: also serve clients that ask for PMI version 2 (refused otherwise);
+            ``ops`` must then implement ``send``.
 
     Raises:
         ValueError: size < 1, nlocal outside 1..size, or an invalid kvsname.
     """
 
     def __init__(self, size, ops, *, nlocal=None, kvsname="kvs_0", appnum=0,
-                 universe_size=None, maxes=DEFAULT_MAXES, trace=False):
+                 universe_size=None, maxes=DEFAULT_MAXES, trace=False, pmi2=False):
         if size < 1:
             raise ValueError(f"PMI job size must be at least 1, not {size}")
         nlocal = size if nlocal is None else nlocal
@@ -110,6 +125,7 @@ class SimpleServer:
         self._trace = getattr(ops, "trace", None) if trace else None
         self._finalize_hook = getattr(ops, "finalize", None)
         self._kvs = {}
+        self._preput = {}  # the job's own keys: PMI-2 job attributes too
         self._pending = {}
         self._clients = {}
         self._barrier = []
@@ -121,6 +137,11 @@ class SimpleServer:
             get_appnum=self._info, get_my_kvsname=self._info, put=self._put,
             get=self._get, barrier_in=self._barrier_in, finalize=self._finalize,
             abort=self._abort)
+        self._v2 = None
+        if pmi2:
+            from .pmi2_server import PMI2Handler
+
+            self._v2 = PMI2Handler(self, ops)
 
     @property
     def kvs(self):
@@ -131,6 +152,11 @@ class SimpleServer:
     def barrier_count(self):
         """Number of clients now waiting in the barrier."""
         return len(self._barrier)
+
+    def wire(self, client):
+        """2 once the client's init chose PMI-2 (feed it frame bodies), else 1 (lines)."""
+        st = self._clients.get(client)
+        return 2 if st is not None and st.version == 2 else 1
 
     def finalized(self, client):
         """True if the client has sent ``cmd=finalize``."""
@@ -158,10 +184,11 @@ class SimpleServer:
                 raise ValueError(f"PMI value for {key!r} is longer than "
                                  f"{self.maxes.vallen_max - 1} characters")
             value = ""
-        self._kvs[key] = value
+        self._kvs[key] = self._preput[key] = value
 
     def handle(self, client, line):
-        """Handle one request line (bytes or str) from a client.
+        """Handle one request line (bytes or str) from a client, or the body of
+        one PMI-2 frame once :meth:`wire` says 2.
 
         Returns:
             list of response lines (bytes) for this client now: none for
@@ -179,6 +206,8 @@ class SimpleServer:
             st = self._clients[client] = _Client()
         if self._trace is not None:
             self._trace(client, "C", _trace_text(line))
+        if st.version == 2:
+            return self._v2.handle(client, st, line)
         if st.in_mcmd:
             return self._mcmd_line(client, st, line)
         try:
@@ -220,17 +249,18 @@ class SimpleServer:
         waiting, self._barrier = self._barrier, []
         self._exchanging = False
         if rc == 0:
-            line = format("barrier_out", rc=0)
+            line1 = format("barrier_out", rc=0)
         else:
-            line = format("barrier_out", rc=rc, msg=_wire_msg(msg or "barrier failed"))
+            line1 = format("barrier_out", rc=rc, msg=_wire_msg(msg or "barrier failed"))
         out = []
         for client in waiting:
             st = self._clients[client]
             st.in_barrier = False
             if st.gone:
                 continue
+            line = line1 if st.version == 1 else self._v2.fence_response(st, rc, msg or "barrier failed")
             if self._trace is not None:
-                self._trace(client, "S", line[:-1].decode())
+                self.trace_out(client, line)
             out.append((client, line))
         return out
 
@@ -251,6 +281,8 @@ class SimpleServer:
             return []
         st.gone = True
         st.in_mcmd = False
+        if self._v2 is not None:
+            self._v2.forget(client)
         if st.finalized:
             return []
         self._lost += 1
@@ -269,12 +301,25 @@ class SimpleServer:
             self._trace(client, "S", line[:-1].decode())
         return [line]
 
+    def trace_out(self, client, data):
+        """Trace a response (a PMI-1 line or a PMI-2 frame) when tracing is on."""
+        if self._trace is None:
+            return
+        text = data.decode("utf-8", "replace")
+        self._trace(client, "S", text[:-1] if text.endswith("\n") else text[6:])
+
     def _init(self, client, st, req):
         version = req.get("pmi_version", "")
         subversion = req.get("pmi_subversion", "")
         if not version.isdigit() or not subversion.isdigit():
             return self._reply(client, "response_to_init", rc=PMI_ERR_INVALID_ARG,
                                msg="init needs numeric pmi_version and pmi_subversion")
+        if int(version) == 2 and self._v2 is not None:
+            st.initialized = True
+            st.version = 2
+            line = init_response()
+            self.trace_out(client, line)
+            return [line]
         if int(version) == 2:
             return self._reply(
                 client, "response_to_init", rc=PMI_FAIL,
@@ -331,21 +376,29 @@ class SimpleServer:
         return self._reply(client, "get_result", rc=0, value=value)
 
     def _barrier_in(self, client, st, req):
-        if st.in_barrier:
-            raise PMIProtocolError("PMI client entered the barrier twice", "barrier_in")
-        if self._exchanging:
-            raise PMIProtocolError(
-                "PMI barrier_in while the barrier exchange is in progress "
-                f"(more than nlocal={self.nlocal} clients?)", "barrier_in")
+        self.barrier_check(st, "barrier_in")
         if self._lost:
             return self._reply(client, "barrier_out", rc=PMI_FAIL, msg=_LOST_MSG)
+        self.barrier_join(client, st)
+        return []
+
+    def barrier_check(self, st, cmd):
+        """Raise PMIProtocolError if this client may not enter the barrier now."""
+        if st.in_barrier:
+            raise PMIProtocolError(f"PMI client entered the barrier twice ({cmd})", cmd)
+        if self._exchanging:
+            raise PMIProtocolError(
+                f"PMI {cmd} while the barrier exchange is in progress "
+                f"(more than nlocal={self.nlocal} clients?)", cmd)
+
+    def barrier_join(self, client, st):
+        """Enter the barrier (checked by :meth:`barrier_check`, none lost)."""
         st.in_barrier = True
         self._barrier.append(client)
         if len(self._barrier) >= self.nlocal:
             self._exchanging = True
             pending, self._pending = self._pending, {}
             self._ops.barrier_enter(pending)
-        return []
 
     def _finalize(self, client, st, req):
         st.finalized = True

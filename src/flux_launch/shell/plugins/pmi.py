@@ -1,9 +1,13 @@
-"""pmi: PMI-1 (simple wire protocol, RFC 13) for the tasks, wired across nodes.
+"""pmi: PMI-1 (simple wire protocol, RFC 13) and PMI-2 for the tasks, wired across nodes.
 
 Each task gets one end of a socketpair as ``PMI_FD`` with ``PMI_RANK`` and
 ``PMI_SIZE`` (MPICH's built-in client needs nothing more), and
 ``FLUX_PMI_LIBRARY_PATH`` naming our ``libpmi.so`` for MPIs that load a PMI
-library. The engine (``proto/pmi1_server.py``) answers gets from a node-local
+library. A task whose first line is ``cmd=init pmi_version=2`` is served the
+PMI-2 wire protocol (``proto/pmi2.py``, as Slurm's ``--mpi=pmi2`` serves it;
+``pmi/libpmi2.c`` is a client) from then on: ``kvs-fence`` is the same barrier
+and the KVS the same, so PMI-1 and PMI-2 tasks can be mixed in one job. PMI-2
+node attributes (``info-putnodeattr``) are per shell, i.e. node-local. The engine (``proto/pmi1_server.py``) answers gets from a node-local
 cache, so a get never costs a round trip; ``PMI_process_mapping``,
 ``flux.taskmap`` and ``flux.instance-level`` are put before the tasks start.
 
@@ -13,8 +17,9 @@ the last barrier are then exchanged among the job's shells over a k-ary tree
 ``shell-<jobid>`` on its broker, gathers its children's keys, sends the union to
 its parent and hands the full set it gets back down to its children.
 
-Faults: a task that sends garbage has its PMI connection closed and the job
-gets an ``exec`` exception naming it and the line; a task that initialized PMI
+Faults: a task that sends garbage (PMI-1 or PMI-2) has its PMI connection
+closed, the shell logs one line naming it and the bytes, and the job gets an
+``exec`` exception naming it (its peers would wait for it in a barrier forever); a task that initialized PMI
 and exits before ``PMI_Finalize``, and ``PMI_Abort``, also end the job with an
 exception (its message shown), so no peer waits in a barrier forever.
 
@@ -58,6 +63,9 @@ class _Ops:
     def trace(self, client, direction, line):
         self.pmi.shell.log("TRACE", f"pmi-simple: {client}: {direction}: {line}")
 
+    def send(self, client, data):
+        self.pmi._send(client, [data])
+
 
 class PMI:
     def __init__(self, shell):
@@ -72,7 +80,7 @@ class PMI:
         # Hydra's limits: MPICH aborts when kvsname_max + keylen_max exceeds 737.
         self.engine = SimpleServer(tm.ntasks, _Ops(self), nlocal=len(local), kvsname=f"kvs_{int(shell.jobid)}",
                                    maxes=Maxes(kvsname_max=256, keylen_max=64, vallen_max=1024),
-                                   trace=shell.verbose >= 2)
+                                   trace=shell.verbose >= 2, pmi2=True)
         # shells on one host are one node (brokers among the tasks then link over ipc, not TCP)
         hosts = rv1.decode(shell.R).hosts() if getattr(shell, "R", None) else {}
         mapping = process_mapping_by_host(tm.counts, [hosts.get(r) for r in tm.ranks] if hosts else [])
@@ -111,6 +119,7 @@ class PMI:
 
     def _read(self, taskid):
         from flux_launch.proto.pmi1 import PMIProtocolError
+        from flux_launch.proto.pmi2 import split_frame
 
         sock = self.socks.get(taskid)
         if sock is None:
@@ -123,22 +132,33 @@ class PMI:
             self._closed(taskid)
             return
         buf = self.buffers[taskid] + data
-        *lines, rest = buf.split(b"\n")
-        self.buffers[taskid] = rest
-        if len(rest) > self.engine.max_line:
-            self._garbage(taskid, f"a line over {self.engine.max_line} bytes", rest[:40])
-            return
-        for line in lines:
-            if line.startswith(b"cmd=init"):
-                self.initialized.add(taskid)
-                if self.gone:
-                    self._peer_gone(min(self.gone))
+        # One message at a time: after a PMI-2 init the rest of buf is frames.
+        while taskid in self.socks:
+            msg = None
             try:
-                replies = self.engine.handle(taskid, line + b"\n")
+                if self.engine.wire(taskid) == 2:
+                    cut = split_frame(buf)
+                    if cut is not None:
+                        msg, buf = cut
+                else:
+                    i = buf.find(b"\n")
+                    if i >= 0:
+                        msg, buf = buf[:i + 1], buf[i + 1:]
+                        if msg.startswith(b"cmd=init"):
+                            self.initialized.add(taskid)
+                            if self.gone:
+                                self._peer_gone(min(self.gone))
+                    elif len(buf) > self.engine.max_line:
+                        self._garbage(taskid, f"a line over {self.engine.max_line} bytes", buf[:40])
+                        return
+                if msg is None:
+                    break
+                replies = self.engine.handle(taskid, msg)
             except PMIProtocolError as exc:
-                self._garbage(taskid, str(exc), line[:40])
+                self._garbage(taskid, str(exc), (msg or buf)[:40])
                 return
             self._send(taskid, replies)
+        self.buffers[taskid] = buf
 
     def _send(self, taskid, replies):
         sock = self.socks.get(taskid)
