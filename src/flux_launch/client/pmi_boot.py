@@ -37,7 +37,7 @@ def _pmi_fd(env):
         raise _NotApplicable("PMI_FD is not set")
 
 
-def _wire(env, version):
+def _wire(env, version, fallback=False):
     from flux_launch.client.pmi2_client import PMI2Client, PMI2Refused
     from flux_launch.client.pmi_client import PMIClient
 
@@ -50,7 +50,7 @@ def _wire(env, version):
         pmi.init()
         return pmi
     except PMI2Refused:
-        if version == 2:
+        if not fallback:
             pmi.close()
             raise
         # A PMI-1 server (our flux start --test-size one) refuses version 2 and
@@ -101,7 +101,7 @@ def _libpmi(env, path):
 
 
 _METHODS = {
-    "simple": lambda env, arg: _wire(env, 2 if _says_pmi2(env) else 1),
+    "simple": lambda env, arg: _wire(env, 2, fallback=True) if _says_pmi2(env) else _wire(env, 1),
     "simple1": lambda env, arg: _wire(env, 1),
     "simple2": lambda env, arg: _wire(env, 2),
     "libpmi2": _libpmi2,

@@ -5,7 +5,9 @@ lines it returns. With ``pmi2=True`` a client whose ``cmd=init`` asks for
 version 2 switches to the PMI-2 wire (:mod:`flux_launch.proto.pmi2`): the glue
 then feeds it frame bodies instead of lines (:meth:`SimpleServer.wire` says
 which), and its requests share the KVS and barrier with PMI-1 clients
-(``kvs-fence`` is ``barrier_in``), so both kinds can be mixed in one job. Local put visibility: a put is stored in the KVS at once, so local
+(``kvs-fence`` is ``barrier_in``), so both kinds can be mixed in one job.
+
+Local put visibility: a put is stored in the KVS at once, so local
 gets see it before the barrier (PMI-1 only promises it after the barrier). Keys of
 other nodes arrive with :meth:`SimpleServer.barrier_complete`. The wire format
 (parsing, formatting, limits) is in :mod:`flux_launch.proto.pmi1`.

@@ -7,7 +7,9 @@ library. A task whose first line is ``cmd=init pmi_version=2`` is served the
 PMI-2 wire protocol (``proto/pmi2.py``, as Slurm's ``--mpi=pmi2`` serves it;
 ``pmi/libpmi2.c`` is a client) from then on: ``kvs-fence`` is the same barrier
 and the KVS the same, so PMI-1 and PMI-2 tasks can be mixed in one job. PMI-2
-node attributes (``info-putnodeattr``) are per shell, i.e. node-local. The engine (``proto/pmi1_server.py``) answers gets from a node-local
+node attributes (``info-putnodeattr``) are per shell, i.e. node-local.
+
+The engine (``proto/pmi1_server.py``) answers gets from a node-local
 cache, so a get never costs a round trip; ``PMI_process_mapping``,
 ``flux.taskmap`` and ``flux.instance-level`` are put before the tasks start.
 
