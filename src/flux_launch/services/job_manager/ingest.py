@@ -2,7 +2,8 @@
 
 Topic: ``job-ingest.submit {jobspec, urgency?, flags?}`` -> ``{id}``. The
 jobspec is validated (RFC 25), the request must be able to fit the instance
-some day ("unsatisfiable request: ..."), and a guest may neither submit
+some day ("unsatisfiable request: ..."), the queue must be enabled ("job
+submission is disabled: REASON"), and a guest may neither submit
 waitable jobs nor raise urgency above the default. An accepted job is the state
 machine's (``JobManager.add``): its FLUID, ``job.<dothex>.{jobspec,eventlog}``.
 """
@@ -78,6 +79,7 @@ class Ingest:
         jm = self.jm
         feasible = jm.sched.pool.feasible if jm.pool_ready else None
         jobspec, summ, urgency, flags = check(p, msg.get("rolemask", 1) == 1, feasible)
+        jm.queue.check_submit(jobspec)  # flux queue disable: refused, with its reason
         userid = msg.get("userid", jm.broker.owner)
         if "dependencies" in jobspec.get("attributes", {}).get("system", {}):
             jm.depend.precheck(userid, jobspec)

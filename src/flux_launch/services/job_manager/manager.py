@@ -16,8 +16,10 @@ Topics:
   type=cancel), ``job-manager.kill {id, signum}``, ``job-manager.urgency {id,
   urgency}`` -> ``{old_urgency}``, ``job-manager.wait {id}`` (waitable jobs; ``id``
   0 waits for any) -> ``{id, success, errstr}``, ``job-manager.drain`` (answered
-  once no job is active); the purge topics are ``purge.py``'s.
-- ``sched.resource-status``: the pool as ``flux resource list`` shows it.
+  once no job is active); the purge topics are ``purge.py``'s, the queue's
+  (``queue-status``, ``queue-start``, ``idle``...) ``queue.py``'s.
+- ``resource.drain|undrain|status|reload`` and ``sched.resource-status``:
+  ``resources.py`` (drained ranks get no new jobs).
 
 A restarted instance rebuilds its jobs from their eventlogs; a job that was
 running gets an exec exception (its shells belonged to the previous instance),
@@ -38,6 +40,8 @@ from flux_launch.services.job_manager.info import Info
 from flux_launch.services.job_manager.ingest import Ingest
 from flux_launch.services.job_manager.job import FAILED, Job, kvs_dir, priority_of
 from flux_launch.services.job_manager.purge import Purge
+from flux_launch.services.job_manager.queue import Queue
+from flux_launch.services.job_manager.resources import Resources
 from flux_launch.services.kvs.service import KVSError
 
 log = logging.getLogger("flux_launch.job-manager")
@@ -71,6 +75,8 @@ class JobManager:
         self.purge = Purge(self)  # inactive jobs: their limits, purge and stats RPCs
         self.depend = Depend(self)  # jobs held in DEPEND (RFC 26)
         self.bypass = Bypass(self)  # jobs run on the R they name (alloc-bypass), tools' targets
+        self.queue = Queue(self)  # enabled/disabled, started/stopped
+        self.resources = Resources(self)  # drained ranks, resource.* and sched.resource-status
         epoch, last = self._restore()
         self.fluid = FluidGenerator(0, epoch_ms=epoch, start_timestamp=last)
         Ingest(self)
@@ -78,8 +84,7 @@ class JobManager:
         Service(broker, "job-manager", {
             "raise": self._raise, "kill": self._kill, "urgency": self._urgency, "wait": self._wait,
             "drain": self._drain, "memo": self._memo, "disconnect": self._disconnect,
-            **self.purge.methods(), **self.bypass.methods()}).register()
-        Service(broker, "sched", {"resource-status": self._resource_status}).register()
+            **self.purge.methods(), **self.bypass.methods(), **self.queue.methods()}).register()
         broker.on_run.append(self._fetch_resources)
         broker.subscribers.append(("overlay.lost", self._ranks_lost))
         broker.subscribers.append(("overlay.online", self._ranks_online))
@@ -250,10 +255,8 @@ class JobManager:
 
     def _pool_known(self, info):
         """Every rank answered ``resource.info`` (``None`` for one that could not):
-        the scheduler starts, with the pending jobs that can ever run."""
-        from flux_launch.services.sched.policy import Scheduler
-        from flux_launch.services.sched.pool import Pool
-
+        the scheduler starts (on a reloaded inventory if there was one), with the
+        pending jobs that can ever run."""
         ranks = {r: {"cores": list(range(p["ncores"])), "gpus": list(range(len(p.get("gpus", ())))),
                      "hostname": p["hostname"], "properties": []}
                  for r, p in info.items() if p}
@@ -267,11 +270,21 @@ class JobManager:
         for r, p in info.items():
             if not p:  # never answered: listed down, with nothing known of it
                 ranks[r] = {"cores": [], "gpus": [], "hostname": f"rank{r}", "properties": []}
-        self.sched = Scheduler(Pool(ranks))
         self.hostnames = {r: p["hostname"] for r, p in info.items() if p}
-        for r, p in info.items():
-            if not p or r in self.broker.lost:
+        self.install_pool(self.resources.reloaded(ranks))
+
+    def install_pool(self, ranks):
+        """A scheduler over ``ranks`` (``Pool``'s form): ranks lost or never heard
+        from are down, drained ones drained, and the pending jobs that can ever run
+        are queued (the others get an exception)."""
+        from flux_launch.services.sched.policy import Scheduler
+        from flux_launch.services.sched.pool import Pool
+
+        self.sched = Scheduler(Pool(ranks))
+        for r in ranks:
+            if r not in self.rank_info or r in self.broker.lost:
                 self.sched.pool.set_down(r)
+        self.resources.apply(self.sched.pool)
         self.pool_ready = True
         for job in sorted(self.jobs.values(), key=lambda j: j.id):
             if job.state == "SCHED" and job.priority and bypass_R(job.jobspec) is None and self._check_feasible(job):
@@ -292,7 +305,7 @@ class JobManager:
 
     def _schedule(self):
         self._sched_scheduled = False
-        if self.sched is None:
+        if self.sched is None or not self.queue.start:  # flux queue stop: jobs wait in SCHED
             return
         for jobid, alloc in self.sched.schedule(time.time()):
             job = self.jobs.get(jobid)
@@ -427,6 +440,7 @@ class JobManager:
         if self.depend.pending:
             self.depend.inactive(job)
         self._notify_waiters(job)
+        self.queue.job_done()
         if self.drainers and not self._active():
             for req in self.drainers:
                 self.broker.respond(req, {})
@@ -566,11 +580,4 @@ class JobManager:
         route = msg.get("route")
         self.waiters = [(r, j) for r, j in self.waiters if r.get("route") != route]
         self.drainers = [r for r in self.drainers if r.get("route") != route]
-
-    def _resource_status(self, msg, p):
-        if self.sched is None:
-            raise ServiceError(errno.EAGAIN, "resources are not known yet: the instance is still starting")
-        from flux_launch.services.sched.status import resource_status
-
-        sources = {r: info.get("source", "?") for r, info in self.rank_info.items()}
-        self.broker.respond(msg, resource_status(self.sched.pool, sources))
+        self.queue.disconnect(route)

@@ -19,8 +19,8 @@ deterministic (lowest ranks, then lowest core/GPU ids first):
   ``exclusive`` without ``nnodes``; here it means "pack the slots onto
   whole idle ranks in rank order".
 
-Ranks marked down are never allocated, but count as existing for
-:meth:`Pool.feasible` (a request that fits the whole instance is kept
+Ranks marked down or drained are never allocated, but count as existing
+for :meth:`Pool.feasible` (a request that fits the whole instance is kept
 waiting, not rejected).  ``constraints`` is a list of properties a rank
 must all have.
 
@@ -196,12 +196,12 @@ def _plural(n: int, word: str) -> str:
 
 class _Rank:
     __slots__ = ("rank", "cores", "gpus", "hostname", "props", "free_cores",
-                 "free_gpus", "up")
+                 "free_gpus", "up", "drained")
 
     def __init__(self, rank: int, cores: list[int], gpus: list[int], hostname: str,
                  props: frozenset[str]) -> None:
         self.rank, self.cores, self.gpus = rank, cores, gpus
-        self.hostname, self.props, self.up = hostname, props, True
+        self.hostname, self.props, self.up, self.drained = hostname, props, True, False
         self.free_cores, self.free_gpus = list(cores), list(gpus)
 
     def idle(self) -> bool:
@@ -271,6 +271,7 @@ class Pool:
         for r, st in self._ranks.items():
             c = _Rank(r, st.cores, st.gpus, st.hostname, st.props)
             c.free_cores, c.free_gpus, c.up = list(st.free_cores), list(st.free_gpus), st.up
+            c.drained = st.drained
             new._ranks[r] = c
         new._order = list(new._ranks.values())
         return new
@@ -289,8 +290,8 @@ class Pool:
                      doc="Total GPUs, down ranks included.")
 
     def free_counts(self) -> tuple[int, int]:
-        """Return (free cores, free GPUs) on up ranks."""
-        up = [st for st in self._order if st.up]
+        """Return (free cores, free GPUs) on up ranks that are not drained."""
+        up = [st for st in self._order if st.up and not st.drained]
         return sum(len(s.free_cores) for s in up), sum(len(s.free_gpus) for s in up)
 
     def free_resources(self, rank: int) -> dict[str, list[int]]:
@@ -309,9 +310,21 @@ class Pool:
         """Tell if ``rank`` is up; ValueError if it is unknown."""
         return self._get(rank).up
 
+    def is_drained(self, rank: int) -> bool:
+        """Tell if ``rank`` is drained; ValueError if it is unknown."""
+        return self._get(rank).drained
+
+    def is_rank_idle(self, rank: int) -> bool:
+        """True if nothing is allocated on ``rank``; ValueError if it is unknown."""
+        return self._get(rank).idle()
+
     def is_idle(self) -> bool:
         """True if nothing is allocated anywhere."""
         return all(st.idle() for st in self._order)
+
+    def properties(self, rank: int) -> list[str]:
+        """Return the properties of ``rank``, sorted; ValueError if it is unknown."""
+        return sorted(self._get(rank).props)
 
     def hostname(self, rank: int) -> str:
         """Return the host name of ``rank`` ("" if not known); ValueError
@@ -347,6 +360,11 @@ class Pool:
         """Mark ``rank`` up again.  Raises ValueError if it is unknown."""
         self._get(rank).up = True
 
+    def set_drained(self, rank: int, drained: bool = True) -> None:
+        """Drain ``rank`` (or undrain it): a drained rank gets no new allocations,
+        what it has allocated stays so until freed; ValueError if it is unknown."""
+        self._get(rank).drained = bool(drained)
+
     def set_resources(self, rank: int, cores: list[int], gpus: list[int], hostname: str) -> None:
         """Give ``rank`` the resources it reported late (a broker that joined after
         the quorum timeout): only a rank that has nothing allocated; ValueError else."""
@@ -362,7 +380,7 @@ class Pool:
     def _entries(self, req: Request) -> Iterator[tuple[int, int, int]]:
         cons, excl = req.constraints, req.exclusive
         for st in self._order:
-            if st.up and (not cons or st.props.issuperset(cons)) \
+            if st.up and not st.drained and (not cons or st.props.issuperset(cons)) \
                     and (not excl or st.idle()):
                 yield st.rank, len(st.free_cores), len(st.free_gpus)
 
