@@ -43,11 +43,15 @@ def _parser():
     s.add_argument("-r", "--ranks", default="all", metavar="IDSET", help="only the tasks of these ranks")
     s.add_argument("-t", "--timeout", metavar="FSD", help="give up after this long")
     s.add_argument("id")
-    s = sub.add_parser("info", help="print jobspec, R or an eventlog of a job")
+    s = sub.add_parser("info", help="print a job's jobspec, R, eventlog, guest.exec.eventlog, guest.output...")
+    s.add_argument("-o", "--original", action="store_true",
+                   help="for jobspec, the jobspec as submitted (here: the same, nothing alters it at ingest)")
+    s.add_argument("-b", "--base", action="store_true",
+                   help="for jobspec or R, the version before updates (here: the same, neither is updated)")
     s.add_argument("id")
-    s.add_argument("key", nargs="+")
+    s.add_argument("key", nargs="+", help="jobspec, R, eventlog, guest.exec.eventlog, guest.input, guest.output")
     s = sub.add_parser("eventlog", help="print a job's eventlog")
-    s.add_argument("-f", "--format", choices=("text", "json"), default="text")
+    _event_options(s)
     s.add_argument("-p", "--path", default="eventlog",
                    help="eventlog path, or exec, output, input for guest.exec.eventlog ... (default: eventlog)")
     s.add_argument("-F", "--follow", "-w", "--watch", dest="watch", action="store_true",
@@ -56,7 +60,7 @@ def _parser():
     s = sub.add_parser("wait-event", help="wait for an event of a job")
     s.add_argument("-t", "--timeout", type=float, help="give up after this many seconds")
     s.add_argument("-p", "--path", default="eventlog", help="eventlog path, or exec, output, input")
-    s.add_argument("-f", "--format", choices=("text", "json"), default="text")
+    _event_options(s)
     s.add_argument("-q", "--quiet", action="store_true")
     s.add_argument("-v", "--verbose", action="store_true", help="print the events before it too")
     s.add_argument("id")
@@ -98,9 +102,38 @@ def _parser():
     return p
 
 
+def _event_options(s):
+    """-f, -T, -H, -L of eventlog and wait-event (cli/eventfmt.py)."""
+    s.add_argument("-f", "--format", default="text", metavar="FORMAT", help="text (default) or json")
+    s.add_argument("-T", "--time-format", default="raw", metavar="FORMAT",
+                   help="raw (default), iso, offset or human")
+    s.add_argument("-H", "--human", action="store_true", help="human-readable output: -f text -T human, colored "
+                   "on a terminal")
+    s.add_argument("-L", "--color", default="auto", metavar="WHEN",
+                   help="color the output: always (WHEN left out), never, or auto (default)")
+
+
+def _color_argv(argv):
+    """``argv`` with eventlog's and wait-event's -L/--color made explicit: as in
+    flux-core (getopt's optional argument), WHEN counts only when attached
+    (``-Lnever``, ``--color=never``); a bare ``-L`` or ``--color`` is ``always``."""
+    if not argv or argv[0] not in ("eventlog", "wait-event"):
+        return argv
+    out = argv[:1]
+    for i, arg in enumerate(argv[1:], 1):
+        if arg == "--":
+            return out + argv[i:]
+        if arg in ("-L", "--color"):
+            arg = "--color=always"
+        elif arg.startswith("-L"):
+            arg = "--color=" + arg[2:]
+        out.append(arg)
+    return out
+
+
 def main(cmd, argv):
     p = _parser()
-    args = p.parse_args(argv)
+    args = p.parse_args(_color_argv(list(argv)))
     return globals()["_" + args.sub.replace("-", "_")](p, args)
 
 
@@ -150,19 +183,52 @@ def _hostpids(p, args):
 
 
 def _info(p, args):
+    """flux-core's flux job info; -o/--original and -b/--base give the stored
+    jobspec and R (nothing here alters a jobspec at ingest or updates either)."""
     jobid = _jobid(p, args.id)
-    resp = handle().rpc("job-info.lookup", {"id": int(jobid), "keys": args.key}).get()
+    h = handle()
+    try:
+        resp = h.rpc("job-info.lookup", {"id": int(jobid), "keys": args.key}).get()
+    except FileNotFoundError:
+        _missing(h, jobid, args.key, "no such key {key!r} (keys: jobspec, R, eventlog, guest.exec.eventlog, "
+                 "guest.input, guest.output)")
+        raise
     for key in args.key:
         value = resp[key]
         print(value.rstrip("\n") if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
     return 0
 
 
-def _print_event(ev, fmt):
-    if fmt == "json":
-        print(json.dumps(dict(ev), separators=(",", ":")), flush=True)
-    else:
-        print(ev, flush=True)
+def _missing(h, jobid, keys, text):
+    """After a lookup of ``keys`` answered ENOENT: when the job exists, raise the
+    first of ``keys`` it lacks as ``OSError(ENOENT, text)`` (``{key}`` in ``text``
+    names it); when the job does not, return (the caller raises the lookup's error)."""
+    try:
+        h.rpc("job-info.lookup", {"id": int(jobid), "keys": ["eventlog"]}).get()
+    except FileNotFoundError:
+        return
+    for key in keys:
+        try:
+            h.rpc("job-info.lookup", {"id": int(jobid), "keys": [key]}).get()
+        except FileNotFoundError:
+            raise FileNotFoundError(2, f"{jobid}: " + text.format(key=key)) from None
+
+
+def _formatter(args):
+    """The ``EventFormatter`` of -f, -T, -H and -L (-H: text, human times, colors on a terminal).
+
+    Raises:
+        ValueError: flux-core's ``invalid format type 'X'``, ``invalid
+            time-format type 'X'``, ``invalid value: --color=X``.
+    """
+    from flux_launch.cli.eventfmt import EventFormatter, color_wanted
+
+    fmt, time_format, when = args.format, args.time_format, args.color
+    if args.human:
+        fmt, time_format, when = "text", "human", "auto"
+    evf = EventFormatter(fmt, time_format)
+    evf.color = color_wanted(when, sys.stdout)
+    return evf
 
 
 # flux-core's short names for the guest eventlogs
@@ -173,19 +239,24 @@ def _eventlog(p, args):
     from flux_launch.job.event import EventWatch
 
     jobid = _jobid(p, args.id)
+    evf = _formatter(args)
     args.path = _PATHS.get(args.path, args.path)
     h = handle()
     if not args.watch:
-        from flux_launch.job.event import EventLogEvent
         from flux_launch.proto.eventlog import decode
 
-        value = h.rpc("job-info.lookup", {"id": int(jobid), "keys": [args.path]}).get()[args.path]
+        try:
+            value = h.rpc("job-info.lookup", {"id": int(jobid), "keys": [args.path]}).get()[args.path]
+        except FileNotFoundError:  # flux-core's words for a path the job lacks
+            _missing(h, jobid, [args.path], "eventlog path {key} not found (e.g. eventlog, exec, output, input)")
+            raise
         for entry in decode(value):
-            _print_event(EventLogEvent(entry), args.format)
+            print(evf.format(entry))
+        sys.stdout.flush()
         return 0
     watch = EventWatch(h, jobid, args.path)
     for ev in watch:
-        _print_event(ev, args.format)
+        print(evf.format(ev), flush=True)
         if args.path == "eventlog" and ev.name == "clean":
             break
     return 0
@@ -196,6 +267,7 @@ def _wait_event(p, args):
 
     jobid = _jobid(p, args.id)
     args.path = _PATHS.get(args.path, args.path)
+    evf = _formatter(args)
     h = handle()
     if args.timeout is not None:
         import signal
@@ -207,9 +279,10 @@ def _wait_event(p, args):
         signal.setitimer(signal.ITIMER_REAL, args.timeout)
     try:
         for ev in EventWatch(h, jobid, args.path):
+            evf.seen(ev)
             if ev.name == args.event or args.verbose:
                 if not args.quiet:
-                    _print_event(ev, args.format)
+                    print(evf.format(ev), flush=True)
             if ev.name == args.event:
                 return 0
             if args.path == "eventlog" and ev.name == "clean":

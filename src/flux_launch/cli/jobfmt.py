@@ -491,6 +491,16 @@ class Format:
                 out.append(f.format_field(self._value(field, conv, job), spec))
         return "".join(out)
 
+    def value(self, job, field):
+        """The value of ``field`` for ``job`` before any conversion, as --sort
+        compares it: a number, a string, or '' when the job has none."""
+        value = self._f.get_field(field, (job,), None)[0]
+        if isinstance(value, _ID):
+            return int(value.value) if value.value is not None else ""
+        if isinstance(value, (int, float, str)):
+            return value
+        return str(value)
+
     def _value(self, field, conv, job):
         return self._f.convert_field(self._f.get_field(field, (job,), None)[0], conv)
 
