@@ -47,11 +47,11 @@ def spans_hosts(pmi, size):
 
 def interface_address(hint):
     """The address to bind a TCP endpoint on, from ``tbon.interface-hint`` (as
-    flux-core): ``default-router`` (the address of the interface that holds the
+    flux-core): ``default-route`` (the address of the interface that holds the
     default route; the default), ``hostname`` (what the host name resolves to),
     an interface name, or an address. Falls back from the first to the second,
     and to 127.0.0.1 when neither gives one."""
-    if hint and hint not in ("hostname", "default-router"):
+    if hint and hint not in ("hostname", "default-route", "default-router"):
         return _ifaddr(hint) or hint
     if hint != "hostname":
         addr = _ifaddr(_default_route_interface())

@@ -66,6 +66,7 @@ class Broker(Router):
         self._finished = False  # _finish ran: services, connector and overlay are closed
         self._done = None
         self.closers = []
+        self.log = None  # the log handler and service (log.py), set by run_broker
         self.parent_R = None  # a nested instance's resources: its job's R, reranked
 
     # ---- lifecycle --------------------------------------------------------------
@@ -79,14 +80,16 @@ class Broker(Router):
         self.rank, self.size = boot(self, self.attrs)
         if self.rank != 0:
             self.command = None  # booted from a config, every broker was given it
-        if str(self.rank) != os.environ.get("PMI_RANK", "0"):
-            setup_logging(self.attrs, self.rank)
+        if self.log is not None:
+            self.log.rank = self.rank
         self._init_attrs()
         if self.rank == 0 and "parent-uri" in self.attrs:
             self._parent_R()
         self.connector = Connector(self, os.path.join(self.attrs["rundir"], f"local-{self.rank}"), self.owner)
         await self.connector.start()
         builtins.register(self)
+        if self.log is not None:
+            self.log.attach(self)
         if self.forkserver is not None:
             from flux_launch.broker.rexec import ForkServerClient
 
@@ -402,33 +405,25 @@ class Broker(Router):
         self.shutdown()
 
 
-_SYSLOG_TO_PY = {0: 50, 1: 50, 2: 50, 3: 40, 4: 30, 5: 20, 6: 20, 7: 10}
-
-
 def setup_logging(attrs, rank_hint="0"):
-    """Broker log lines go to stderr as ``flux-broker[RANK]: LEVEL: text``, filtered
-    by ``log-stderr-level`` (syslog numbers, default 4: warnings and worse)."""
-    try:
-        level = _SYSLOG_TO_PY.get(int(attrs.get("log-stderr-level", "4")), 30)
-    except ValueError:
-        level = 30
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"flux-broker[{rank_hint}]: %(levelname)s: %(message)s"))
-    root = logging.getLogger("flux_launch")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    """The broker's log (``log.py``): ring buffer, stderr as ``flux-broker[RANK]:
+    LEVEL: text`` filtered by ``log-stderr-level`` (default 4: warnings and worse),
+    forwarding to rank 0, ``log-filename``. Returns the handler."""
+    from flux_launch.broker import log as _log
+
+    return _log.setup(attrs, rank_hint)
 
 
 def check_attrs(attrs):
     """The one-line error for a broker attribute with a bad value, or None."""
+    from flux_launch.broker.log import check_attrs as check_log_attrs
     from flux_launch.services.job_manager.purge import parse_limits
 
     try:
         parse_limits(attrs)
     except ValueError as exc:
         return str(exc)
-    return None
+    return check_log_attrs(attrs)
 
 
 def run_broker(attrs, command=None, topology=None, config_path=None):
@@ -444,7 +439,7 @@ def run_broker(attrs, command=None, topology=None, config_path=None):
     from flux_launch.broker.boot import BootError, prepare_rundir
     from flux_launch.services.kvs.store import StoreError
 
-    setup_logging(attrs, os.environ.get("PMI_RANK", "0"))
+    log_handler = setup_logging(attrs, os.environ.get("PMI_RANK", "0"))
     nested_context(attrs)
     config = {}
     config_path = config_path or attrs.pop("config.path", None)
@@ -482,6 +477,7 @@ def run_broker(attrs, command=None, topology=None, config_path=None):
     broker = Broker(attrs, command, forkserver=(fs_sock, fs_pid))
     broker.topology = topology
     broker.config = config
+    broker.log = log_handler
     try:
         return asyncio.run(broker.run())
     except (BootError, StoreError) as exc:

@@ -29,6 +29,7 @@ from flux_launch.proto import message as _msg
 log = logging.getLogger("flux_launch.broker")
 _HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                      | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+_MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_ACCEPTED | _HANDSHAKE_FAILED | zmq.EVENT_HANDSHAKE_SUCCEEDED
 
 
 class Overlay:
@@ -66,6 +67,8 @@ class Overlay:
         self._loop = None
         self._closing = False
         self._refused_logged = -1e9
+        self.parent_up = False  # a message came from the parent since the link was (re)made
+        self._dealer_mon = None
 
     # ---- setup -----------------------------------------------------------------
 
@@ -139,6 +142,8 @@ class Overlay:
             sock.curve_serverkey = parent_pubkey.encode()
             sock.curve_publickey = self.curve[0]
             sock.curve_secretkey = self.curve[1]
+        # monitored before it connects: the handshake's event must not be missed
+        self._dealer_mon = sock.get_monitor_socket(_MONITORED)
         sock.connect(parent_uri)
         self.dealer = sock
         self.parent_seen = time.monotonic()
@@ -151,15 +156,15 @@ class Overlay:
             self._watch(self.router, self._router_event)
         if self.dealer is not None:
             loop.add_reader(self.dealer.getsockopt(zmq.FD), self._drain_dealer)
-            self._watch(self.dealer, self._dealer_event)
+            self._watch(self.dealer, self._dealer_event, self._dealer_mon)
             self.send_parent({"type": "ctl", "topic": "hello", "rank": self.rank})
         loop.call_later(self.keepalive, self._tick)
         # A zeromq FD only signals new readiness after ZMQ_EVENTS has been read:
         # drain once now to arm every reader.
         self._drain_all()
 
-    def _watch(self, sock, handler):
-        mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_ACCEPTED | _HANDSHAKE_FAILED)
+    def _watch(self, sock, handler, mon=None):
+        mon = mon or sock.get_monitor_socket(_MONITORED)
         self._monitors.append((sock, mon))
         self._loop.add_reader(mon.getsockopt(zmq.FD), self._drain_monitor, mon, handler)
         self._drain_monitor(mon, handler)
@@ -221,6 +226,7 @@ class Overlay:
         sock = self.router
         while not self._closing and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
             frames = sock.recv_multipart(zmq.NOBLOCK)
+            self.parent_up = True
             if len(frames) not in (2, 3):
                 log.error("overlay: dropped a message of %d frames from a child", len(frames))
                 continue
@@ -294,9 +300,13 @@ class Overlay:
     def _dealer_event(self, event):
         if self._closing:
             return
-        if event == zmq.EVENT_DISCONNECTED:
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.parent_up = True
+        elif event == zmq.EVENT_DISCONNECTED:
+            self.parent_up = False
             self.broker.parent_lost("the connection to the parent broker was closed")
         elif event & _HANDSHAKE_FAILED:
+            self.parent_up = False
             self.broker.parent_lost("the parent broker refused this broker's CURVE key (is curve_cert the "
                                     "instance's?)")
 
@@ -326,6 +336,7 @@ class Overlay:
         if self.dealer is not None:
             self.send_parent({"type": "ctl", "topic": "keepalive"})
             if now - self.parent_seen > self.timeout:
+                self.parent_up = False
                 self.broker.parent_lost(f"no message from the parent for {self.timeout:g}s")
         self._loop.call_later(self.keepalive, self._tick)
 
@@ -339,6 +350,9 @@ class Overlay:
                 loop.remove_reader(mon.getsockopt(zmq.FD))
             sock.disable_monitor()
             mon.close(0)
+        if self._dealer_mon is not None and not self._monitors:  # connected, never started
+            self.dealer.disable_monitor()
+            self._dealer_mon.close(0)
         for sock, linger in ((self.router, 0), (self.dealer, self.GOODBYE_LINGER_MS)):
             if sock is not None:
                 if loop is not None:

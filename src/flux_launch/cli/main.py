@@ -35,6 +35,8 @@ COMMANDS = {
     "watch": "watch",
     "config": "config",
     "keygen": "keygen",
+    "dmesg": "dmesg",
+    "logger": "dmesg",
     "bulksubmit": "bulksubmit",
 }
 
@@ -72,6 +74,8 @@ Commands:
   watch      print the output of jobs (running or inactive) and wait for them
   config     print the instance's configuration (flux broker -c)
   keygen     make the CURVE certificate of a config-booted instance
+  dmesg      print the broker's log ring buffer (-f: follow, -H: human times)
+  logger     append a message to the broker's log
 """
 
 
