@@ -36,6 +36,7 @@ LIBRARIES = ("libpmi0", "libpmi2-0")  # Slurm's PMI libraries, for the brokers' 
 COMMANDS = ("slurmctld", "slurmd", "srun", "sinfo", "squeue", "scancel", "munged")
 START_TIMEOUT = 30  # seconds for the node to be idle; slurmd registers in about 1 s
 INSTALL_TIMEOUT = 600
+PREFIX = "flux-slurm-"  # of each cluster's directory in /tmp
 
 
 def _log_reason(path, default):
@@ -70,6 +71,20 @@ def _system_daemon_pids(names=("munged", "slurmctld", "slurmd")):
     return pids
 
 
+def _test_cluster_pids():
+    """Pids of the daemons of any session's test cluster (their command line or
+    environment names a ``PREFIX`` directory): never to be taken for the system's."""
+    own = set()
+    for pid in _system_daemon_pids(("munged", "slurmctld", "slurmd", "slurmstepd")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f, open(f"/proc/{pid}/environ", "rb") as g:
+                if f"/{PREFIX}".encode() in f.read() + g.read():
+                    own.add(pid)
+        except OSError:
+            pass
+    return own
+
+
 def _missing_packages():
     """The packages of PACKAGES and LIBRARIES that dpkg does not have installed
     (without dpkg: PACKAGES when a command is missing)."""
@@ -101,18 +116,20 @@ def _install(packages):
             f.write("#!/bin/sh\nexit 101\n")
         os.chmod(policy, 0o755)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    # another session's install holds dpkg's lock for a while: wait for it
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300", *packages]
     try:
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
         if r.returncode != 0:  # package lists missing or stale: update once and retry
-            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=INSTALL_TIMEOUT)
+            subprocess.run(["apt-get", "update", "-qq", "-o", "DPkg::Lock::Timeout=300"], env=env,
+                           capture_output=True, timeout=INSTALL_TIMEOUT)
             r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
     except subprocess.TimeoutExpired:
         return f"apt-get install {names} took over {INSTALL_TIMEOUT} s"
     finally:
         if own_policy:
             os.unlink(policy)
-        for pid in _system_daemon_pids() - before:  # started by a postinst despite the policy
+        for pid in _system_daemon_pids() - before - _test_cluster_pids():  # a postinst's, despite the policy
             try:
                 os.kill(pid, signal.SIGTERM)
             except OSError:
@@ -270,7 +287,7 @@ class SlurmCluster:
             pytest.skip("the private Slurm cluster needs root (slurmd starts every task as its user)")
         t0 = time.monotonic()
         # munged wants every directory above its socket searchable by all
-        self.dir = tempfile.mkdtemp(prefix="flux-slurm-", dir="/tmp")
+        self.dir = tempfile.mkdtemp(prefix=PREFIX, dir="/tmp")
         os.chmod(self.dir, 0o755)
         self.env = clean_env({"SLURM_CONF": self.path("slurm.conf"), "TMPDIR": self.dir})
         self.env["PATH"] += ":/usr/sbin:/sbin"
