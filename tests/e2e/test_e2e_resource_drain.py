@@ -7,10 +7,11 @@ one-line error with flux-core's exit code."""
 import json
 import os
 import shutil
+import signal
 
 import pytest
 
-from flux_launch.testing import Instance
+from flux_launch.testing import Instance, poll
 
 pytestmark = pytest.mark.e2e
 
@@ -134,6 +135,19 @@ def test_bad_input(inst, args, code, text):
     assert r.returncode == code and text in r.stderr, (r.returncode, r.stderr)
     if code == 1:
         assert len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_offline_nodes_get_a_star(make_instance):
+    inst = make_instance(size=3)
+    pids = inst.broker_pids()
+    inst.flux("resource", "drain", "2", "dying")
+    os.kill(pids[1], signal.SIGKILL)
+    os.kill(pids[2], signal.SIGKILL)
+    assert poll(lambda: "lost: 1-2" in inst.flux("uptime", check=False, timeout=20).stdout), inst.log()
+    assert poll(lambda: _status(inst) == {"avail": "0", "avail*": "1", "drained*": "2"}), _status(inst)
+    out = inst.flux("resource", "drain", "-n", "-o", "{state} {status} {up.ascii} {reason}").stdout
+    assert out == "drained* offline n dying\n", out
+    assert _status(inst, "-s", "offline") == {"avail*": "1", "drained*": "2"}
 
 
 def test_drains_survive_a_restart(make_instance, tmp_path):
