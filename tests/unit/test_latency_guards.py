@@ -56,7 +56,7 @@ def test_flux_command_skips_interpreter_teardown(no_exit, monkeypatch, capsys):
     with pytest.raises(_Exit) as info:
         cli_main.run()
     assert info.value.args == (0,)
-    assert capsys.readouterr().out.startswith("flux_launch ")
+    assert capsys.readouterr().out.startswith("commands:    \t\t")
     pyproject = SRC.parents[1] / "pyproject.toml"
     if pyproject.exists():  # the console script is run, not main (which returns through teardown)
         assert 'flux = "flux_launch.cli.main:run"' in pyproject.read_text()

@@ -83,6 +83,7 @@ class Broker(Router):
         if self.log is not None:
             self.log.rank = self.rank
         self._init_attrs()
+        os.environ.pop("FLUX_FAKE_HOSTNAME", None)  # this broker's, not its jobs' or nested instances'
         if self.rank == 0 and "parent-uri" in self.attrs:
             self._parent_R()
         self.connector = Connector(self, os.path.join(self.attrs["rundir"], f"local-{self.rank}"), self.owner)
@@ -128,7 +129,7 @@ class Broker(Router):
         a.setdefault("tbon.fanout", str(self.fanout))
         a.setdefault("instance-level", "0")
         a.setdefault("broker.quorum", f"0-{self.size - 1}" if self.size > 1 else "0")
-        a.setdefault("hostname", socket.gethostname())
+        a.setdefault("hostname", os.environ.get("FLUX_FAKE_HOSTNAME") or socket.gethostname())
         from flux_launch import __version__
 
         a.setdefault("version", __version__)

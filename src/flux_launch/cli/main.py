@@ -36,6 +36,10 @@ COMMANDS = {
     "config": "config",
     "keygen": "keygen",
     "dmesg": "dmesg",
+    "version": "misc",
+    "env": "misc",
+    "python": "misc",
+    "help": "misc",
     "logger": "dmesg",
     "bulksubmit": "bulksubmit",
 }
@@ -76,6 +80,10 @@ Commands:
   keygen     make the CURVE certificate of a config-booted instance
   dmesg      print the broker's log ring buffer (-f: follow, -H: human times)
   logger     append a message to the broker's log
+  version    print the versions of the commands and of the broker
+  env        print the environment flux gives its commands, or run COMMAND in it
+  python     run the Python interpreter of flux (flux importable)
+  help       list the commands, or show a command's help (flux help COMMAND)
 """
 
 
@@ -86,14 +94,11 @@ def die(cmd, text, code=1):
 
 def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args or args[0] in ("-h", "--help"):
         sys.stdout.write(USAGE) if args else sys.stderr.write(USAGE)
         return 0 if args else 2
     if args[0] in ("-V", "--version"):
-        from flux_launch import __version__
-
-        print(f"flux_launch {__version__}")
-        return 0
+        args[0] = "version"
     up = 0  # -p/--parent: how many levels up; -1: -r/--root
     while args and (args[0] in ("--parent", "--root") or _short_up(args[0])):
         opt = args.pop(0)

@@ -33,12 +33,28 @@ def _parser():
     p.add_argument("--test-exit-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="after rank 0 exits, kill brokers still running after this long (default 10)")
     p.add_argument("--test-rundir", metavar="DIR", help="use DIR as the rundir of all brokers")
+    p.add_argument("--test-rundir-cleanup", action="store_true",
+                   help="remove the --test-rundir directory when the instance ends")
+    p.add_argument("--test-hosts", metavar="HOSTLIST",
+                   help="give the brokers these host names, in rank order (FLUX_FAKE_HOSTNAME)")
+    p.add_argument("--test-pmi-clique", metavar="MODE", default="single",
+                   help="PMI_process_mapping of the test PMI server: single (default), per-broker or none")
+    p.add_argument("-o", "--broker-opts", action="append", default=[], metavar="OPTS",
+                   help="broker options, separated by commas (-Sattr=val, -cPATH, -v)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the initial program")
     return p
 
 
 def main(cmd, argv):
     p = _parser()
+    argv = list(argv)
+    takes_value = {"-S", "--setattr", "-c", "--config-path", "--test-size", "--test-exit-timeout",
+                   "--test-rundir", "--test-hosts", "--test-pmi-clique"}
+    for i, arg in enumerate(argv):  # -o -Sa=b: the broker options start with '-' (argparse would refuse)
+        if arg in ("-o", "--broker-opts") and i + 1 < len(argv):
+            argv[i:i + 2] = [f"--broker-opts={argv[i + 1]}"]
+        elif arg == "--" or (not arg.startswith("-") and (i == 0 or argv[i - 1] not in takes_value)):
+            break  # the initial program: its options are its own
     args = p.parse_args(argv)
     command = args.command
     if command and command[0] == "--":
@@ -52,7 +68,33 @@ def main(cmd, argv):
         if path.split(os.pathsep)[0] != bindir:
             os.environ["PATH"] = bindir + os.pathsep + path
 
-    attrs = parse_attrs(args.setattr)
+    setattrs = list(args.setattr)
+    for opts in args.broker_opts:
+        for opt in filter(None, opts.split(",")):
+            if opt.startswith(("-S", "--setattr=")):
+                setattrs.append(opt[2:] if opt.startswith("-S") else opt.split("=", 1)[1])
+            elif opt.startswith(("-c", "--config-path=")) and len(opt) > 2:
+                args.config_path = opt[2:] if opt.startswith("-c") else opt.split("=", 1)[1]
+            elif opt in ("-v", "--verbose"):
+                args.verbose += 1
+            else:
+                p.error(f"unknown broker option {opt!r} in -o (known: -Sattr=val, -cPATH, -v)")
+    if args.test_pmi_clique not in ("single", "per-broker", "none"):
+        p.error(f"--test-pmi-clique={args.test_pmi_clique}: expected single, per-broker or none")
+    hosts = None
+    if args.test_hosts is not None:
+        from flux_launch.core.hostlist import Hostlist
+
+        try:
+            hosts = list(Hostlist(args.test_hosts))
+        except ValueError as exc:
+            p.error(f"--test-hosts={args.test_hosts}: {exc}")
+        if len(hosts) < (args.test_size or 1):
+            p.error(f"--test-hosts names {len(hosts)} hosts for {args.test_size or 1} brokers")
+    args.hosts = hosts
+    if args.test_rundir_cleanup and not args.test_rundir:
+        p.error("--test-rundir-cleanup needs --test-rundir")
+    attrs = parse_attrs(setattrs)
     from flux_launch.broker.main import check_attrs
 
     message = check_attrs(attrs)
@@ -68,14 +110,22 @@ def main(cmd, argv):
         attrs["rundir"] = args.test_rundir
     if args.config_path:
         attrs["config.path"] = args.config_path
-    if size is None or size == 1:
-        if size == 1:
-            for var in _PMI_VARS:
-                os.environ.pop(var, None)
-        from flux_launch.broker.main import run_broker
+    try:
+        if size is None or size == 1:
+            if size == 1:
+                for var in _PMI_VARS:
+                    os.environ.pop(var, None)
+            if hosts:
+                os.environ["FLUX_FAKE_HOSTNAME"] = hosts[0]
+            from flux_launch.broker.main import run_broker
 
-        return run_broker(attrs, command)
-    return _launch(size, attrs, command, args)
+            return run_broker(attrs, command)
+        return _launch(size, attrs, command, args)
+    finally:
+        if args.test_rundir_cleanup:
+            import shutil
+
+            shutil.rmtree(args.test_rundir, ignore_errors=True)
 
 
 def _launch(size, attrs, command, args):
@@ -123,7 +173,7 @@ def _launch(size, attrs, command, args):
         if made:
             shutil.rmtree(rundir, ignore_errors=True)
         return 1
-    server = LocalPMIServer(size)
+    server = LocalPMIServer(size, mapping=args.test_pmi_clique)
     pids = {}
     sys.stdout.flush()
     sys.stderr.flush()
@@ -131,6 +181,8 @@ def _launch(size, attrs, command, args):
         for rank in range(size):
             pid = os.fork()
             if pid == 0:
+                if args.hosts:
+                    os.environ["FLUX_FAKE_HOSTNAME"] = args.hosts[rank]
                 _broker_child(rank, size, server, attrs, command, topology)
             pids[rank] = pid
             if args.verbose:

@@ -78,7 +78,7 @@ class LocalPMIServer:
     """
 
     def __init__(self, size, kvsname="kvs_0", on_abort=None, trace=None, *,
-                 appnum=0):
+                 appnum=0, mapping="single"):
         if size < 1:
             raise ValueError(f"PMI size must be at least 1, not {size}")
         self.size = size
@@ -87,7 +87,11 @@ class LocalPMIServer:
         self._trace_cb = trace
         self._engine = SimpleServer(size, _LocalOps(self), kvsname=kvsname,
                                     appnum=appnum, trace=bool(trace))
-        self._engine.preput("PMI_process_mapping", process_mapping([(0, 1, size)]))
+        # flux start --test-pmi-clique: single (one node), per-broker, none
+        if mapping == "single":
+            self._engine.preput("PMI_process_mapping", process_mapping([(0, 1, size)]))
+        elif mapping == "per-broker":
+            self._engine.preput("PMI_process_mapping", process_mapping([(0, size, 1)]))
         self._conns = []
         self._children = []
         self._wake_r = self._wake_w = -1
