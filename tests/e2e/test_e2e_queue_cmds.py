@@ -94,6 +94,7 @@ def test_list(inst):
 
 @pytest.mark.parametrize("args, code, text", [
     (("stop", "batch"), 1, "'batch' is not a valid queue"),
+    (("disable", "upgrade"), 1, "give a reason with -m REASON"),
     (("status", "debug"), 1, "'debug' is not a valid queue"),
     (("enable", "-q", "a", "b"), 1, "Conflicting queues"),
     (("idle", "-t", "soon"), 1, "soon"),

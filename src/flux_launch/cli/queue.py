@@ -49,6 +49,10 @@ def main(cmd, argv):
             raise ValueError(f"Conflicting queues specified as --queue={args.old_queue} and {args.queue}")
         args.queue = args.old_queue
     with handle() as h:
+        if args.sub in ("stop", "disable") and args.queue and not _get(h, "job-manager.queue-list")["queues"]:
+            # older flux-core took the reason here: say where it goes now
+            raise ValueError(f"'{args.queue}' is not a valid queue (this instance has only the anonymous "
+                             "queue; give a reason with -m REASON)")
         return globals()[f"_{args.sub}"](h, args)
 
 
