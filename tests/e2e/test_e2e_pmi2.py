@@ -16,7 +16,7 @@ import sys
 import pytest
 
 import flux_launch
-from flux_launch.testing import Instance, flux
+from flux_launch.testing import BIN, Instance, clean_env, flux
 
 pytestmark = pytest.mark.e2e
 
@@ -176,3 +176,14 @@ def test_a_bad_method_list_is_one_line():
     res = flux("start", "true", env={"FLUX_PMI_CLIENT_METHODS": "pmix"}, timeout=60)
     assert res.returncode != 0
     assert "FLUX_PMI_CLIENT_METHODS: unknown method 'pmix'" in res.stderr, res.stderr
+
+
+def test_brokers_boot_over_pmi2_under_hydra():
+    """MPICH's mpiexec.hydra serves PMI-2 too: a foreign server for our client."""
+    hydra = shutil.which("mpiexec.hydra")
+    if hydra is None:
+        pytest.fail("mpiexec.hydra not found: `make test` installs MPICH (ci/setup.sh)")
+    res = subprocess.run([hydra, "-n", "2", "env", "FLUX_PMI_CLIENT_METHODS=simple2", os.path.join(BIN, "flux"),
+                          "start", "flux", "getattr", "size"], capture_output=True, text=True, timeout=90,
+                         env=clean_env())
+    assert res.returncode == 0 and res.stdout.split() == ["2"], res.stdout + res.stderr

@@ -16,7 +16,8 @@ As flux-core's broker, it tries the methods named in ``FLUX_PMI_CLIENT_METHODS``
 - ``libpmi2[:PATH]``, ``libpmi[:PATH]``: a PMI library loaded with cffi, at PATH
   or found as ``libpmi2.so`` / ``libpmi.so`` in the colon-separated directories
   of ``FLUX_PMI_CLIENT_SEARCHPATH`` (without either, the method does not apply).
-- ``single``: no launcher: a singleton (None).
+- ``single``: no launcher: a singleton (None); refused under ``srun`` with more
+  than one task (``SLURM_STEP_NUM_TASKS``), where N singletons are never wanted.
 
 A method that does not apply (no ``PMI_FD``, no library) passes to the next; one
 that applies but fails raises at once, so a broken launcher never silently
@@ -100,13 +101,22 @@ def _libpmi(env, path):
     return _init(LibPMIClient(_library(env, "libpmi", path)))
 
 
+def _single(env):
+    ntasks = env.get("SLURM_STEP_NUM_TASKS", "")
+    if ntasks.isdigit() and int(ntasks) > 1 and env.get("SLURM_STEP_ID") is not None:
+        raise RuntimeError(f"started by srun with {ntasks} tasks but no PMI to join them (each would be an "
+                           "instance of size 1): use srun --mpi=pmi2, or name Slurm's libpmi in "
+                           "FLUX_PMI_CLIENT_SEARCHPATH")
+    return None
+
+
 _METHODS = {
     "simple": lambda env, arg: _wire(env, 2, fallback=True) if _says_pmi2(env) else _wire(env, 1),
     "simple1": lambda env, arg: _wire(env, 1),
     "simple2": lambda env, arg: _wire(env, 2),
     "libpmi2": _libpmi2,
     "libpmi": _libpmi,
-    "single": lambda env, arg: None,
+    "single": lambda env, arg: _single(env),
 }
 
 

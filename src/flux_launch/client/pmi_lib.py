@@ -6,7 +6,8 @@ A broker started by a launcher that offers PMI only through a library (Slurm's
 ``PMI2_KVS_Fence``, ``PMI2_KVS_Get``, ``PMI2_Info_GetJobAttr``...) or
 :class:`LibPMIClient` (the PMI-1 API: ``PMI_Init``, ``PMI_KVS_Put``,
 ``PMI_Barrier``...). Both have :class:`~flux_launch.client.pmi_client.PMIClient`'s
-interface; ``init()`` is done by the constructor's caller. The library owns its
+interface; ``init()`` is done by the constructor's caller. Libraries are loaded
+``RTLD_NOW | RTLD_GLOBAL``. The library owns its
 connection: ``close()`` only forgets it (a loaded library cannot be unloaded).
 """
 
@@ -57,7 +58,9 @@ def _load(path):
         _ffi = cffi.FFI()
         _ffi.cdef(_CDEF)
     try:
-        return _ffi, _ffi.dlopen(path)
+        # RTLD_GLOBAL, as flux-core does: Slurm's libpmi resolves its plugins'
+        # symbols (auth, libslurm) through the global namespace.
+        return _ffi, _ffi.dlopen(path, _ffi.RTLD_NOW | _ffi.RTLD_GLOBAL)
     except OSError as exc:
         raise OSError(f"cannot load PMI library {path}: {exc}") from None
 
