@@ -172,6 +172,9 @@ def test_reload_R_and_xml(make_instance, tmp_path):
     inst.flux("resource", "reload", str(path))
     out = inst.flux("resource", "list", "-n", "-s", "free").stdout.split()
     assert out == ["free", "2", "8", "0", "big[0-1]"], out
+    back = json.loads(inst.flux("resource", "R").stdout)["execution"]
+    assert back["R_lite"] == [{"rank": "0-1", "children": {"core": "0-3"}}], back
+    assert back["nodelist"] in (["big[0-1]"], ["big0", "big1"]), back
     too_big = tmp_path / "R3.json"
     R["execution"]["R_lite"][0]["rank"] = "0-2"
     del R["execution"]["nodelist"]

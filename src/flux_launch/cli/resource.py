@@ -1,4 +1,4 @@
-"""``flux resource list|info|status|drain|undrain|reload``: the instance's
+"""``flux resource list|info|R|status|drain|undrain|reload``: the instance's
 resources as the scheduler sees them (free, allocated, down) and as the
 administrator does (avail, draining, drained, offline), draining nodes and
 reloading the inventory; names, options and layouts are flux-core's
@@ -46,7 +46,7 @@ STATUS_DEFAULT = "avail,exclude,draining,drained"
 
 def main(cmd, argv):
     p = Parser(cmd)
-    sub = p.add_subparsers(dest="sub", required=True, metavar="{list,info,status,drain,undrain,reload}")
+    sub = p.add_subparsers(dest="sub", required=True, metavar="{list,info,R,status,drain,undrain,reload}")
     ls = sub.add_parser("list", help="list resources by state (the scheduler view)")
     ls.add_argument("-s", "--states", default="free,allocated,down", metavar="STATE,...",
                     help="states to show: " + ",".join(LIST_STATES))
@@ -58,6 +58,9 @@ def main(cmd, argv):
     info = sub.add_parser("info", help="one line: nodes, cores and GPUs")
     info.add_argument("-s", "--states", default="all", metavar="STATE,...")
     info.add_argument("-i", "--include", metavar="TARGETS")
+    rr = sub.add_parser("R", help="the resources as an R document (RFC 20)")
+    rr.add_argument("-s", "--states", default="all", metavar="STATE,...")
+    rr.add_argument("-i", "--include", metavar="TARGETS")
     st = sub.add_parser("status", help="show nodes by administrative state (avail, drained...)")
     _status_opts(st)
     st.add_argument("-s", "--states", metavar="STATE,...", help="states to show: " + ",".join(STATUS_STATES))
@@ -78,7 +81,7 @@ def main(cmd, argv):
     rl.add_argument("-f", "--force", action="store_true", help="leave out ranks the instance does not have")
     rl.add_argument("path", help="an R document (RFC 20), or with -x a directory of <rank>.xml")
     args = p.parse_args(argv)
-    return {"list": _list, "info": _info, "status": _status, "drain": _drain, "undrain": _undrain,
+    return {"list": _list, "info": _info, "R": _R, "status": _status, "drain": _drain, "undrain": _undrain,
             "reload": _reload}[args.sub](args)
 
 
@@ -209,6 +212,38 @@ def _info(args):
     fmt = OutputFormat("{nnodes} Nodes, {ncores} Cores, {ngpus} GPUs", LIST_HEADINGS)
     fmt.print_rows(_list_rows(status, states, fmt.fields, _included(args.include, status["nodes"])), True)
     return 0
+
+
+def _R(args):
+    import json
+
+    from flux_launch.proto import rv1
+
+    states = _states(args.states, LIST_STATES)
+    status = _rpc0("sched.resource-status")
+    fields = ["state", "properties"]
+    ranks, hosts, props = {}, {}, {}
+    for row in _list_rows(status, states, fields, _included(args.include, status["nodes"])):
+        for rank, core, gpu in row["parts"]:
+            have = ranks.setdefault(rank, {"core": set(), "gpu": set()})
+            have["core"].update(_ids(core))
+            have["gpu"].update(_ids(gpu))
+    for n in status["nodes"]:
+        hosts[n["rank"]] = n["hostname"]
+        for prop in n.get("properties") or ():
+            if n["rank"] in ranks:
+                props.setdefault(prop, []).append(n["rank"])
+    nodelist = [hosts[r] for r in sorted(ranks)]
+    R = rv1.encode({r: {"core": sorted(v["core"]), "gpu": sorted(v["gpu"])} for r, v in ranks.items()},
+                   nodelist if all(nodelist) else None, properties=props or None)
+    print(json.dumps(R, separators=(",", ":")))
+    return 0
+
+
+def _ids(text):
+    from flux_launch.core.idset import decode
+
+    return list(decode(text)) if text else []
 
 
 # ---- status / drain: the administrative view ---------------------------------------
