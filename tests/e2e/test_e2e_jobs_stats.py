@@ -228,3 +228,15 @@ def test_filters_with_ids_are_ignored_with_a_warning(jobs):
     r = jobs.jobs("-n", "-a", "-f", "failed", "-o", "{id.f58}")
     assert r.stdout.split() == [jobs.failed], r  # (canceled is a result of its own)
     assert "ignoring -a" in r.stderr, r
+
+
+def test_expandable_fields_fit_their_widest_value(jobs):
+    out = jobs.jobs("-a", "-o", "+:{name:>1}|").stdout.splitlines()
+    assert out[0] == " NAME|" and " held|" in out and "sleep|" in out and "false|" in out, out  # gone, sleep: 5
+    assert jobs.jobs("-a", "-o", "+:{name:>7}|").stdout.splitlines()[0] == "   NAME|"
+    assert jobs.jobs("-a", "-n", "-o", "+:{name:<2.2}|").stdout.split("\n")[0] in ("true |", "false|", "sleep|",
+                                                                                    "held |", "gone |")
+    both = jobs.jobs("-a", "-o", "{id.f58} ?+:{exception.type:>1}|").stdout.splitlines()
+    assert both[0].endswith(" EXCEPTION-TYPE|") and any(line.endswith(" " * 9 + "cancel|") for line in both), both
+    none = jobs.jobs("-f", "running", "-o", "{id.f58} ?+:{exception.type:>1}|").stdout.splitlines()
+    assert none == ["JOBID|", f"{jobs.running}|"], none

@@ -15,8 +15,8 @@ for any other job, and for an instance that cannot be reached.
 Conversions: ``!F`` (a duration such as ``8.539s``), ``!H`` (``H:MM:SS``), ``!P``
 (a percentage), ``!d`` (a time: ``{t_submit!d:%b%d %R::>12}``), ``!D`` (ISO 8601).
 A spec ending in ``h`` prints ``-`` for an empty value, one ending in ``+`` marks a
-cut with ``+``; ``?:`` before a field drops it where it is empty for every job
-(``Format.filter``).
+cut with ``+``; ``?:`` before a field drops it where it is empty for every job,
+``+:`` widens it to its widest value, ``?+:`` does both (``Format.filter``).
 """
 
 import pwd
@@ -460,11 +460,12 @@ class Format:
             parsed = list(string.Formatter().parse(fmt))
         except ValueError as exc:
             raise ValueError(f"invalid format {fmt!r}: {exc}") from None
-        # (text, field, spec, conversion, optional): optional for a field after ?:
+        # (text, field, spec, conversion, sentinel): the sentinel before a field, without its
+        # colon: ? (drop the column when empty), + (widen it to fit), ?+ (both), or ''
         self.parts = []
         for text, field, spec, conv in parsed:
-            optional = field is not None and text.endswith("?:")
-            self.parts.append((text[:-2] if optional else text, field, spec or "", conv, optional))
+            mark = next((m for m in ("?+", "+", "?") if field is not None and text.endswith(m + ":")), "")
+            self.parts.append((text[:-len(mark) - 1] if mark else text, field, spec or "", conv, mark))
         self.fields = [p[1] for p in self.parts if p[1] is not None]
         for field in self.fields:
             if not known(field):
@@ -508,17 +509,36 @@ class Format:
         value = self._value(field, conv, job)
         return (not value.t) if isinstance(value, _Time) else str(value).strip() in BLANK
 
-    def filter(self, jobs):
-        """This format without its ``?:`` fields that are empty for every job in ``jobs``."""
+    def filter(self, jobs, header=True):
+        """This format without its ``?:`` fields that are empty for every job in
+        ``jobs``, and its ``+:`` fields as wide as their widest value (or heading,
+        with ``header``; never narrower than their spec says)."""
         out = []
         dropped = False
-        for text, field, spec, conv, optional in self.parts:
+        for text, field, spec, conv, mark in self.parts:
             if dropped and text.startswith(" "):  # the column went, and the space after it
                 text = text[1:]
-            dropped = optional and all(self._blank(field, conv, j) for j in jobs)
+            dropped = "?" in mark and all(self._blank(field, conv, j) for j in jobs)
+            if "+" in mark and not dropped:
+                spec = self._widen(field, spec, conv, jobs, header)
             text = text.replace("{", "{{").replace("}", "}}")
             out.append(text if dropped else text + _field(field, spec, conv))
         return Format("".join(out))
+
+    def _widen(self, field, spec, conv, jobs, header):
+        """``spec`` with its width (and a string's precision) raised to what
+        ``field`` needs for ``jobs`` (flux-core's ``+:``)."""
+        head, sep, spec = spec.rpartition("::") if "::" in spec else ("", "", spec)
+        m = _SPEC.fullmatch(spec)
+        if m is None:
+            return head + sep + spec
+        width = max(int(m["width"] or 0), len(heading(field)) if header else 0,
+                    *(0 if self._blank(field, conv, j) else len(self._f.format_field(self._value(field, conv, j),
+                                                                                   head + sep)) for j in jobs))
+        prec = m["prec"]
+        if prec and int(prec) < width and m["type"] in ("", "s"):
+            prec = str(width)
+        return head + sep + m["pre"] + str(width) + m["group"] + (f".{prec}" if prec else "") + m["type"] + m["rest"]
 
     def header(self):
         out = []
@@ -532,6 +552,11 @@ class Format:
             m = re.match(r"(.?[<>=^])?(\d+)(\.\d+)?", spec)
             out.append(format(heading(field), m[0] if m else ""))
         return "".join(out)
+
+
+# a format spec: its part before the width, width, grouping, precision, type, flux-core's suffixes
+_SPEC = re.compile(r"(?P<pre>(?:[\s\S]?[<>=^])?[- +]?z?#?0?)(?P<width>\d*)(?P<group>[_,]?)(?:\.(?P<prec>\d+))?"
+                   r"(?P<type>[bcdeEfFgGnosxX%]?)(?P<rest>h?\+?)")
 
 
 def _field(field, spec, conv):

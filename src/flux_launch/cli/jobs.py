@@ -4,7 +4,8 @@ Formats use Flux's field names and conversions (cli/jobfmt.py): ``{id.f58:>12}``
 ``{name:<10.10+}`` (``+``: mark truncation), a trailing ``h`` in a spec prints ``-``
 for an empty value, ``!F`` formats seconds as a duration, ``!d`` a time
 (``{t_submit!d:%H:%M::>8}``), ``!P`` a percentage, ``?:`` before a field drops the
-column when it is empty for every job; a format may start ``sort:KEY,... ``.
+column when it is empty for every job, ``+:`` widens it to fit its widest value;
+a format may start ``sort:KEY,... ``.
 Named formats (``-o help`` lists them, ``-o get-config=NAME`` prints one as
 configuration): ``default``, ``long``, ``deps``, ``endreason`` and those of
 ``flux-jobs.{json,toml}`` files (cli/jobsopts.py); ``FLUX_JOBS_FORMAT_DEFAULT``
@@ -42,12 +43,12 @@ from flux_launch.cli.jobsopts import COLOR_RESET, job_stats, line_color
 from flux_launch.core.jobid import JobID
 
 FORMATS = {
-    "default": "{id.f58:>12} ?:{queue:<8.8} {username:<8.8} {name:<10.10+} {status_abbrev:>2.2} {ntasks:>6} "
+    "default": "{id.f58:>12} ?:{queue:<8.8} +:{username:<8.8} {name:<10.10+} {status_abbrev:>2.2} {ntasks:>6} "
                "{nnodes:>6h} {contextual_time!F:>8h} {contextual_info}",
-    "long": "{id.f58:>12} ?:{queue:<8.8} {username:<8.8} {name:<10.10+} {status:>9.9} {ntasks:>6} {nnodes:>6h} "
+    "long": "{id.f58:>12} ?:{queue:<8.8} +:{username:<8.8} {name:<10.10+} {status:>9.9} {ntasks:>6} {nnodes:>6h} "
             "{t_submit!d:%b%d %R::>12} {t_remaining!F:>12h} {contextual_time!F:>8h} {contextual_info}",
     "deps": "{id.f58:>12} ?:{queue:<8.8} {name:<10.10+} {urgency:<3} {priority:<12} {state:<8.8} {dependencies}",
-    "endreason": "{id.f58:>12} ?:{queue:<8.8} {username:<8.8} {name:<10.10+} {status_abbrev:>2.2} "
+    "endreason": "{id.f58:>12} ?:{queue:<8.8} +:{username:<8.8} {name:<10.10+} {status_abbrev:>2.2} "
                  "{t_inactive!d:%b%d %R::>12h} {inactive_reason}",
 }
 DESCRIPTIONS = {"default": "Default flux-jobs format string", "long": "Extended flux-jobs format string",
@@ -246,7 +247,7 @@ class _Lister:
             else:
                 print(_dumps({"jobs": result}))
             return
-        fmt = self.fmt.filter(jobs)
+        fmt = self.fmt.filter(jobs, header=not args.no_header)
         if not args.no_header:
             print(fmt.header().rstrip())
         self._lines(jobs, fmt, "", 0)
