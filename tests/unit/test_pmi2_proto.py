@@ -284,3 +284,10 @@ def test_a_library_that_cannot_load_says_why(tmp_path):
     with pytest.raises(OSError, match="cannot load PMI library"):
         pmi_boot.open_boot_pmi({"FLUX_PMI_CLIENT_METHODS": "libpmi2",
                                 "FLUX_PMI_CLIENT_SEARCHPATH": f"/nonexistent:{tmp_path}"})
+
+
+def test_single_refuses_under_srun_with_several_tasks_and_no_pmi():
+    env = {"SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_ID": "0"}
+    with pytest.raises(RuntimeError, match="srun with 2 tasks but no PMI.*srun --mpi=pmi2"):
+        pmi_boot.open_boot_pmi(env)
+    assert pmi_boot.open_boot_pmi(dict(env, SLURM_STEP_NUM_TASKS="1")) is None
