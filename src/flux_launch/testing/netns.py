@@ -15,9 +15,12 @@ on ``eth0`` (brokers bind the address of the default route's interface).
 Every command "on host i" runs as ``ip netns exec NS unshare --uts --mount sh -c
 SETUP CMD...``: a fresh UTS namespace named ``node<i>``, and a private mount
 namespace in which a generated hosts file (every ``node<j>`` with its address) is
-bound over ``/etc/hosts`` and the host's own directory over ``/tmp`` (so all the
-commands on one host share its ``/tmp``, and no other host sees it); ``TMPDIR`` is
-set to ``/tmp``. The real ``/etc/hosts`` and ``/tmp`` are never written. Files the
+bound over ``/etc/hosts``, a ``resolv.conf`` naming no reachable nameserver over
+``/etc/resolv.conf`` (a lookup the hosts file cannot answer, such as the IPv6 one
+of ``getent hosts``, fails at once instead of waiting out DNS timeouts), and the
+host's own directory over ``/tmp`` (so all the commands on one host share its
+``/tmp``, and no other host sees it); ``TMPDIR`` is set to ``/tmp``. The real
+``/etc/hosts``, ``/etc/resolv.conf`` and ``/tmp`` are never written. Files the
 hosts share must therefore live outside ``/tmp``: ``Hosts.shared`` is such a
 directory (under ``/var/tmp``), where the Hydra launcher script is written too.
 
@@ -40,7 +43,8 @@ from flux_launch.testing import BIN, _readline, clean_env
 
 IP = "ip"
 # set up host i inside its namespaces, then exec the command ("$@")
-_SETUP = ('hostname "$FLXT_HOST" && mount --bind "$FLXT_HOSTS" /etc/hosts && '
+_SETUP = ('hostname "$FLXT_HOST" && mount --bind "$FLXT_ETC/hosts" /etc/hosts && '
+          'mount --bind "$FLXT_ETC/resolv.conf" /etc/resolv.conf && '
           'mount --bind "$FLXT_TMP" /tmp && export TMPDIR=/tmp && exec "$@"')
 
 
@@ -167,9 +171,15 @@ class Hosts:
         self.subnet = self.subnet or pick_subnet()
         hosts = list(self.subnet.hosts())
         self.addrs = [str(hosts[i]) for i in range(self.n)]
-        with open(os.path.join(base, "hosts"), "w") as f:
+        os.makedirs(os.path.join(base, "etc"), exist_ok=True)
+        with open(os.path.join(base, "etc", "hosts"), "w") as f:
             f.write("127.0.0.1\tlocalhost\n")
             f.writelines(f"{a}\t{h}\n" for a, h in zip(self.addrs, self.names))
+        with open(os.path.join(base, "etc", "resolv.conf"), "w") as f:
+            # no DNS on the bridge: a lookup /etc/hosts cannot answer (an IPv6
+            # one, say) fails at once on the closed local port instead of
+            # waiting out the real nameserver's timeouts
+            f.write("nameserver 127.0.0.1\noptions attempts:1 timeout:1\n")
         br = self.bridge_ns
         _ip("netns", "add", br)
         self._made.append(br)
@@ -197,7 +207,7 @@ class Hosts:
         if not 0 <= i < self.n:
             raise IndexError(f"no host {i}: hosts are 0..{self.n - 1}")
         return [IP, "netns", "exec", self.ns(i), "env", f"FLXT_HOST={self.names[i]}",
-                f"FLXT_HOSTS={os.path.join(self.workdir, 'hosts')}",
+                f"FLXT_ETC={os.path.join(self.workdir, 'etc')}",
                 f"FLXT_TMP={os.path.join(self.workdir, self.names[i], 'tmp')}",
                 "unshare", "--uts", "--mount", "sh", "-c", _SETUP, "sh", *argv]
 
