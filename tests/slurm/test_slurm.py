@@ -81,12 +81,12 @@ def test_flux_start_under_srun_is_one_instance(slurm, method):
     assert _ok(r, slurm) == ["size=2"]
 
 
-@pytest.mark.xfail(strict=False, reason="client/pmi_lib.py loads the library RTLD_LOCAL: Slurm's libpmi.so.0 then "
-                                        "dies in PMI_KVS_Put (its auth plugin needs libslurm's symbols: RTLD_GLOBAL)")
 def test_flux_start_under_srun_without_pmi_plugin_boots_from_slurm_libpmi(slurm, tmp_path):
     """``srun --mpi=none`` serves no PMI_FD, but Slurm's PMI-1 library talks to
     srun itself: found through FLUX_PMI_CLIENT_SEARCHPATH by the default methods
-    (as on clusters where flux-core boots this way), it forms one instance."""
+    (as on clusters where flux-core boots this way), it forms one instance. (It
+    must be loaded RTLD_GLOBAL: its auth plugin needs libslurm's symbols, else the
+    process dies in PMI_KVS_Put.)"""
     os.symlink(_library("slurm", "libpmi.so.0"), tmp_path / "libpmi.so")
     r = slurm.run(["srun", "-N1", "-n2", "--mpi=none", FLUX, "start", *SIZE],
                   env={"FLUX_PMI_CLIENT_SEARCHPATH": str(tmp_path)})
@@ -104,8 +104,6 @@ def test_flux_run_mpi_hello_in_instance_under_srun(slurm, mpi_hello, shape):
     assert all(line.endswith("sum 1") for line in lines), lines
 
 
-@pytest.mark.xfail(strict=False, reason="the broker does not yet notice srun without PMI (SLURM_STEP_NUM_TASKS > 1, "
-                                        "no PMI_FD): each task becomes an instance of size 1")
 def test_flux_start_under_srun_without_pmi_is_never_n_singletons(slurm):
     """``srun --mpi=none`` serves no PMI_FD: the brokers either find another way
     to form one instance (Slurm's libpmi through srun) or refuse in one line that
