@@ -514,15 +514,17 @@ class Format:
         ``jobs``, and its ``+:`` fields as wide as their widest value (or heading,
         with ``header``; never narrower than their spec says)."""
         out = []
-        dropped = False
+        first = False  # the first column went: so does the space after it
         for text, field, spec, conv, mark in self.parts:
-            if dropped and text.startswith(" "):  # the column went, and the space after it
+            if first and text.startswith(" "):
                 text = text[1:]
-            dropped = "?" in mark and all(self._blank(field, conv, j) for j in jobs)
-            if "+" in mark and not dropped:
+            first = False
+            if "?" in mark and all(self._blank(field, conv, j) for j in jobs):
+                first = not out  # as flux-core, the column goes with the text before it
+                continue
+            if "+" in mark:
                 spec = self._widen(field, spec, conv, jobs, header)
-            text = text.replace("{", "{{").replace("}", "}}")
-            out.append(text if dropped else text + _field(field, spec, conv))
+            out.append(text.replace("{", "{{").replace("}", "}}") + _field(field, spec, conv))
         return Format("".join(out))
 
     def _widen(self, field, spec, conv, jobs, header):
