@@ -6,6 +6,14 @@ MPIR interface before it attaches as usual (``job/mpir.py``; ``--debug-emulate``
 hidden, does the same without a debugger, for tests). ``hostpids`` prints the
 tasks' ``host:pid`` pairs (``job/proctable.py``).
 
+``eventlog`` and ``wait-event`` print entries as flux-core does (cli/eventfmt.py):
+``-f text|json``, ``-T raw|iso|offset|human``, ``-H`` (human times, colors on a
+terminal), ``-L/--color[=WHEN]``; ``eventlog -F`` follows a job until it is
+inactive, ``-p exec|output|input`` reads the guest eventlogs. ``info ID KEY...``
+prints jobspec, R, eventlog, guest.exec.eventlog, guest.output, guest.input
+(``-o/--original`` and ``-b/--base`` are accepted: nothing here alters a jobspec
+at ingest or updates a jobspec or R, so they give the same).
+
 Every job id may be given in any encoding (f58, decimal, hex, dothex, kvs, words).
 An unknown job: ``flux-job: ƒXYZ: no such job``, exit 1.
 """
