@@ -240,3 +240,28 @@ def test_expandable_fields_fit_their_widest_value(jobs):
     assert both[0].endswith(" EXCEPTION-TYPE|") and any(line.endswith(" " * 9 + "cancel|") for line in both), both
     none = jobs.jobs("-f", "running", "-o", "{id.f58} ?+:{exception.type:>1}|").stdout.splitlines()
     assert none == ["JOBID|", f"{jobs.running}|"], none
+
+
+def test_recursive_stats_and_json(make_instance, tmp_path):
+    from flux_launch.testing import poll
+
+    stop, ready = tmp_path / "STOP", tmp_path / "ready"
+    script = tmp_path / "batch.sh"
+    script.write_text("#!/bin/sh\nflux submit --flags=waitable --job-name=inside true >/dev/null\n"
+                      f"flux job wait --all && touch {ready}\n"
+                      f"n=0; while [ ! -e {stop} ] && [ $n -lt 3000 ]; do sleep 0.1; n=$((n+1)); done\n")
+    inst = make_instance(size=1)
+    try:
+        batch = inst.flux("batch", "-N1", "--job-name=outer", "--output=/dev/null", str(script)).stdout.strip()
+        assert poll(ready.exists, timeout=120), inst.log()
+        lines = inst.flux("jobs", "-R", "--stats", "-a", "-n", "-o", "{id.f58} {name}").stdout.splitlines()
+        assert lines[:2] == ["1 running, 0 completed, 0 failed, 0 pending, 0 inactive purged", f"{batch} outer"], lines
+        # each instance's own line: flux-core's four counts, no purged ones
+        assert lines[2:5] == ["", f"{batch}:", "0 running, 1 completed, 0 failed, 0 pending"], lines
+        assert lines[5].endswith(" inside"), lines
+        out = json.loads(inst.flux("jobs", "-R", "-a", "--json").stdout)
+        (outer,) = out["jobs"]
+        assert outer["name"] == "outer" and [j["name"] for j in outer["jobs"]] == ["inside"], out
+        assert "jobs" not in outer["jobs"][0], out
+    finally:
+        stop.touch()
