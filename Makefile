@@ -2,7 +2,7 @@
 # make test: the same setup, then the linter (ruff, configured in pyproject.toml) and the whole test suite
 # make bench: the same setup, then the benchmarks
 VENV := .venv
-SETUP_INPUTS := pyproject.toml setup.py ci/setup.sh $(wildcard csrc/*.c csrc/*.h csrc/*.py pmi/*.c)
+SETUP_INPUTS := pyproject.toml setup.py ci/setup.sh $(wildcard csrc/*.c csrc/*.h csrc/*.py pmi/*.c pmi/*.h)
 
 .PHONY: setup demo test bench clean
 

@@ -17,24 +17,26 @@ class OptionalBuildExt(build_ext):
             super().run()
         except Exception as exc:  # noqa: BLE001 - any build failure falls back to Python
             sys.stderr.write(f"WARNING: C accelerations not built ({exc}); using the Python twins\n")
-        self.build_libpmi()
+        for name in ("libpmi", "libpmi2"):
+            self.build_libpmi(name)
 
-    def build_libpmi(self):
-        """pmi/libpmi.c -> flux_launch/lib/libpmi.so (FLUX_PMI_LIBRARY_PATH for tasks)."""
+    def build_libpmi(self, name):
+        """pmi/NAME.c -> flux_launch/lib/NAME.so (libpmi: FLUX_PMI_LIBRARY_PATH for tasks; libpmi2: the
+        PMI-2 API over the PMI-2 wire protocol)."""
         base = os.path.join("src") if self.inplace else self.build_lib
-        target = os.path.join(base, "flux_launch", "lib", "libpmi.so")
+        target = os.path.join(base, "flux_launch", "lib", f"{name}.so")
         try:
             from setuptools._distutils.ccompiler import new_compiler
             from setuptools._distutils.sysconfig import customize_compiler
 
             cc = new_compiler()
             customize_compiler(cc)
-            objects = cc.compile([os.path.join("pmi", "libpmi.c")], output_dir=self.build_temp,
+            objects = cc.compile([os.path.join("pmi", f"{name}.c")], output_dir=self.build_temp,
                                  extra_postargs=["-fPIC", "-O2", "-Wall"])
             os.makedirs(os.path.dirname(target), exist_ok=True)
             cc.link_shared_object(objects, target)
         except Exception as exc:  # noqa: BLE001 - MPI programs that speak PMI_FD still work
-            sys.stderr.write(f"WARNING: libpmi.so not built ({exc}); MPIs that load a PMI library won't run\n")
+            sys.stderr.write(f"WARNING: {name}.so not built ({exc}); MPIs that load a PMI library won't run\n")
 
     def build_extension(self, ext):
         try:

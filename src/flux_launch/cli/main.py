@@ -67,8 +67,8 @@ Commands:
   jobs       list jobs
   cancel     cancel jobs
   job        job utilities: attach, info, eventlog, wait-event, status, wait, last, kill, id
-  queue      queue utilities: drain
-  resource   list resources
+  queue      the job queue: status, stop/start, disable/enable, idle, drain, list
+  resource   resources: list, info, R, status, drain/undrain, reload
   batch      submit a batch script, run in a nested instance
   alloc      run a nested instance interactively (or a command in one)
   broker     run one broker (what batch and alloc start on each node)
