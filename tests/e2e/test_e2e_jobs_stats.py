@@ -216,6 +216,7 @@ def test_color_by_result(jobs):
     (["-i", "foo["], 1, "-i/--include: invalid targets: foo["),
     (["--color=sometimes"], 2, "invalid choice: 'sometimes'"),
     (["-c", "-1"], 2, "-c/--count=-1"),
+    (["IllegalID"], 2, "invalid job id 'IllegalID'"),
 ])
 def test_bad_input_is_one_line(jobs, argv, code, text):
     _one_line_error(jobs.jobs(*argv, check=False), code, text)

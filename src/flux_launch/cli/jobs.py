@@ -100,6 +100,11 @@ def main(cmd, argv):
     if args.filter is not None and not args.filter.strip(","):
         p.error("-f/--filter: empty (use states such as pending,running or results such as failed)")
     args.queue = [q for text in args.queue or () for q in text.split(",") if q]
+    for text in args.ids:  # a malformed id is a usage error (2), as flux-core's
+        try:
+            JobID(text)
+        except ValueError as exc:
+            p.error(str(exc))
     text = _format_string(args.format)
     if text is None:
         return 0
