@@ -42,6 +42,7 @@ import time
 from flux_launch.testing import BIN, _readline, clean_env
 
 IP = "ip"
+WORKROOT = "/var/tmp"  # where work directories go: not /tmp, which each host replaces
 # set up host i inside its namespaces, then exec the command ("$@")
 _SETUP = ('hostname "$FLXT_HOST" && mount --bind "$FLXT_ETC/hosts" /etc/hosts && '
           'mount --bind "$FLXT_ETC/resolv.conf" /etc/resolv.conf && '
@@ -86,11 +87,15 @@ def pick_subnet(seed=None):
 
 
 def stale_sets():
-    """Tags (``flxt-<tag>-*``) of host sets whose creating process is gone."""
-    out = _ip("netns", "list", check=False).stdout
+    """Tags (``flxt-<tag>-*``) of host sets, namespaces or work directories under
+    ``/var/tmp``, whose creating process is gone (killed before it could clean)."""
+    names = [line.split()[0] for line in _ip("netns", "list", check=False).stdout.splitlines() if line.split()]
+    try:
+        names += os.listdir(WORKROOT)
+    except OSError:
+        pass
     tags = set()
-    for line in out.splitlines():
-        name = line.split()[0] if line.split() else ""
+    for name in names:
         if name.startswith("flxt-") and name.count("-") >= 2:
             tag = name.split("-")[1]
             pid = tag.split("s")[0]
@@ -162,7 +167,7 @@ class Hosts:
         return self
 
     def _start(self):
-        base = self._workdir_arg or tempfile.mkdtemp(prefix=f"flxt-{self.tag}-", dir="/var/tmp")
+        base = self._workdir_arg or tempfile.mkdtemp(prefix=f"flxt-{self.tag}-", dir=WORKROOT)
         if os.path.realpath(base).startswith("/tmp/") or os.path.realpath(base) == "/tmp":
             raise ValueError(f"Hosts workdir {base} is under /tmp, which each host replaces: use another")
         self.workdir = base
@@ -340,8 +345,10 @@ def _alive(pid):
 
 
 def _remove_set(tag, names=None):
-    """Kill the processes in, and delete, the namespaces ``flxt-<tag>-*``."""
-    if names is None:
+    """Kill the processes in, and delete, the namespaces ``flxt-<tag>-*`` (all of
+    them when ``names`` is None: a stale set, whose work directories go too)."""
+    stale = names is None
+    if stale:
         out = _ip("netns", "list", check=False).stdout
         names = [w.split()[0] for w in out.splitlines() if w.startswith(f"flxt-{tag}-")]
     pids = []
@@ -350,6 +357,10 @@ def _remove_set(tag, names=None):
     _kill(pids, 2.0)
     for ns in names:
         _ip("netns", "del", ns, check=False)
+    if stale:
+        for d in os.listdir(WORKROOT):
+            if d.startswith(f"flxt-{tag}-"):
+                shutil.rmtree(os.path.join(WORKROOT, d), ignore_errors=True)
 
 
 class HydraInstance:
