@@ -25,8 +25,8 @@ def _parser(cmd):
     p = Parser(cmd, description="Shut down the Flux instance.", usage="flux shutdown [OPTIONS] [TARGET]")
     p.add_argument("--background", action="store_true", help="exit right after starting the shutdown")
     p.add_argument("--quiet", action="store_true", help="show only log messages <= LOG_WARNING level")
-    p.add_argument("-v", "--verbose", nargs="?", type=int, const=1, default=0, metavar="LEVEL",
-                   help="0: show log messages <= LOG_INFO level (default), 1: show all log messages")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="--verbose=0: show log messages <= LOG_INFO level (default), 1 (or -v): show all")
     p.add_argument("--gc", action="store_true", help="garbage collect the KVS (not supported)")
     p.add_argument("--dump", metavar="PATH", help="dump KVS content to PATH (not supported)")
     p.add_argument("--skip-gc", action="store_true", help="skip KVS garbage collection (nothing to skip)")
@@ -37,7 +37,13 @@ def _parser(cmd):
 
 
 def main(cmd, argv):
-    args = _parser(cmd).parse_args(argv)
+    from flux_launch.cli.pmi_cmd import verbose_level
+
+    p = _parser(cmd)
+    argv, level = verbose_level(p, argv)
+    args = p.parse_args(argv)
+    if level is not None:
+        args.verbose = level
     if args.gc and (args.skip_gc or args.dump):
         sys.stderr.write("flux-shutdown: --gc is incompatible with --skip-gc or --dump\n")
         return 1
