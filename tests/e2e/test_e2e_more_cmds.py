@@ -38,6 +38,15 @@ def test_shutdown_from_a_client(make_instance):
     inst = make_instance(size=2)
     res = inst.flux("shutdown")
     assert res.returncode == 0, res.stderr
+    # the log entries posted during the shutdown, info and more severe, on stderr
+    assert "broker.info[0]: shutdown requested: sent SIGHUP to the initial program" in res.stderr
+    assert inst.stop(timeout=30) == 129
+
+
+def test_shutdown_quiet(make_instance):
+    inst = make_instance()
+    res = inst.flux("shutdown", "--quiet")
+    assert res.returncode == 0 and res.stderr == ""  # info entries are not shown
     assert inst.stop(timeout=30) == 129
 
 

@@ -17,6 +17,7 @@
 
 import asyncio
 import errno
+import logging
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ from flux_launch.proto.message import STREAMING
 from flux_launch.services.base import Service, ServiceError
 
 LSTOPO = ("lstopo-no-graphics", "lstopo")
+log = logging.getLogger("flux_launch.broker")
 
 
 def register(broker):
@@ -49,9 +51,11 @@ def _shutdown_start(broker, pending, msg, p):
     if proc is not None and proc.returncode is None:
         try:
             os.kill(proc.pid, signal.SIGHUP)  # its exit shuts the instance down (exit 129)
+            log.info("broker: shutdown requested: sent SIGHUP to the initial program (pid %d)", proc.pid)
             return
         except ProcessLookupError:
             pass
+    log.info("broker: shutdown requested")
     broker.shutdown()
 
 
