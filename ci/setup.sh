@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # compiler for the cffi accelerations and libpmi.so, hwloc for resource discovery, setpriv (util-linux) for the
 # access tests, MPICH and Open MPI for the MPI tests (mpi4py is built against MPICH), gdb for the debugger
 # tests (flux job attach --debug and its MPIR proctable).
-PKGS="python3 python3-venv python3-dev gcc libc6-dev make util-linux libhwloc-dev mpich libmpich-dev openmpi-bin libopenmpi-dev gdb"
+PKGS="python3 python3-venv python3-dev gcc libc6-dev make util-linux libhwloc-dev mpich libmpich-dev openmpi-bin libopenmpi-dev gdb hwloc-nox"
 
 missing=""
 for p in $PKGS; do

@@ -266,3 +266,20 @@ def test_recursive_stats_and_json(make_instance, tmp_path):
         assert "jobs" not in outer["jobs"][0], out
     finally:
         stop.touch()
+
+
+def test_stats_count_purged_jobs_by_queue(make_instance):
+    """``flux job purge`` moves jobs out of the counts and into ``inactive purged``,
+    for the instance and for the queue they ran in (job-list.job-stats)."""
+    inst = make_instance(size=1)
+    for _ in range(3):
+        inst.flux("run", "true")
+    inst.flux("run", "false", check=False)
+    before = STATS.match(inst.flux("jobs", "--stats", "-n", "-o", "{id}").stdout.splitlines()[0])
+    assert before.groups() == ("0", "3", "1", "0", "0"), before
+    inst.flux("job", "purge", "--num-limit=1", "-f")
+    after = STATS.match(inst.flux("jobs", "--stats", "-n", "-o", "{id}").stdout.splitlines()[0])
+    assert after.groups() == ("0", "0", "1", "0", "3"), after.group(0)
+    stats = json.loads(inst.flux("python", "-c", "import flux, json; "
+                                 "print(json.dumps(flux.Flux().rpc('job-list.job-stats', {}).get()))").stdout)
+    assert stats["inactive_purged"] == 3 and stats["job_states"]["total"] == 1, stats

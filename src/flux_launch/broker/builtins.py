@@ -23,7 +23,8 @@ from flux_launch.services.base import Service, ServiceError
 
 
 def register(broker):
-    """Register the builtin services with ``broker`` (every rank)."""
+    """Register the builtin services with ``broker`` (every rank), the shutdown and
+    hwloc services of :mod:`flux_launch.broker.admin` among them."""
     for name, methods in (("broker", {"ping": _ping, "info": _info}),
                           ("attr", {"get": _attr_get, "set": _attr_set, "rm": _attr_rm, "list": _attr_list}),
                           ("event", {"pub": _event_pub, "subscribe": _subscribe, "unsubscribe": _unsubscribe}),
@@ -32,6 +33,8 @@ def register(broker):
                           ("service", {"add": _service_add, "remove": _service_remove}),
                           ("config", {"get": _config_get})):
         Service(broker, name, {method: partial(fn, broker) for method, fn in methods.items()}).register()
+    from flux_launch.broker import admin
+    admin.register(broker)
     server = _rexec.RexecServer(broker)
     broker.rexec = server
     server.service.register()

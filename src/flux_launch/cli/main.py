@@ -42,6 +42,12 @@ COMMANDS = {
     "help": "misc",
     "logger": "dmesg",
     "bulksubmit": "bulksubmit",
+    "shutdown": "shutdown",
+    "event": "event",
+    "pgrep": "pgrep",
+    "pkill": "pgrep",
+    "hwloc": "hwloc",
+    "pmi": "pmi_cmd",
 }
 
 USAGE = """\
@@ -64,6 +70,12 @@ Commands:
   run        run a parallel job interactively
   submit     submit a job to the queue
   bulksubmit submit one job per input combination (::: lists, stdin)
+  shutdown   shut the instance down (flux start then exits 129 if an initial program ran)
+  event      publish (pub) or print (sub) events
+  pgrep      list jobs whose name or id range matches an expression
+  pkill      cancel jobs whose name or id range matches an expression
+  hwloc      the brokers' hardware: info (Machines, Cores, PUs), topology (hwloc XML)
+  pmi        a PMI test client: barrier, exchange, get (under a launcher or flux run)
   jobs       list jobs
   cancel     cancel jobs
   job        job utilities: attach, info, eventlog, wait-event, status, wait, last, kill, id

@@ -12,7 +12,10 @@ Topics:
 - ``job-list.list {max_entries?, states?, results?, userid?}`` -> ``{jobs}``
   (newest first; ``states`` and ``results`` are bit masks of proto/job.py's
   ``STATE_BITS`` and ``RESULT_BITS``, a job matching either is listed),
-  ``job-list.list-id {id}`` -> ``{job}``.
+  ``job-list.list-id {id}`` -> ``{job}``;
+  ``job-list.job-stats {}`` -> flux-core's counts: ``{job_states: {depend, priority,
+  sched, run, cleanup, inactive, total}, successful, failed, timeout, canceled,
+  inactive_purged, queues: [{name, ...the same}]}`` (purged: since this broker started).
 """
 
 import errno
@@ -42,7 +45,8 @@ class Info:
         Service(jm.broker, "job-info", {"lookup": self._lookup, "eventlog-watch": self._watch,
                                         "eventlog-watch-cancel": self._cancel,
                                         "disconnect": self._disconnect}).register()
-        Service(jm.broker, "job-list", {"list": self._list, "list-id": self._list_id}).register()
+        Service(jm.broker, "job-list", {"list": self._list, "list-id": self._list_id,
+                                        "job-stats": self._job_stats}).register()
 
     def _lookup(self, msg, p):
         job = self.jm.job_of(msg, p)
@@ -89,3 +93,27 @@ class Info:
 
     def _list_id(self, msg, p):
         self.jm.broker.respond(msg, {"job": self.jm.job_of(msg, p).info()})
+
+    def _job_stats(self, msg, p):
+        def empty():
+            return {"job_states": dict.fromkeys(("depend", "priority", "sched", "run", "cleanup", "inactive",
+                                                 "total"), 0),
+                    "successful": 0, "failed": 0, "timeout": 0, "canceled": 0, "inactive_purged": 0}
+
+        every, queues = empty(), {}
+        for job in self.jm.jobs.values():
+            for stats in (every, queues.setdefault(job.queue, empty()) if job.queue else None):
+                if stats is None:
+                    continue
+                stats["job_states"]["total"] += 1
+                if job.state.lower() in stats["job_states"]:
+                    stats["job_states"][job.state.lower()] += 1
+                if job.state == "INACTIVE":
+                    key = {"COMPLETED": "successful", "CANCELED": "canceled", "TIMEOUT": "timeout"}
+                    stats[key.get(job.result, "failed")] += 1
+        for queue, count in self.jm.purge.purged.items():
+            every["inactive_purged"] += count
+            if queue:
+                queues.setdefault(queue, empty())["inactive_purged"] += count
+        every["queues"] = [{"name": name, **stats} for name, stats in queues.items()]
+        self.jm.broker.respond(msg, every)

@@ -85,6 +85,7 @@ class Purge:
         self._scheduled = False
         self._deferred = False  # a pass kept jobs for their open watches
         self.max_purged = 0  # stats-get's max_jobid survives the purge of that job
+        self.purged = {}  # queue name ("": none) -> jobs purged (job-list.job-stats' inactive_purged)
         self._timer = None
         self.kick()  # after a restart: the jobs kept may exceed the limits
 
@@ -186,7 +187,9 @@ class Purge:
         self.max_purged = max(self.max_purged, *ids)
         for jobid in ids:
             self.order.pop(jobid, None)
-            jm.jobs.pop(jobid, None)
+            job = jm.jobs.pop(jobid, None)
+            queue = (job.queue or "") if job is not None else ""
+            self.purged[queue] = self.purged.get(queue, 0) + 1
         jm.kvs.unlink_pruning([kvs_dir(jobid) for jobid in ids], stop="job")
         jm.kvs.store.vacuum()
         jm.broker.publish("job-purge-inactive", {"jobs": ids})
