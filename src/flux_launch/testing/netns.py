@@ -23,6 +23,8 @@ host's own directory over ``/tmp`` (so all the commands on one host share its
 ``/etc/hosts``, ``/etc/resolv.conf`` and ``/tmp`` are never written. Files the
 hosts share must therefore live outside ``/tmp``: ``Hosts.shared`` is such a
 directory (under ``/var/tmp``), where the Hydra launcher script is written too.
+A checkout that itself lives under ``/tmp`` (``git clone . /tmp/x``) is bound
+into every host's ``/tmp`` at the same path (``KEPT``), so its ``flux`` runs there.
 
 ``close()`` kills every process left in the namespaces (``ip netns pids``),
 deletes the namespaces (the veths and the bridge go with them) and the work
@@ -37,6 +39,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import sys
 import time
 
 from flux_launch.testing import BIN, _readline, clean_env
@@ -46,7 +49,22 @@ WORKROOT = "/var/tmp"  # where work directories go: not /tmp, which each host re
 # set up host i inside its namespaces, then exec the command ("$@")
 _SETUP = ('hostname "$FLXT_HOST" && mount --bind "$FLXT_ETC/hosts" /etc/hosts && '
           'mount --bind "$FLXT_ETC/resolv.conf" /etc/resolv.conf && '
-          'mount --bind "$FLXT_TMP" /tmp && export TMPDIR=/tmp && exec "$@"')
+          'if [ -n "$FLXT_KEEP" ]; then mkdir -p "$FLXT_TMP/$FLXT_KEEP" && '
+          'mount --bind "/tmp/$FLXT_KEEP" "$FLXT_TMP/$FLXT_KEEP"; fi && '
+          'mount --rbind "$FLXT_TMP" /tmp && export TMPDIR=/tmp && exec "$@"')
+
+
+def _kept():
+    """The name of the directory under /tmp that holds this code and its Python
+    (a checkout cloned to /tmp/x), which every host sees at the same path; "" if none."""
+    for path in (BIN, sys.prefix, os.path.dirname(os.path.abspath(__file__))):
+        parts = os.path.realpath(path).split(os.sep)
+        if len(parts) > 2 and parts[1] == "tmp":
+            return parts[2]
+    return ""
+
+
+KEPT = _kept()  # shown in each host's /tmp beside its own files
 
 
 class HostsUnavailable(RuntimeError):
@@ -213,7 +231,7 @@ class Hosts:
             raise IndexError(f"no host {i}: hosts are 0..{self.n - 1}")
         return [IP, "netns", "exec", self.ns(i), "env", f"FLXT_HOST={self.names[i]}",
                 f"FLXT_ETC={os.path.join(self.workdir, 'etc')}",
-                f"FLXT_TMP={os.path.join(self.workdir, self.names[i], 'tmp')}",
+                f"FLXT_TMP={os.path.join(self.workdir, self.names[i], 'tmp')}", f"FLXT_KEEP={KEPT}",
                 "unshare", "--uts", "--mount", "sh", "-c", _SETUP, "sh", *argv]
 
     def run(self, i, argv, timeout=60, **kw):
