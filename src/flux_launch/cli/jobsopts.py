@@ -3,18 +3,15 @@
 ``--name``, ``-q/--queue``, ``-i/--include``), ``--sort``, ``--color`` and the
 named formats of configuration files (flux-core's ``flux-jobs.{json,toml}``).
 
-Statistics come from ``job-list.job-stats`` (flux-core's payload) where the
-service answers it; otherwise they are counted from every job's record, and
-``inactive purged`` is 0 (the records of purged jobs are gone).
+Statistics come from the job manager's ``job-list.job-stats`` (flux-core's
+payload, purged jobs counted too).
 """
 
-import errno
 import json
 import os
 import sys
 import time
 
-from flux_launch.proto.job import PENDING, RUNNING, STATE_BITS
 
 # flux-core's colors of a job's line (by result; blue: a running instance)
 RESULT_COLORS = {"COMPLETED": "\033[01;32m", "FAILED": "\033[01;31m", "CANCELED": "\033[37m",
@@ -55,12 +52,7 @@ def job_stats(h, queues=()):
             is in queue Q).
         OSError: the instance did not answer.
     """
-    try:
-        resp = h.rpc("job-list.job-stats", {}).get()
-    except OSError as exc:
-        if exc.errno != errno.ENOSYS:
-            raise
-        resp = _count(h.rpc("job-list.list", {"states": 0, "results": 0, "userid": -1}).get()["jobs"])
+    resp = h.rpc("job-list.job-stats", {}).get()
     if not queues:
         return JobStats(_flat(resp))
     by_name = {q.get("name"): _flat(q) for q in resp.get("queues", ())}
@@ -77,34 +69,6 @@ def job_stats(h, queues=()):
 def _flat(stats):
     """flux-core's ``{job_states: {...}, successful...}`` as one dict of counts."""
     return {**stats.get("job_states", {}), **{k: v for k, v in stats.items() if isinstance(v, int)}}
-
-
-def _count(records):
-    """``job-list.job-stats``'s payload counted from job records (no purged jobs)."""
-
-    def empty(name=None):
-        out = {"job_states": {k: 0 for k in ("depend", "priority", "sched", "run", "cleanup", "inactive", "total")},
-               "successful": 0, "failed": 0, "timeout": 0, "canceled": 0, "inactive_purged": 0}
-        if name is not None:
-            out["name"] = name
-        return out
-
-    every, queues = empty(), {}
-    for rec in records:
-        state = rec.get("state", 1)
-        for stats in (every, queues.setdefault(rec["queue"], empty(rec["queue"])) if rec.get("queue") else None):
-            if stats is None:
-                continue
-            stats["job_states"]["total"] += 1
-            for name in (*PENDING, *RUNNING, "INACTIVE"):
-                if state == STATE_BITS[name]:
-                    stats["job_states"][name.lower()] += 1
-            result = rec.get("result_str", "")
-            if state == STATE_BITS["INACTIVE"]:
-                key = {"COMPLETED": "successful", "CANCELED": "canceled", "TIMEOUT": "timeout"}.get(result, "failed")
-                stats[key] += 1
-    every["queues"] = list(queues.values())
-    return every
 
 
 # ---- filters ---------------------------------------------------------------------

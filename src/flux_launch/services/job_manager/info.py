@@ -102,9 +102,7 @@ class Info:
 
         every, queues = empty(), {}
         for job in self.jm.jobs.values():
-            for stats in (every, queues.setdefault(job.queue, empty()) if job.queue else None):
-                if stats is None:
-                    continue
+            for stats in [every, queues.setdefault(job.queue, empty())] if job.queue else [every]:
                 stats["job_states"]["total"] += 1
                 if job.state.lower() in stats["job_states"]:
                     stats["job_states"][job.state.lower()] += 1
