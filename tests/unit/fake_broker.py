@@ -64,6 +64,7 @@ class ServiceBroker:
         self.services = {}
         self.responses = []
         self.attrs = {}
+        self.closers = []  # called at shutdown by broker.main.Broker
 
     def register(self, name, handler):
         self.services[name] = handler

@@ -35,9 +35,7 @@ def register(broker):
     pending = []
     Service(broker, "shutdown", {"start": partial(_shutdown_start, broker, pending)}).register()
     Service(broker, "hwloc", {"xml": partial(_hwloc_xml, broker)}).register()
-    closers = getattr(broker, "closers", None)  # a unit test's broker has none
-    if closers is not None:
-        closers.append(partial(_end_pending, broker, pending))
+    broker.closers.append(partial(_end_pending, broker, pending))
 
 
 def _shutdown_start(broker, pending, msg, p):
