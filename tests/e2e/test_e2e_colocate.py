@@ -163,14 +163,15 @@ def test_tools_end_with_the_target():
         proc = subprocess.Popen([os.path.join(BIN, "flux"), "exec", f"--jobid={job}", "-n", "-v", "sleep", "300"],
                                 env=inst.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            started = []
+            # read the pipe's bytes, not buffered lines: both lines may arrive in one read
+            seen = b""
             deadline = time.monotonic() + 30
-            while len(started) < 2 and time.monotonic() < deadline:
+            while seen.count(b"started pid") < 2 and time.monotonic() < deadline:
                 if select.select([proc.stderr], [], [], 1.0)[0]:
-                    line = proc.stderr.readline()
-                    assert line, "flux exec ended before its tools started"
-                    started += ["started pid" in line]
-            assert len(started) == 2, "the tools did not start in 30 s"
+                    chunk = os.read(proc.stderr.fileno(), 4096)
+                    assert chunk, f"flux exec ended before its tools started: {seen!r}"
+                    seen += chunk
+            assert seen.count(b"started pid") == 2, f"the tools did not start in 30 s: {seen!r}"
             inst.flux("cancel", job)
             out, err = proc.communicate(timeout=30)
         finally:
