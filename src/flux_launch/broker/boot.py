@@ -130,6 +130,7 @@ def boot(broker, attrs):
     rank, size = pmi.rank, pmi.size
     if os.environ.get("FLUX_JOB_ID"):
         _nested_level(pmi, attrs)
+    myhost = os.environ.get("FLUX_FAKE_HOSTNAME") or socket.gethostname()
     if size == 1:
         _finish(pmi)
         return 0, 1
@@ -145,18 +146,21 @@ def boot(broker, attrs):
         uri = None
         if children_of(rank, size, fanout):
             uri = overlay.bind(template.replace("%r", str(rank)).replace("%B", attrs["rundir"]))
-        entry = {"uri": uri, "pubkey": pubkey, "host": socket.gethostname()}
+        entry = {"uri": uri, "pubkey": pubkey, "host": myhost}
         pmi.put(f"flux.tbon.{rank}", json.dumps(entry, separators=(",", ":")))
         pmi.barrier()
+        # every rank's entry: the "hostlist" attribute, and (below) the parent's and children's endpoints
+        entries = {r: (entry if r == rank else json.loads(pmi.get(f"flux.tbon.{r}"))) for r in range(size)}
+        attrs["hostlist"] = _hostlist(entries[r].get("host") for r in range(size))
         kids = children_of(rank, size, fanout)
         if pubkey:
             if kids:
-                overlay.set_allowed_keys(json.loads(pmi.get(f"flux.tbon.{c}"))["pubkey"] for c in kids)
+                overlay.set_allowed_keys(entries[c]["pubkey"] for c in kids)
             # A second barrier: no child may connect before its parent admits its key.
             pmi.barrier()
         parent = parent_of(rank, fanout)
         if parent is not None:
-            pentry = json.loads(pmi.get(f"flux.tbon.{parent}"))
+            pentry = entries[parent]
             if not pentry.get("uri"):
                 raise BootError(f"rank {parent} published no overlay endpoint")
             overlay.connect(pentry["uri"], pentry.get("pubkey"))
@@ -172,6 +176,13 @@ def boot(broker, attrs):
         raise BootError(f"overlay bootstrap failed on rank {rank}: {exc}") from None
     broker.overlay = overlay
     return rank, size
+
+
+def _hostlist(names):
+    """The ``hostlist`` attribute: the ranks' host names in rank order, compressed (RFC 29)."""
+    from flux_launch.core.hostlist import Hostlist
+
+    return str(Hostlist(n if isinstance(n, str) and n else "unknown" for n in names))
 
 
 def _nested_level(pmi, attrs):

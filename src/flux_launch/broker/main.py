@@ -130,6 +130,8 @@ class Broker(Router):
         a.setdefault("instance-level", "0")
         a.setdefault("broker.quorum", f"0-{self.size - 1}" if self.size > 1 else "0")
         a.setdefault("hostname", os.environ.get("FLUX_FAKE_HOSTNAME") or socket.gethostname())
+        if self.size == 1:
+            a.setdefault("hostlist", a["hostname"])
         from flux_launch import __version__
 
         a.setdefault("version", __version__)

@@ -35,6 +35,7 @@ COMMANDS = {
     "watch": "watch",
     "config": "config",
     "keygen": "keygen",
+    "hostlist": "hostlist",
     "dmesg": "dmesg",
     "version": "misc",
     "env": "misc",
@@ -90,6 +91,7 @@ Commands:
   watch      print the output of jobs (running or inactive) and wait for them
   config     print the instance's configuration (flux broker -c)
   keygen     make the CURVE certificate of a config-booted instance
+  hostlist   combine and print host lists of the instance, jobs or arguments
   dmesg      print the broker's log ring buffer (-f: follow, -H: human times)
   logger     append a message to the broker's log
   version    print the versions of the commands and of the broker

@@ -45,14 +45,16 @@ def _shown(out, text):
 
 
 class Instance:
-    """``flux start --test-size=size`` with attributes ``attrs`` (a dict).
+    """``flux start --test-size=size`` with attributes ``attrs`` (a dict) and
+    other ``flux start`` options ``args`` (``["--test-hosts=node[0-3]"]``).
 
     Raises:
         CommandError: the instance did not come up within ``timeout`` seconds.
     """
 
-    def __init__(self, size=1, attrs=None, timeout=60, env=None):
+    def __init__(self, size=1, attrs=None, timeout=60, env=None, args=()):
         self.size = size
+        self.args = list(args)
         self.attrs = dict(attrs or {})
         self.timeout = timeout
         self.env = clean_env(env)
@@ -65,7 +67,7 @@ class Instance:
         cmd = [os.path.join(BIN, "flux"), "start", f"--test-size={self.size}"]
         for name, value in self.attrs.items():
             cmd.append(f"-S{name}={value}")
-        cmd += ["sh", "-c", 'printf "%s\\n" "$FLUX_URI"; exec cat >/dev/null']
+        cmd += self.args + ["sh", "-c", 'printf "%s\\n" "$FLUX_URI"; exec cat >/dev/null']
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log, env=self.env, start_new_session=True)
         line = _readline(self.proc.stdout, self.timeout)
