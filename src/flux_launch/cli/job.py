@@ -10,9 +10,10 @@ tasks' ``host:pid`` pairs (``job/proctable.py``).
 ``-f text|json``, ``-T raw|iso|offset|human``, ``-H`` (human times, colors on a
 terminal), ``-L/--color[=WHEN]``; ``eventlog -F`` follows a job until it is
 inactive, ``-p exec|output|input`` reads the guest eventlogs. ``info ID KEY...``
-prints jobspec, R, eventlog, guest.exec.eventlog, guest.output, guest.input
-(``-o/--original`` and ``-b/--base`` are accepted: nothing here alters a jobspec
-at ingest or updates a jobspec or R, so they give the same).
+prints jobspec, R, eventlog, guest.exec.eventlog, guest.output, guest.input:
+jobspec and R as ``flux update`` left them (``-b/--base``: as stored at submission
+and allocation; ``-o/--original``: the jobspec as submitted, the same here: nothing
+alters a jobspec at ingest).
 
 Every job id may be given in any encoding (f58, decimal, hex, dothex, kvs, words).
 An unknown job: ``flux-job: ƒXYZ: no such job``, exit 1.
@@ -55,7 +56,7 @@ def _parser():
     s.add_argument("-o", "--original", action="store_true",
                    help="for jobspec, the jobspec as submitted (here: the same, nothing alters it at ingest)")
     s.add_argument("-b", "--base", action="store_true",
-                   help="for jobspec or R, the version before updates (here: the same, neither is updated)")
+                   help="for jobspec or R, the version before updates (flux update)")
     s.add_argument("id")
     s.add_argument("key", nargs="+", help="jobspec, R, eventlog, guest.exec.eventlog, guest.input, guest.output")
     s = sub.add_parser("eventlog", help="print a job's eventlog")
@@ -191,12 +192,13 @@ def _hostpids(p, args):
 
 
 def _info(p, args):
-    """flux-core's flux job info; -o/--original and -b/--base give the stored
-    jobspec and R (nothing here alters a jobspec at ingest or updates either)."""
+    """flux-core's flux job info: the current jobspec and R, or with -o/--original
+    or -b/--base those stored before any update."""
     jobid = _jobid(p, args.id)
     h = handle()
     try:
-        resp = h.rpc("job-info.lookup", {"id": int(jobid), "keys": args.key}).get()
+        flags = 0 if args.base or args.original else 2  # flux-core's FLUX_JOB_LOOKUP_CURRENT
+        resp = h.rpc("job-info.lookup", {"id": int(jobid), "keys": args.key, "flags": flags}).get()
     except FileNotFoundError:
         _missing(h, jobid, args.key, "no such key {key!r} (keys: jobspec, R, eventlog, guest.exec.eventlog, "
                  "guest.input, guest.output)")

@@ -36,6 +36,7 @@ COMMANDS = {
     "config": "config",
     "keygen": "keygen",
     "hostlist": "hostlist",
+    "update": "update",
     "dmesg": "dmesg",
     "version": "misc",
     "env": "misc",
@@ -79,6 +80,7 @@ Commands:
   pmi        a PMI test client: barrier, exchange, get (under a launcher or flux run)
   jobs       list jobs
   cancel     cancel jobs
+  update     change a pending or running job's duration or name
   job        job utilities: attach, info, eventlog, wait-event, status, wait, last, kill, id
   queue      the job queue: status, stop/start, disable/enable, idle, drain, list
   resource   resources: list, info, R, status, drain/undrain, reload

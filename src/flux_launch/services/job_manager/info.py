@@ -2,8 +2,9 @@
 
 Topics:
 
-- ``job-info.lookup {id, keys}`` -> ``{id, KEY: value...}`` (keys under the job's
-  KVS directory: ``jobspec``, ``R``, ``eventlog``).
+- ``job-info.lookup {id, keys, flags?}`` -> ``{id, KEY: value...}`` (keys under the job's
+  KVS directory: ``jobspec``, ``R``, ``eventlog``; with flag ``LOOKUP_CURRENT`` (2, as
+  flux-core's) ``jobspec`` and ``R`` as ``jobspec-update`` and ``resource-update`` events left them).
 - ``job-info.eventlog-watch {id, path, raw?}`` (streaming; ``path`` ``eventlog``
   or ``guest.output`` ...; with ``raw`` the text comes as bytes in a raw
   attachment, with flow control): the KVS's own watch, answered on this
@@ -23,6 +24,8 @@ import errno
 from flux_launch.proto.job import RESULT_BITS, STATE_BITS
 from flux_launch.services.base import Service, ServiceError
 from flux_launch.services.job_manager.job import kvs_dir
+
+LOOKUP_CURRENT = 2  # flux-core's FLUX_JOB_LOOKUP_CURRENT
 
 
 def selected(job, states=0, results=0, userid=None):
@@ -53,9 +56,17 @@ class Info:
         keys = p.get("keys", [])
         if not isinstance(keys, list):
             raise ServiceError(errno.EPROTO, "job-info.lookup: keys must be a list")
+        flags = p.get("flags", 0)
+        if type(flags) is not int:
+            raise ServiceError(errno.EPROTO, "job-info.lookup: flags must be an integer")
         out = {"id": job.id}
         for key in keys:
-            out[key] = self.jm.kvs.lookup(f"{kvs_dir(job.id)}.{key}")
+            if flags & LOOKUP_CURRENT and key == "jobspec" and job.jobspec is not None:
+                out[key] = job.jobspec  # with its jobspec-update events applied
+            elif flags & LOOKUP_CURRENT and key == "R" and job.R is not None:
+                out[key] = job.R  # with its resource-update events applied
+            else:
+                out[key] = self.jm.kvs.lookup(f"{kvs_dir(job.id)}.{key}")
         self.jm.broker.respond(msg, out)
 
     def _watch(self, msg, p):

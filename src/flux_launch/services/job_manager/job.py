@@ -37,7 +37,7 @@ class Job:
     __slots__ = ("id", "userid", "urgency", "priority", "flags", "state", "jobspec", "summary",
                  "alloc", "R", "t_submit", "t_depend", "t_run", "t_cleanup", "t_inactive", "status",
                  "exception", "result", "name", "waited", "kill_timer", "expiration", "has_started",
-                 "exec", "cwd", "queue", "memo", "deps", "deps_done", "bypass")
+                 "exec", "cwd", "queue", "memo", "deps", "deps_done", "bypass", "resource_updated")
 
     def __init__(self, jobid, userid, urgency=URGENCY_DEFAULT, flags=0, jobspec=None, t_submit=0.0):
         self.id = jobid
@@ -70,6 +70,7 @@ class Job:
         self.deps = {}  # descriptions of the dependencies not yet satisfied (RFC 26), in order
         self.deps_done = set()  # and of those satisfied
         self.bypass = None  # the ResourceSet of an alloc-bypass job's R: it runs there, unscheduled
+        self.resource_updated = False  # a resource-update event moved the expiration of its R
 
     @property
     def waitable(self):
@@ -112,6 +113,16 @@ class Job:
                 self.state = "SCHED"
         elif name == "urgency":
             self.urgency = ctx.get("urgency", self.urgency)
+        elif name == "jobspec-update":
+            from flux_launch.proto.jobspec import summary
+            from flux_launch.services.job_manager.update import apply_updates
+
+            jobspec = apply_updates(self.jobspec, ctx)
+            self.set_jobspec(jobspec, summary(jobspec))
+        elif name == "resource-update":
+            if "expiration" in ctx:
+                self.expiration = ctx["expiration"]
+                self.resource_updated = True
         elif name == "alloc":
             self.state = "RUN"
             self.t_run = ts
@@ -134,6 +145,12 @@ class Job:
             self.state = "INACTIVE"
             self.t_inactive = ts
             self.finish_result()
+
+    def apply_resource_updates(self):
+        """After a replay: the R read back from the KVS (as allocated) with the
+        expiration of its last ``resource-update`` event."""
+        if self.resource_updated and self.R:
+            self.R = {**self.R, "execution": {**self.R.get("execution", {}), "expiration": self.expiration}}
 
     def apply_memo(self, memo):
         """Merge a memo into the annotations (a key set to None is removed)."""

@@ -14,7 +14,8 @@ Topics:
 
 - ``job-manager.raise {id, type, severity, note}`` (``flux cancel`` raises
   type=cancel), ``job-manager.kill {id, signum}``, ``job-manager.urgency {id,
-  urgency}`` -> ``{old_urgency}``, ``job-manager.wait {id}`` (waitable jobs; ``id``
+  urgency}`` -> ``{old_urgency}``, ``job-manager.update {id, updates}`` (``update.py``),
+  ``job-manager.wait {id}`` (waitable jobs; ``id``
   0 waits for any) -> ``{id, success, errstr}``, ``job-manager.drain`` (answered
   once no job is active); the purge topics are ``purge.py``'s, the queue's
   (``queue-status``, ``queue-start``, ``idle``...) ``queue.py``'s.
@@ -42,6 +43,7 @@ from flux_launch.services.job_manager.job import FAILED, Job, kvs_dir, priority_
 from flux_launch.services.job_manager.purge import Purge
 from flux_launch.services.job_manager.queue import Queue
 from flux_launch.services.job_manager.resources import Resources
+from flux_launch.services.job_manager.update import Update
 from flux_launch.services.kvs.service import KVSError
 
 log = logging.getLogger("flux_launch.job-manager")
@@ -84,7 +86,8 @@ class JobManager:
         Service(broker, "job-manager", {
             "raise": self._raise, "kill": self._kill, "urgency": self._urgency, "wait": self._wait,
             "drain": self._drain, "memo": self._memo, "disconnect": self._disconnect,
-            **self.purge.methods(), **self.bypass.methods(), **self.queue.methods()}).register()
+            **self.purge.methods(), **self.bypass.methods(), **self.queue.methods(),
+            **Update(self).methods()}).register()
         broker.on_run.append(self._fetch_resources)
         broker.subscribers.append(("overlay.lost", self._ranks_lost))
         broker.subscribers.append(("overlay.online", self._ranks_online))
@@ -129,6 +132,7 @@ class JobManager:
                 job.R = self.kvs.lookup(f"{path}.R")
             except KVSError:
                 pass
+            job.apply_resource_updates()
             self.jobs[jobid] = job
             ts = (jobid >> 24) + 1
             last = ts if last is None or ts > last else last
@@ -384,10 +388,11 @@ class JobManager:
         job.t_run = now
         self.post(job, "alloc", None, extra_ops=[{"op": "put", "key": f"{kvs_dir(job.id)}.R", "value": job.R}])
         if duration:
-            job.kill_timer = self.broker.loop.call_later(duration, self._expire, job)
+            job.kill_timer = self.broker.loop.call_later(duration, self.expire, job)
         self.exec.start(job)
 
-    def _expire(self, job):
+    def expire(self, job):
+        """A running job's time limit is reached: a timeout exception ends it."""
         job.kill_timer = None
         if job.state == "RUN":
             self.raise_exception(job, "timeout", 0, "resource allocation expired")
