@@ -37,6 +37,7 @@ COMMANDS = {
     "keygen": "keygen",
     "hostlist": "hostlist",
     "update": "update",
+    "multi-prog": "multi_prog",
     "dmesg": "dmesg",
     "version": "misc",
     "env": "misc",
@@ -72,6 +73,7 @@ Commands:
   run        run a parallel job interactively
   submit     submit a job to the queue
   bulksubmit submit one job per input combination (::: lists, stdin)
+  multi-prog run a different program in each task of a job (MPMD)
   shutdown   shut the instance down (flux start then exits 129 if an initial program ran)
   event      publish (pub) or print (sub) events
   pgrep      list jobs whose name or id range matches an expression
