@@ -1,7 +1,7 @@
 """Four hosts on this machine (network namespaces with their own address, host
 name, /tmp and /etc/hosts, see ``flux_launch.testing.netns``), made once per
 session and always torn down; every test leaves them clean: processes on them
-killed, links restored. Needs root; skipped with the reason otherwise."""
+killed, links restored, /tmp emptied. Needs root; skipped with the reason otherwise."""
 
 import os
 import shutil
@@ -30,11 +30,13 @@ def hosts4():
 
 @pytest.fixture
 def hosts(hosts4):
-    """The 4 hosts; after the test, everything on them is killed and every link is up."""
+    """The 4 hosts; after the test, everything on them is killed, every link is up
+    and every /tmp empty."""
     yield hosts4
     hosts4.kill_all()
     for i in range(hosts4.n):
         hosts4.restore(i)
+    hosts4.clean_tmp()
 
 
 @pytest.fixture(scope="session")
