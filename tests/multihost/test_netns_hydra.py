@@ -90,6 +90,9 @@ def test_flux_across_4_hosts(hosts, mpi_hello):
         out = inst.flux("run", "-N4", "hostname").stdout
         assert sorted(out.split()) == ["node0", "node1", "node2", "node3"], out
         assert inst.flux("getattr", "tbon.endpoint").stdout.startswith(f"tcp://{hosts.addrs[0]}:"), inst.log()
+        # the host names the PMI exchange gathered, in rank order (Hydra puts rank i on node i)
+        assert inst.flux("getattr", "hostlist").stdout.strip() == "node[0-3]"
+        assert inst.flux("hostlist", "-e", "avail").stdout.split() == hosts.names
         out = inst.flux("run", "-n8", mpi_hello).stdout
         seen = sorted(re.findall(r"hello from rank (\d+) of 8 on (\S+), sum 28", out))
         # 8 tasks on 4 nodes of 1 core at least: blocks of consecutive ranks per node, all 4 nodes used
