@@ -102,9 +102,12 @@ class Broker(Router):
 
             kvs = KVSService(self, self.attrs["statedir"])
             kvs.handle.register()
+            from flux_launch.services.startlog import Startlog
+
+            startlog = Startlog(kvs)
             self.job_manager = JobManager(self, kvs)
-            # the job manager's last events go to the KVS before it closes
-            self.closers += [self.job_manager.flush, kvs.close]
+            # the job manager's last events go to the KVS before it closes, then the start log's finish
+            self.closers += [self.job_manager.flush, startlog.close, kvs.close]
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         if self.overlay is not None:

@@ -38,6 +38,7 @@ COMMANDS = {
     "hostlist": "hostlist",
     "update": "update",
     "multi-prog": "multi_prog",
+    "startlog": "startlog",
     "dmesg": "dmesg",
     "version": "misc",
     "env": "misc",
@@ -68,6 +69,7 @@ Commands:
   setattr    set a broker attribute
   lsattr     list broker attributes
   uptime     show how long the instance has run, its size and lost ranks
+  startlog   list the instance's starts and stops (and crashes) on its statedir
   ping       send a request to a broker and time the answer
   overlay    show the state of the overlay network
   run        run a parallel job interactively
