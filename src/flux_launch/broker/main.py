@@ -443,10 +443,11 @@ def run_broker(attrs, command=None, topology=None, config_path=None):
     import shutil
 
     from flux_launch.broker.boot import BootError, prepare_rundir
-    from flux_launch.core.proc import ignored_signals_default_in_children
     from flux_launch.services.kvs.store import StoreError
 
     # before the fork server: the shells and tasks come from it
+    from flux_launch.broker.sigreset import ignored_signals_default_in_children
+
     ignored_signals_default_in_children()
     log_handler = setup_logging(attrs, os.environ.get("PMI_RANK", "0"))
     nested_context(attrs)
