@@ -39,6 +39,7 @@ COMMANDS = {
     "update": "update",
     "multi-prog": "multi_prog",
     "startlog": "startlog",
+    "R": "rset",
     "dmesg": "dmesg",
     "version": "misc",
     "env": "misc",
@@ -88,6 +89,7 @@ Commands:
   job        job utilities: attach, info, eventlog, wait-event, status, wait, last, kill, id
   queue      the job queue: status, stop/start, disable/enable, idle, drain, list
   resource   resources: list, info, R, status, drain/undrain, reload
+  R          make, combine and read RFC 20 resource sets (encode, decode, append, diff...)
   batch      submit a batch script, run in a nested instance
   alloc      run a nested instance interactively (or a command in one)
   broker     run one broker (what batch and alloc start on each node)
