@@ -38,9 +38,10 @@ def test_children_get_default_dispositions():
                "flux exec -r 0 sh -c 'grep -E \"Sig(Ign|Cgt)\" /proc/$(flux getattr broker.pid)/status'")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[:5] == ["SigIgn:\t0000000000000000"] * 5, r.stdout
-    # the broker itself goes on ignoring them: caught by a handler that does nothing
     bits = sum(1 << (sig - 1) for sig in IGNORED)
+    # (only the bits of IGNORED: whoever started the tests may have left others ignored, glibc's own included)
+    assert len(lines) == 7 and all(_mask(ln) & bits == 0 for ln in lines[:5]), r.stdout
+    # the broker itself goes on ignoring them: caught by a handler that does nothing
     broker = dict(ln.split(":", 1) for ln in lines[5:7])
     assert _mask(f"x {broker['SigIgn'].strip()}") & bits == 0, r.stdout
     assert _mask(f"x {broker['SigCgt'].strip()}") & bits == bits, r.stdout
