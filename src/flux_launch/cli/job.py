@@ -1,5 +1,6 @@
 """``flux job SUBCOMMAND``: attach, info, eventlog, wait-event, status, wait, last,
-submit (``cli/jobsubmit.py``), kill, cancel, urgency, purge, id, hostpids.
+submit (``cli/jobsubmit.py``), kill, cancel, urgency, purge, id, hostpids; taskmap,
+timeleft, raise, raiseall, killall, cancelall (``cli/jobextra.py``).
 
 ``attach --debug`` exposes the job's tasks to a parallel debugger through the
 MPIR interface before it attaches as usual (``job/mpir.py``; ``--debug-emulate``,
@@ -104,6 +105,9 @@ def _parser():
     s.add_argument("--batch", metavar="COUNT", default="50", help="limit jobs per request (default 50)")
     s.add_argument("-f", "--force", action="store_true", help="perform the irreversible purge")
     s.add_argument("ids", nargs="*", metavar="ID", help="purge these inactive jobs")
+    from flux_launch.cli.jobextra import add_parsers
+
+    add_parsers(sub)
     s = sub.add_parser("id", help="convert job ids between encodings")
     s.add_argument("-t", "--to", default="dec",
                    choices=("dec", "hex", "dothex", "kvs", "f58", "f58plain", "words", "emoji"))
@@ -143,7 +147,12 @@ def _color_argv(argv):
 def main(cmd, argv):
     p = _parser()
     args = p.parse_args(_color_argv(list(argv)))
-    return globals()["_" + args.sub.replace("-", "_")](p, args)
+    fn = globals().get("_" + args.sub.replace("-", "_"))
+    if fn is None:
+        from flux_launch.cli.jobextra import HANDLERS
+
+        fn = HANDLERS[args.sub]
+    return fn(p, args)
 
 
 def _submit(p, args):
