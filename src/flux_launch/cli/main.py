@@ -86,7 +86,7 @@ Commands:
   jobs       list jobs
   cancel     cancel jobs
   update     change a pending or running job's duration or name
-  job        job utilities: attach, info, eventlog, wait-event, status, wait, last, kill, id
+  job        job utilities: attach, info, eventlog, wait-event, status, wait, last, kill, id, taskmap, timeleft
   queue      the job queue: status, stop/start, disable/enable, idle, drain, list
   resource   resources: list, info, R, status, drain/undrain, reload
   R          make, combine and read RFC 20 resource sets (encode, decode, append, diff...)
