@@ -150,3 +150,37 @@ def test_update_survives_a_restart(tmp_path):
         assert _jobs(inst, job, "{name} {duration!F}") == "kept 20m"
         assert _system(inst, job)["job"]["name"] == "kept"
         inst.flux("cancel", job, check=False)
+
+
+def test_backfill_plans_with_the_new_duration():
+    """A queued job lengthened by flux update is no longer backfilled into a gap it
+    would overrun (delaying the job at the head of the queue): the scheduler holds
+    its new duration, not the one it was queued with."""
+    with Instance(size=1) as inst:
+        ncores = int(_jobs_all(inst, "resource", "list", "-no", "{ncores}"))
+        a = inst.flux("submit", f"-n{max(ncores - 1, 1)}", "-t", "100s", "sleep", "100").stdout.strip()
+        a2 = inst.flux("submit", "-n1", "-t", "10s", "sleep", "1").stdout.strip() if ncores > 1 else None
+        head = inst.flux("submit", f"-n{ncores}", "true").stdout.strip()  # waits for a: reserved at its end
+        small = inst.flux("submit", "-n1", "-t", "5s", "true").stdout.strip()
+        inst.flux("update", small, "duration=1000s")  # now it would overrun head's reservation
+        if a2 is not None:
+            inst.flux("job", "wait-event", "-t", "30", a2, "clean")
+        time.sleep(0.5)
+        try:
+            assert _jobs(inst, small, "{state}") == "SCHED", inst.flux("job", "eventlog", small).stdout
+            assert _jobs(inst, head, "{state}") == "SCHED"
+        finally:
+            inst.flux("cancel", a, head, small, check=False)
+
+
+def _jobs_all(inst, *args):
+    return inst.flux(*args).stdout.strip()
+
+
+def test_update_after_a_fatal_exception_is_refused(inst):
+    job = inst.flux("submit", "-t", "1h", "sh", "-c", 'trap "" TERM; sleep 20').stdout.strip()
+    inst.flux("job", "wait-event", "-t", "30", job, "start")
+    inst.flux("cancel", job)
+    r = inst.flux("update", job, "duration=2h", check=False)
+    inst.flux("job", "kill", "-s", "KILL", job, check=False)
+    assert r.returncode == 1 and "job is ending (a cancel exception): it cannot be updated" in r.stderr, r.stderr

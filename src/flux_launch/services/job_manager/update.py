@@ -14,7 +14,8 @@ Keys are dotted jobspec paths:
 
 Every update of a request is checked before any is applied: all apply, in one
 ``jobspec-update {KEY: VALUE...}`` event, or the request fails with EINVAL and
-the job is unchanged. A job that has finished (CLEANUP, INACTIVE) is not updated.
+the job is unchanged. A job that has finished (CLEANUP, INACTIVE) or has a fatal
+exception is not updated. A new duration reaches the scheduler (backfill plans with it).
 """
 
 import copy
@@ -62,6 +63,9 @@ class Update:
         if job.state not in PENDING and job.state != "RUN":
             raise ServiceError(errno.EINVAL, f"{jobid}: job has finished ({job.state}): only pending or running "
                                              "jobs can be updated")
+        if job.exception is not None and job.exception.get("severity", 0) == 0:
+            raise ServiceError(errno.EINVAL, f"{jobid}: job is ending (a {job.exception.get('type')} exception): "
+                                             "it cannot be updated")
         expiration = None
         for key, value in updates.items():
             if key == DURATION:
@@ -82,7 +86,23 @@ class Update:
         jm.post(job, "jobspec-update", dict(updates))
         if expiration is not None:
             self._move_expiration(job, expiration)
+        if DURATION in updates:
+            self._tell_scheduler(job)
         jm.broker.respond(msg, {})
+
+    def _tell_scheduler(self, job):
+        """The scheduler plans with durations (backfill, the head job's reservation):
+        a queued job goes back in with its new request (its place kept: same
+        priority and submit time), a running one gets its new end."""
+        jm = self.jm
+        sched = jm.sched
+        if sched is None:
+            return
+        if job.state == "SCHED" and sched.cancel(job.id):
+            jm.enqueue(job)
+        elif job.state == "RUN" and job.id in sched.running:
+            sched.running[job.id].end = job.expiration or math.inf
+        jm.schedule()
 
     def _check_duration(self, job, jobid, value):
         """Validate a new duration; returns the new expiration of a running job
