@@ -184,3 +184,14 @@ def test_update_after_a_fatal_exception_is_refused(inst):
     r = inst.flux("update", job, "duration=2h", check=False)
     inst.flux("job", "kill", "-s", "KILL", job, check=False)
     assert r.returncode == 1 and "job is ending (a cancel exception): it cannot be updated" in r.stderr, r.stderr
+
+
+def test_python_api_sees_the_update(inst, pending):
+    import sys
+
+    inst.flux("update", pending, "name=renamed")
+    code = ("import flux, flux.job, sys; h = flux.Flux(); j = flux.job.JobID(sys.argv[1]); "
+            "cur = flux.job.job_kvs_lookup(h, j)['jobspec']; "
+            "base = flux.job.job_kvs_lookup(h, j, base=True)['jobspec']; "
+            "print(cur['attributes']['system']['job']['name'], base['attributes']['system']['job']['name'])")
+    assert inst.run(sys.executable, "-c", code, pending).stdout.split() == ["renamed", "first"]

@@ -4,7 +4,8 @@
 jobs, and ``job_kvs(h, jobid)`` / ``job_kvs_guest(h, jobid)``: ``KVSDir``s of the
 job's directory and of its ``guest`` part.
 
-Values are decoded (``jobspec`` and ``R`` as dicts, eventlogs as text); with
+Values are decoded (``jobspec`` and ``R`` as dicts, eventlogs as text; ``jobspec`` and
+``R`` with ``flux update``'s changes unless ``original=True`` or ``base=True``); with
 ``decode=False`` a value that is not text comes as its JSON text.
 
 Failures: ``OSError`` from the service, other than ENOENT (no such job or key).
@@ -13,8 +14,10 @@ Failures: ``OSError`` from the service, other than ENOENT (no such job or key).
 from flux_launch.core.jobid import JobID
 
 
-def _lookup_fut(flux_handle, jobid, keys):
-    return flux_handle.rpc("job-info.lookup", {"id": int(JobID(jobid)), "keys": list(keys), "flags": 0})
+def _lookup_fut(flux_handle, jobid, keys, current=True):
+    # flux-core's FLUX_JOB_LOOKUP_CURRENT (2): jobspec and R as flux update left them
+    return flux_handle.rpc("job-info.lookup", {"id": int(JobID(jobid)), "keys": list(keys),
+                                               "flags": 2 if current else 0})
 
 
 def _result(fut, decode):
@@ -30,8 +33,9 @@ def _result(fut, decode):
 
 
 def job_kvs_lookup(flux_handle, jobid, keys=("jobspec",), decode=True, original=False, base=False):
-    """The job's ``keys`` as a dict with its ``id``, or ``None`` if any is missing."""
-    return _result(_lookup_fut(flux_handle, jobid, keys), decode)
+    """The job's ``keys`` as a dict with its ``id``, or ``None`` if any is missing
+    (jobspec and R as updated, or with ``original``/``base`` as stored)."""
+    return _result(_lookup_fut(flux_handle, jobid, keys, not (original or base)), decode)
 
 
 class JobKVSLookup:
@@ -42,7 +46,7 @@ class JobKVSLookup:
         self.keys = list(keys)
         self.decode = decode
         self.errors = []
-        self._futs = [(JobID(i), _lookup_fut(flux_handle, i, self.keys)) for i in ids]
+        self._futs = [(JobID(i), _lookup_fut(flux_handle, i, self.keys, not (original or base))) for i in ids]
 
     def data(self):
         out = []
