@@ -60,3 +60,21 @@ def test_entries_not_ours_are_tolerated(tmp_path):
     assert re.fullmatch(rf"{WHEN} - running \(\S+\)\n", r.stdout), r.stdout
     r = _start(tmp_path, "flux startlog --check; echo check=$?")
     assert r.stdout.endswith("check=0\n") and "Traceback" not in r.stderr, (r.stdout, r.stderr)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("flux kvs put admin.eventlog.x=1", "admin.eventlog is a directory, not an eventlog (flux kvs unlink -R "
+                                        "admin.eventlog repairs it)"),
+    ("flux kvs put -j admin.eventlog=5", "admin.eventlog holds int JSON, not an eventlog (flux kvs unlink "
+                                         "admin.eventlog repairs it)"),
+])
+def test_a_damaged_start_log_does_not_stop_the_instance(tmp_path, damage, message):
+    r = _start(tmp_path, damage)
+    assert r.returncode == 0, r.stderr
+    assert "cannot append finish to admin.eventlog" in r.stderr, r.stderr
+    r = _start(tmp_path, "flux run true && flux startlog")  # restarts, runs jobs; the listing says what is wrong
+    assert r.returncode == 1 and f"\nflux-startlog: {message}\n" in r.stderr, r.stderr
+    assert "cannot append start to admin.eventlog" in r.stderr and "Traceback" not in r.stderr
+    r = _start(tmp_path, "flux kvs unlink -R admin.eventlog")
+    r = _start(tmp_path, "flux startlog")
+    assert r.returncode == 0 and re.fullmatch(rf"{WHEN} - running \(\S+\)\n", r.stdout), (r.stdout, r.stderr)

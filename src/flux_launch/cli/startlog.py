@@ -27,7 +27,15 @@ def main(cmd, argv):
     from flux_launch.services.startlog import KEY, events
 
     h = handle()
-    text = h.rpc("kvs.get", {"key": KEY}, nodeid=0).get()["value"]
+    try:
+        text = h.rpc("kvs.get", {"key": KEY}, nodeid=0).get()["value"]
+    except FileNotFoundError:
+        text = ""
+    except IsADirectoryError:
+        raise ValueError(f"{KEY} is a directory, not an eventlog (flux kvs unlink -R {KEY} repairs it)") from None
+    if not isinstance(text, str):
+        raise ValueError(f"{KEY} holds {type(text).__name__} JSON, not an eventlog (flux kvs unlink {KEY} "
+                         "repairs it)")
     write = (lambda s: None) if args.quiet else sys.stdout.write
     started, crashed, last = False, False, 0.0
     for ev in events(text):  # entries not ours are tolerated, skipped

@@ -55,9 +55,15 @@ class Startlog:
         self._post("start", {"version": VERSION, "core_version": __version__})
 
     def _post(self, name, context):
+        """Append an event; a key someone replaced by a directory or a value that is
+        not an eventlog is logged, not fatal: the instance starts and stops anyway."""
         from flux_launch.proto.eventlog import encode_event
 
-        self.kvs.commit([{"op": "append", "key": KEY, "value": encode_event(name, context, time.time())}])
+        try:
+            self.kvs.commit([{"op": "append", "key": KEY, "value": encode_event(name, context, time.time())}])
+        except KVSError as exc:
+            log.error("broker: cannot append %s to %s (%s): flux startlog will not show this run; "
+                      "flux kvs unlink -R %s repairs it", name, KEY, exc, KEY)
 
     def close(self):
         if not self.kvs.closed:
