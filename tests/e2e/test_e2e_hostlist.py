@@ -142,3 +142,18 @@ def test_stdin_that_never_comes_times_out(inst):
     assert r.returncode == 1
     assert r.stderr.strip() == ("flux-hostlist: timeout after 0.2s waiting for stdin "
                                 "(give SOURCES, or -l for this job's hosts)")
+
+
+def test_local_in_an_alloc_instance(inst):
+    """In an alloc (or batch) instance's script FLUX_JOB_ID names the job the
+    instance runs as in its parent: -l is this instance's hosts, not an error."""
+    r = inst.flux("alloc", "-N1", "sh", "-c", "flux hostlist -l; flux hostlist -c avail; flux run -n1 flux hostlist -l",
+                  timeout=90)
+    assert r.stdout.split() == [socket.gethostname(), "1", socket.gethostname()], (r.stdout, r.stderr)
+
+
+def test_closed_stdin(inst):
+    r = subprocess.run([os.path.join(BIN, "flux"), "hostlist"], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, env=inst.env, preexec_fn=lambda: os.close(0), timeout=30)
+    assert (r.returncode, r.stderr) == (1, "flux-hostlist: stdin is closed (give SOURCES, or -l for this job's "
+                                           "hosts)\n")

@@ -108,7 +108,7 @@ class Resolver:
         if arg == "instance":
             return self._instance()
         if arg == "local":
-            jobid = os.environ.get("FLUX_JOB_ID")
+            jobid = self._local_job()
             return self._job(jobid, jobid) if jobid else self._instance()
         if arg in ("avail", "available"):
             return self._avail()
@@ -124,6 +124,24 @@ class Resolver:
                                   "a job id or hosts like node[0-3])") from None
             return lambda: hosts
         return self._job(jobid, arg)
+
+    def _local_job(self):
+        """FLUX_JOB_ID when it names a job of this instance; None in a batch or alloc
+        instance's own script (there FLUX_JOB_ID is the job the instance runs as, in
+        its parent: its hosts are this instance's)."""
+        jobid = os.environ.get("FLUX_JOB_ID")
+        if not jobid:
+            return None
+        try:
+            own = self.h.rpc("attr.get", {"name": "jobid"}).get()["value"]
+        except OSError:
+            return jobid
+        from flux_launch.core.jobid import JobID
+
+        try:
+            return None if JobID(own) == JobID(jobid) else jobid
+        except ValueError:
+            return jobid
 
     def _attr_hostlist(self):
         return self.h.rpc("attr.get", {"name": "hostlist"})
@@ -156,7 +174,7 @@ class Resolver:
     def _avail(self):
         attr = self._attr_hostlist()
         status = self.h.rpc("sched.resource-status", {}, nodeid=0)
-        local = self._start("local") if os.environ.get("FLUX_JOB_ID") else None
+        local = self._start("local") if self._local_job() else None
 
         def get():
             every = list(Hostlist(attr.get()["value"]))
@@ -173,6 +191,8 @@ def _stdin():
     import select
 
     timeout = float(os.environ.get("FLUX_HOSTLIST_STDIN_TIMEOUT", "15"))
+    if sys.stdin is None:
+        raise SourceError("stdin is closed (give SOURCES, or -l for this job's hosts)")
     if not select.select([sys.stdin], [], [], timeout)[0]:
         raise SourceError(f"timeout after {timeout:g}s waiting for stdin (give SOURCES, or -l for this job's hosts)")
     hosts = []
