@@ -3,7 +3,8 @@
 - ``shutdown.start {loglevel}`` (rank 0 only, as flux-core's): begin the
   instance's shutdown. An initial program that still runs is sent SIGHUP (its
   end shuts the instance down, and ``flux start`` exits 128 + 1 = 129, as in
-  flux-core); without one the broker shuts down as on SIGTERM, but exits 0.
+  flux-core), then SIGTERM and SIGKILL 5 s apart if it ignores them (nohup);
+  without one the broker shuts down as on SIGTERM, but exits 0.
   A streaming request is answered ``ENODATA`` when the broker finishes (the
   client follows the log meanwhile, ``flux shutdown``); a plain one at once.
   Refused with ``EINVAL`` on another rank or when the broker is not running.
@@ -27,6 +28,7 @@ from flux_launch.proto.message import STREAMING
 from flux_launch.services.base import Service, ServiceError
 
 LSTOPO = ("lstopo-no-graphics", "lstopo")
+ESCALATE = 5.0  # seconds between shutdown's SIGHUP, SIGTERM and SIGKILL to an initial program that stays
 log = logging.getLogger("flux_launch.broker")
 
 
@@ -52,11 +54,27 @@ def _shutdown_start(broker, pending, msg, p):
         try:
             os.kill(proc.pid, signal.SIGHUP)  # its exit shuts the instance down (exit 129)
             log.info("broker: shutdown requested: sent SIGHUP to the initial program (pid %d)", proc.pid)
+            broker.loop.call_later(ESCALATE, _escalate, proc, signal.SIGTERM)
             return
         except ProcessLookupError:
             pass
     log.info("broker: shutdown requested")
     broker.shutdown()
+
+
+def _escalate(proc, sig):
+    """The initial program outlived the last signal (it ignores SIGHUP: nohup):
+    SIGTERM, then SIGKILL, ``ESCALATE`` seconds apart."""
+    if proc.returncode is not None:
+        return
+    try:
+        os.kill(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    log.error("broker: shutdown: the initial program (pid %d) is still running %gs after the last signal: sent %s",
+              proc.pid, ESCALATE, signal.Signals(sig).name)
+    if sig == signal.SIGTERM:
+        asyncio.get_running_loop().call_later(ESCALATE, _escalate, proc, signal.SIGKILL)
 
 
 def _end_pending(broker, pending):

@@ -8,25 +8,21 @@ def _ignore(signum, frame):
 
 
 def ignored_signals_default_in_children():
-    """Keep this process ignoring the signals it inherited as ignored, but let the
-    programs it starts get them at their default action.
+    """Keep this process ignoring SIGINT and SIGQUIT when it inherited them ignored,
+    but let the programs it starts get them at their default action.
 
-    A shell ignores SIGINT and SIGQUIT in a background job (``cmd &``), ``nohup``
-    ignores SIGHUP, and an ignored signal stays ignored across ``exec``: tasks, the
-    initial program and ``flux exec`` commands of a broker started that way could
-    not be stopped by ``flux job kill -s QUIT`` or ``flux shutdown``'s SIGHUP. A
-    caught signal is reset to its default by ``exec``, so each ignored one (SIGPIPE,
-    which Python ignores itself and ``subprocess`` restores, aside) gets a handler
-    that does nothing. Returns the signals changed.
+    A shell ignores SIGINT and SIGQUIT in an asynchronous command (``flux start ... &``
+    in a script), and an ignored signal stays ignored across ``exec``: the tasks,
+    initial program and ``flux exec`` commands of such an instance could not be
+    stopped by ``flux job kill -s QUIT|INT`` or Ctrl-C on ``flux run``. A caught
+    signal is reset to its default by ``exec``, so each gets a handler that does
+    nothing. SIGHUP (``nohup``) and the others are left as inherited: a user who
+    asked for hangups to be ignored gets that for the whole instance (``flux
+    shutdown`` then escalates, see ``broker/admin.py``). Returns the signals changed.
     """
     changed = []
-    for sig in signal.valid_signals():
-        if sig in (signal.SIGPIPE, signal.SIGKILL, signal.SIGSTOP):
-            continue
-        try:
-            if signal.getsignal(sig) == signal.SIG_IGN:
-                signal.signal(sig, _ignore)
-                changed.append(sig)
-        except (OSError, ValueError):  # a signal this platform will not let us handle
-            continue
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, _ignore)
+            changed.append(sig)
     return changed
