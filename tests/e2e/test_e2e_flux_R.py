@@ -97,6 +97,7 @@ def test_verify(r1):
     (("encode", "-r", "x"), "", "--ranks=x: not an idset (e.g. 0-3,7)"),
     (("encode", "-r", "0-1", "-H", "a"), "", "hostname count in 'a' does not match nranks (2)"),
     (("encode", "-l", "-c", "0"), "", "do not give --cores or --gpus with --local or --xml"),
+    (("encode", "-p", "a:"), "", "property 'a:': give NAME or NAME:RANKS (e.g. debug:0-1)"),
 ])
 def test_bad_input(r1, args, stdin, message):
     r = R(*args, input=stdin.replace("R1", r1), check=False)

@@ -58,6 +58,8 @@ def test_taskmap_conversions(inst):
                                                       "or PMI like (vector,(0,2,4)))")
     assert fails(inst, "job", "taskmap", "0-1;1-2") == "flux-job: invalid taskmap '0-1;1-2': task 1 on nodes 0 and 1"
     assert "--hostname needs a job id" in fails(inst, "job", "taskmap", "--hostname=0", "0-3")
+    assert fails(inst, "job", "taskmap", "") == ("flux-job: invalid taskmap '': give a job id, or a map as JSON, "
+                                                 "raw (0-3;4-7) or PMI")
     assert "not allowed with" in fails(inst, "job", "taskmap", "--to=raw", "--ntasks=0", "0-3", code=2)
 
 

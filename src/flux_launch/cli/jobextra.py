@@ -71,6 +71,8 @@ def parse_taskmap(text):
     import json
 
     t = text.strip()
+    if not t:
+        raise ValueError("invalid taskmap '': give a job id, or a map as JSON, raw (0-3;4-7) or PMI")
     if t.startswith(("{", "[")):
         try:
             obj = json.loads(t)

@@ -175,6 +175,8 @@ def _set_properties(rs, specs):
     props = {k: list(v) for k, v in rs.properties.items()}
     for spec in specs:
         name, colon, ranks = spec.partition(":")
+        if not name or (colon and not ranks):
+            raise RError(f"property {spec!r}: give NAME or NAME:RANKS (e.g. debug:0-1)")
         ids = _ids(ranks, f"property {name}") if colon else list(rs.ranks)
         missing = [r for r in ids if r not in rs.ranks]
         if missing:
