@@ -137,3 +137,13 @@ def test_bulk_commands_count_then_act(inst):
     assert "invalid state" in fails(inst, "job", "cancelall", "-S", "bogus", code=2)
     assert "no such user" in fails(inst, "job", "killall", "-u", "nosuchuser_x", code=2)
     assert "invalid signal" in fails(inst, "job", "killall", "-s", "NOPE", code=2)
+
+
+def test_jobs_in_a_nested_instance_end_with_it(inst):
+    """A job in a batch/alloc instance has at most the instance's own time left:
+    none outlives the job the instance runs as (flux-core's)."""
+    r = inst.flux("alloc", "-N1", "-t", "10m", "sh", "-c",
+                  "flux run -n1 flux job timeleft; flux run -n1 -t 1h flux job timeleft; "
+                  "flux run -n1 -t 1m flux job timeleft", timeout=90)
+    unlimited, capped, own = (int(x) for x in r.stdout.split())
+    assert 500 <= unlimited <= 600 and 500 <= capped <= 600 and 50 <= own <= 60, r.stdout

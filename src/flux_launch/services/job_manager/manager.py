@@ -381,14 +381,18 @@ class JobManager:
         now = time.time()
         duration = job.summary.get("duration") or 0.0
         job.expiration = now + duration if duration else 0.0
+        # a nested instance ends with its own job: no job in it outlives that (flux-core's)
+        limit = self.broker.parent_R.expiration if self.broker.parent_R is not None else 0.0
+        if limit and (not job.expiration or job.expiration > limit):
+            job.expiration = max(limit, now)
         nodelist = [self.hostnames.get(int(r), "localhost") for r in sorted(alloc, key=int)]
         job.R = rv1.encode(alloc, nodelist=nodelist, starttime=now, expiration=job.expiration)
         job.alloc = alloc
         job.state = "RUN"
         job.t_run = now
         self.post(job, "alloc", None, extra_ops=[{"op": "put", "key": f"{kvs_dir(job.id)}.R", "value": job.R}])
-        if duration:
-            job.kill_timer = self.broker.loop.call_later(duration, self.expire, job)
+        if job.expiration:
+            job.kill_timer = self.broker.loop.call_later(job.expiration - now, self.expire, job)
         self.exec.start(job)
 
     def expire(self, job):
