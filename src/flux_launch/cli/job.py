@@ -425,13 +425,9 @@ def _last(p, args):
 
 
 def _kill(p, args):
-    import signal
+    from flux_launch.cli.jobextra import signum as parse_signal
 
-    name = args.signal.upper()
-    try:
-        signum = int(name) if name.isdigit() else int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
-    except (KeyError, ValueError):
-        p.error(f"invalid signal {args.signal!r}")
+    signum = parse_signal(p, args.signal)
     h = handle()
     for text in args.ids:
         h.rpc("job-manager.kill", {"id": int(_jobid(p, text)), "signum": signum}).get()

@@ -367,15 +367,20 @@ def _cancelall(p, args):
                  "Canceled")
 
 
-def _killall(p, args):
+def signum(p, text):
+    """The number of signal ``text`` (``15``, ``TERM``, ``SIGTERM``); a usage error otherwise."""
     import signal
 
-    name = args.signal.upper()
+    name = text.upper()
     try:
-        signum = int(name) if name.isdigit() else int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+        return int(name) if name.isdigit() else int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
     except (KeyError, ValueError):
-        p.error(f"invalid signal {args.signal!r}")
-    return _bulk(p, args, "run", lambda h, j: h.rpc("job-manager.kill", {"id": int(j), "signum": signum}), "Killed")
+        p.error(f"invalid signal {text!r}")
+
+
+def _killall(p, args):
+    sig = signum(p, args.signal)
+    return _bulk(p, args, "run", lambda h, j: h.rpc("job-manager.kill", {"id": int(j), "signum": sig}), "Killed")
 
 
 HANDLERS = {"taskmap": _taskmap, "timeleft": _timeleft, "raise": _raise, "raiseall": _raiseall,
