@@ -89,6 +89,7 @@ class Resolver:
     def __init__(self, fallback=False):
         self.fallback = fallback
         self._h = None
+        self._local = ()  # _local_job's answer, once asked
 
     @property
     def h(self):
@@ -128,7 +129,12 @@ class Resolver:
     def _local_job(self):
         """FLUX_JOB_ID when it names a job of this instance; None in a batch or alloc
         instance's own script (there FLUX_JOB_ID is the job the instance runs as, in
-        its parent: its hosts are this instance's)."""
+        its parent: its hosts are this instance's). Asked once."""
+        if self._local == ():
+            self._local = self._ask_local_job()
+        return self._local
+
+    def _ask_local_job(self):
         jobid = os.environ.get("FLUX_JOB_ID")
         if not jobid:
             return None
