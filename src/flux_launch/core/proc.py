@@ -13,4 +13,3 @@ def exit_now(code):
         sys.stderr.flush()
     finally:
         os._exit(code)
-

@@ -111,8 +111,7 @@ class Bypass:
         job.t_run = now
         jm.post(job, "alloc", {"bypass": True},
                 extra_ops=[{"op": "put", "key": f"{_kvs_dir(job.id)}.R", "value": job.R}])
-        if duration:
-            job.kill_timer = jm.broker.loop.call_later(duration, jm.expire, job)
+        jm.arm_timer(job)
         jm.exec.start(job)
 
     # ---- job-manager.target -----------------------------------------------------

@@ -391,9 +391,16 @@ class JobManager:
         job.state = "RUN"
         job.t_run = now
         self.post(job, "alloc", None, extra_ops=[{"op": "put", "key": f"{kvs_dir(job.id)}.R", "value": job.R}])
-        if job.expiration:
-            job.kill_timer = self.broker.loop.call_later(job.expiration - now, self.expire, job)
+        self.arm_timer(job)
         self.exec.start(job)
+
+    def arm_timer(self, job):
+        """(Re)arm the job's time-limit timer for ``job.expiration`` (none when 0)."""
+        if job.kill_timer is not None:
+            job.kill_timer.cancel()
+            job.kill_timer = None
+        if job.expiration:
+            job.kill_timer = self.broker.loop.call_later(max(0.0, job.expiration - time.time()), self.expire, job)
 
     def expire(self, job):
         """A running job's time limit is reached: a timeout exception ends it."""

@@ -125,15 +125,8 @@ class Update:
         return expiration
 
     def _move_expiration(self, job, expiration):
-        jm = self.jm
-        job.expiration = expiration
-        if job.R:
-            R = copy.deepcopy(job.R)
-            R.setdefault("execution", {})["expiration"] = expiration
-            job.R = R
-        if job.kill_timer is not None:
-            job.kill_timer.cancel()
-            job.kill_timer = None
-        if expiration:
-            job.kill_timer = jm.broker.loop.call_later(max(0.0, expiration - time.time()), jm.expire, job)
-        jm.post(job, "resource-update", {"expiration": expiration})
+        # as a replayed resource-update event: the job's expiration, its R's, its timer
+        job.replay({"name": "resource-update", "context": {"expiration": expiration}, "timestamp": time.time()})
+        job.apply_resource_updates()
+        self.jm.arm_timer(job)
+        self.jm.post(job, "resource-update", {"expiration": expiration})
